@@ -1,0 +1,1 @@
+"""bpnet.cli: the click commands. Parsing, validation and printing only."""

@@ -1,0 +1,84 @@
+"""What every command shares: error reporting, exit codes and common options."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from bpnet.nn.errors import BpnetError
+
+
+def debug_enabled(ctx=None):
+    ctx = ctx or click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx else None
+    return bool((root and (root.obj or {}).get("debug")) or os.environ.get("BPNET_DEBUG"))
+
+
+def _set_debug(ctx, _param, value):
+    if value:
+        root = ctx.find_root()
+        root.obj = dict(root.obj or {}, debug=True)
+    return value
+
+
+debug_option = click.option(
+    "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+    help="Show a full traceback on errors (also BPNET_DEBUG=1).")
+
+
+def fail(message, code=1):
+    """Print one error line and exit with ``code`` (2: bad usage/input, 1: run time)."""
+    click.echo(f"bpnet: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Turn library errors into one line and an exit status; --debug shows the traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BpnetError as e:
+            if debug_enabled():
+                raise
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            if debug_enabled():
+                raise
+            fail("interrupted", 130)
+        except MemoryError:
+            if debug_enabled():
+                raise
+            fail("out of memory", 1)
+        except Exception as e:  # an unexpected failure: still one line unless --debug
+            if debug_enabled():
+                raise
+            fail(f"{type(e).__name__}: {e} (run with --debug for the traceback)", 1)
+    return wrapper
+
+
+def data_dir_option(fn):
+    return click.option(
+        "--data-dir", type=click.Path(file_okay=False), default=None, envvar="BPNET_DATA_DIR",
+        show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: data/].")(fn)
+
+
+def echo_json(obj):
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def format_table(headers, rows, align=None):
+    """Plain aligned text table; ``align`` is a string of 'l'/'r' per column."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align = align or "l" + "r" * (len(headers) - 1)
+    lines = []
+    for r in cells:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)

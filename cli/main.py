@@ -1,0 +1,26 @@
+"""The ``bpnet`` command group."""
+from __future__ import annotations
+
+import click
+
+from bpnet import __version__
+from bpnet.cli.common import _set_debug
+from bpnet.cli.gradcheck import gradcheck
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", prog_name="bpnet")
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+              help="Show full tracebacks on errors (also BPNET_DEBUG=1).")
+def main():
+    """Train, check and evaluate MNIST networks with hand-written backpropagation.
+
+    \b
+      bpnet download                          fetch and verify MNIST into data/
+      bpnet gradcheck                         backprop against numerical gradients
+      bpnet train --config mnist.yaml         train; writes runs/mnist/
+      bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
+    """
+
+
+main.add_command(gradcheck)

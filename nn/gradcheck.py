@@ -1,0 +1,141 @@
+"""Gradient check: backpropagation against centered differences, in float64.
+
+A coordinate passes when |a - n| <= tol * max(|a|, |n|, tiny), where a is the
+backpropagated and n the numerical partial derivative. ``tiny`` is the scale
+below which float64 centered differences cannot resolve a relative error of
+``tol``: the rounding error of (f(x+h) - f(x-h)) / 2h is about eps * |f| / h,
+so tiny = SAFETY * eps * max(1, |f|) / (h * tol). Above it the check is purely
+relative; below it, it is an absolute check at the method's own resolution.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .gradient import numerical_partials
+from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+
+EPS = float(np.finfo(np.float64).eps)
+SAFETY = 10.0
+DEFAULT_TOL = 1e-7
+DEFAULT_H = 1e-5
+
+
+@dataclass
+class CheckResult:
+    """One compared gradient (one parameter or one input of one check)."""
+
+    name: str
+    shape: tuple
+    checked: int
+    max_rel_err: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    tiny: float
+    tol: float
+
+    @property
+    def passed(self):
+        return bool(self.max_rel_err <= self.tol)
+
+    def as_dict(self):
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["passed"] = self.passed
+        return d
+
+
+def relative_errors(a, n, tiny):
+    """|a - n| / max(|a|, |n|, tiny), elementwise."""
+    return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), tiny)
+
+
+def check_gradients(name, f, arrays, analytic, tol=DEFAULT_TOL, h=DEFAULT_H,
+                    max_coords=None, rng=None):
+    """Compare ``analytic[k]`` with numerical partials of ``f()`` for each ``arrays[k]``.
+
+    f takes no argument and reads the arrays, which are perturbed in place.
+    With ``max_coords`` a seeded sample of that many coordinates per array is
+    checked; otherwise all of them.
+    """
+    rng = np.random.default_rng(rng)
+    tiny = SAFETY * EPS * max(1.0, abs(float(f()))) / (h * tol)
+    results = []
+    for key, x in arrays.items():
+        if max_coords is None or x.size <= max_coords:
+            idx = np.arange(x.size)
+        else:
+            idx = np.sort(rng.choice(x.size, size=max_coords, replace=False))
+        n = numerical_partials(lambda _: f(), x, idx, h)
+        a = np.asarray(analytic[key], dtype=np.float64).reshape(-1)[idx]
+        diff = np.abs(a - n)
+        results.append(CheckResult(
+            name=f"{name} {key}", shape=tuple(x.shape), checked=int(idx.size),
+            max_rel_err=float(relative_errors(a, n, tiny).max()),
+            max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+            tiny=tiny, tol=tol))
+    return results
+
+
+def _away_from_zero(rng, shape, margin=0.1):
+    """Random values with |x| >= margin, so that h never crosses ReLU's kink."""
+    z = rng.standard_normal(shape)
+    return np.sign(z) * (margin + np.abs(z))
+
+
+def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
+    """Check every layer type on its own with random float64 inputs.
+
+    For a layer y = L(x) the scalar checked is f = Σ y ⊙ R with a fixed random R,
+    whose gradient backprop gives as L.backward(R).
+    """
+    rng = np.random.default_rng(rng)
+    results = []
+    kw = dict(tol=tol, h=h, rng=rng)
+
+    x, y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    r = rng.standard_normal((4, 5))
+    for cls in (MulLayer, AddLayer):
+        layer = cls()
+        layer.forward(x, y)
+        dx, dy = layer.backward(r)
+        f = lambda layer=cls(): float(np.sum(layer.forward(x, y) * r))  # noqa: E731
+        results += check_gradients(cls.__name__, f, {"dx": x, "dy": y}, {"dx": dx, "dy": dy}, **kw)
+
+    for cls, x in ((Relu, _away_from_zero(rng, (4, 7))), (Sigmoid, 3 * rng.standard_normal((4, 7)))):
+        r = rng.standard_normal(x.shape)
+        layer = cls()
+        layer.forward(x)
+        dx = layer.backward(r)
+        f = lambda layer=cls(), x=x, r=r: float(np.sum(layer.forward(x) * r))  # noqa: E731
+        results += check_gradients(cls.__name__, f, {"dx": x}, {"dx": dx}, **kw)
+
+    # Affine on image-shaped input: (N, 1, 3, 4) is flattened to (N, 12).
+    x = rng.standard_normal((4, 1, 3, 4))
+    W, b = rng.standard_normal((12, 6)), rng.standard_normal(6)
+    r = rng.standard_normal((4, 6))
+    layer = Affine(W, b)
+    layer.forward(x)
+    dx = layer.backward(r)
+    f = lambda layer=Affine(W, b): float(np.sum(layer.forward(x) * r))  # noqa: E731
+    results += check_gradients("Affine", f, {"dx": x, "dW": W, "db": b},
+                               {"dx": dx, "dW": layer.dW, "db": layer.db}, **kw)
+
+    s = 2 * rng.standard_normal((5, 10))
+    labels = rng.integers(0, 10, size=5)
+    for kind, t in (("indices", labels), ("one-hot", np.eye(10)[labels])):
+        layer = SoftmaxWithLoss()
+        layer.forward(s, t)
+        dx = layer.backward(1.0)
+        f = lambda layer=SoftmaxWithLoss(), t=t: layer.forward(s, t)  # noqa: E731
+        results += check_gradients(f"SoftmaxWithLoss({kind})", f, {"dx": s}, {"dx": dx}, **kw)
+    return results
+
+
+def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=None,
+                  name="net"):
+    """Check every parameter of ``net`` (float64) on the batch (x, t)."""
+    grads = net.gradient(x, t)
+    return check_gradients(name, lambda: net.loss(x, t), net.params, grads,
+                           tol=tol, h=h, max_coords=max_coords, rng=rng)

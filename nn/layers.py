@@ -1,0 +1,131 @@
+"""Layers of a computational graph: each has ``forward`` and ``backward``.
+
+``forward`` caches exactly what ``backward`` needs; ``backward(dout)`` returns the
+gradient with respect to the layer's inputs and stores parameter gradients as
+attributes (``dW``, ``db``). No method writes into an array it was given.
+
+Shapes: N is the batch size, D the input width, M the output width, C the number
+of classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class MulLayer:
+    """z = x * y.  dz/dx = y, dz/dy = x."""
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, dout):
+        return dout * self.y, dout * self.x
+
+
+class AddLayer:
+    """z = x + y.  dz/dx = dz/dy = 1."""
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, dout):
+        return dout * 1, dout * 1
+
+
+class Relu:
+    """y = max(x, 0), elementwise; any shape."""
+
+    def forward(self, x):
+        self.mask = x <= 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return np.where(self.mask, 0, dout).astype(dout.dtype, copy=False)
+
+
+class Sigmoid:
+    """y = 1 / (1 + exp(-x)), elementwise; dy/dx = y (1 - y)."""
+
+    def forward(self, x):
+        self.out = sigmoid(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1.0 - self.out) * self.out
+
+
+class Affine:
+    """y = x·W + b for a batch.
+
+    x: (N, D) or (N, ...) flattened to (N, D); W: (D, M); b: (M,); y: (N, M).
+    backward: dx = dY·Wᵀ in x's original shape, dW = xᵀ·dY, db = Σₙ dY.
+    """
+
+    def __init__(self, W, b):
+        self.W, self.b = W, b
+        self.dW = self.db = None
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return self.x @ self.W + self.b
+
+    def backward(self, dout):
+        self.dW = self.x.T @ dout
+        self.db = dout.sum(axis=0)
+        return (dout @ self.W.T).reshape(self.x_shape)
+
+
+class SoftmaxWithLoss:
+    """Softmax followed by mean cross-entropy, fused for stability.
+
+    x: (N, C) scores; t: (N,) class indices or (N, C) one-hot. forward returns the
+    mean loss over the batch; backward(dout=1) returns dx = dout · (y - t) / N.
+    """
+
+    def forward(self, x, t):
+        logp = log_softmax(x)
+        self.y = np.exp(logp)
+        self.t = t
+        n = x.shape[0]
+        if t.ndim == x.ndim:  # one-hot (or any probability rows)
+            return -float(np.sum(t * logp)) / n
+        return -float(np.sum(logp[np.arange(n), t])) / n
+
+    def backward(self, dout=1.0):
+        n = self.y.shape[0]
+        if self.t.ndim == self.y.ndim:
+            dx = self.y - self.t
+        else:
+            dx = self.y.copy()
+            dx[np.arange(n), self.t] -= 1
+        return dx * (dout / n)
+
+
+def sigmoid(x):
+    """Logistic function without overflow warnings for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(e.dtype, copy=False)
+
+
+def log_softmax(x):
+    """Row-wise log softmax via log-sum-exp with the row max subtracted."""
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(x):
+    """Row-wise softmax, stable for any finite scores."""
+    return np.exp(log_softmax(x))
+
+
+def cross_entropy_error(y, t):
+    """Mean cross-entropy of probabilities y (N, C) against indices or one-hot t."""
+    y = np.atleast_2d(y)
+    n = y.shape[0]
+    if np.ndim(t) == y.ndim:
+        t = np.argmax(t, axis=-1)
+    t = np.reshape(t, -1)
+    p = y[np.arange(n), t]
+    return -float(np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny)))) / n

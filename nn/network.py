@@ -1,0 +1,121 @@
+"""Fully connected networks as a chain of layers: Affine → act → … → Affine → SoftmaxWithLoss.
+
+``MultiLayerNet`` serves any number of hidden layers with ReLU or Sigmoid;
+``TwoLayerNet`` is its one-hidden-layer case with the lesson's signature.
+Parameters live in ``params`` under W1, b1 … Wn, bn; the Affine layers hold
+references to those same arrays, so updating ``params[k]`` in place updates the net.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .gradient import numerical_gradient
+from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+
+ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+
+
+def init_std(weight_init, fan_in, activation):
+    """Standard deviation for a layer's weights: a number, ``he`` or ``xavier``."""
+    if isinstance(weight_init, str):
+        name = weight_init.lower()
+        if name == "he":
+            return np.sqrt(2.0 / fan_in)
+        if name == "xavier":
+            return np.sqrt(1.0 / fan_in)
+        raise ValueError(f"weight_init: expected a number, 'he' or 'xavier', got {weight_init!r}")
+    return float(weight_init)
+
+
+class MultiLayerNet:
+    """Affine/activation stack ending in SoftmaxWithLoss.
+
+    sizes: input_size, *hidden_sizes, output_size. weight_decay adds
+    ½·λ·ΣW² to the loss (and λ·W to each weight gradient).
+    """
+
+    def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
+                 weight_init_std=0.01, weight_decay=0.0, dtype=np.float64, rng=None):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        rng = np.random.default_rng(rng)
+        self.sizes = [int(input_size), *map(int, hidden_sizes), int(output_size)]
+        self.activation = activation
+        self.weight_decay = float(weight_decay)
+        self.dtype = np.dtype(dtype)
+        self.params = {}
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+            std = init_std(weight_init_std, fan_in, activation)
+            self.params[f"W{i}"] = (std * rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
+            self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
+        self._build()
+
+    def _build(self):
+        self.layers = []
+        for i in range(1, self.depth + 1):
+            self.layers.append(Affine(self.params[f"W{i}"], self.params[f"b{i}"]))
+            if i < self.depth:
+                self.layers.append(ACTIVATIONS[self.activation]())
+        self.last_layer = SoftmaxWithLoss()
+
+    @property
+    def depth(self):
+        """Number of Affine layers."""
+        return len(self.sizes) - 1
+
+    @property
+    def affine_layers(self):
+        return self.layers[::2]
+
+    def set_params(self, params):
+        """Copy arrays into ``params`` in place (shapes must match)."""
+        for key, value in params.items():
+            if self.params[key].shape != np.shape(value):
+                raise ValueError(f"{key}: expected shape {self.params[key].shape}, got {np.shape(value)}")
+            self.params[key][...] = value
+
+    def predict(self, x):
+        """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28)."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x, t):
+        """Mean cross-entropy of the batch plus the weight-decay term."""
+        loss = self.last_layer.forward(self.predict(x), t)
+        if self.weight_decay:
+            loss += 0.5 * self.weight_decay * sum(
+                float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
+        return loss
+
+    def accuracy(self, x, t):
+        """Fraction of rows whose arg-max score is the label (indices or one-hot)."""
+        y = np.argmax(self.predict(x), axis=1)
+        if np.ndim(t) != 1:
+            t = np.argmax(t, axis=1)
+        return float(np.mean(y == t))
+
+    def numerical_gradient(self, x, t):
+        """Centered-difference gradient of ``loss(x, t)`` for every parameter."""
+        f = lambda _: self.loss(x, t)  # noqa: E731
+        return {key: numerical_gradient(f, p) for key, p in self.params.items()}
+
+    def gradient(self, x, t):
+        """Backpropagated gradient of ``loss(x, t)``: dict with the keys of ``params``."""
+        self.loss(x, t)
+        dout = self.last_layer.backward(1.0)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        grads = {}
+        for i, layer in enumerate(self.affine_layers, start=1):
+            grads[f"W{i}"] = layer.dW + self.weight_decay * layer.W if self.weight_decay else layer.dW
+            grads[f"b{i}"] = layer.db
+        return grads
+
+
+class TwoLayerNet(MultiLayerNet):
+    """Affine → ReLU → Affine → SoftmaxWithLoss, the lesson's network."""
+
+    def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, **kwargs):
+        super().__init__(input_size, [hidden_size], output_size,
+                         weight_init_std=weight_init_std, **kwargs)

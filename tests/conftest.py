@@ -1,0 +1,46 @@
+"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def have_shared_mnist():
+    return all((SHARED_MNIST / f).is_file() for f in MNIST_FILES)
+
+
+@pytest.fixture
+def shared_mnist():
+    """Path of the folder with the four real MNIST files (skips when absent)."""
+    if not have_shared_mnist():
+        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
+    return SHARED_MNIST
+
+
+@pytest.fixture
+def mnist_data_dir(shared_mnist, tmp_path):
+    """A data dir holding mnist/ with copies of the real files."""
+    d = tmp_path / "data" / "mnist"
+    d.mkdir(parents=True)
+    for f in MNIST_FILES:
+        shutil.copyfile(shared_mnist / f, d / f)
+    return d.parent
+
+
+@pytest.fixture
+def bpnet_exe():
+    """The installed ``bpnet`` console script next to this interpreter."""
+    exe = Path(sys.executable).with_name("bpnet")
+    found = str(exe) if exe.exists() else shutil.which("bpnet")
+    if not found:
+        pytest.fail("the bpnet console script is not installed: run pip install -e '.[test]'")
+    return found

@@ -1,0 +1,168 @@
+"""Each layer's forward/backward, against hand values and numerical gradients."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bpnet.nn import (AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss,
+                      cross_entropy_error, numerical_gradient, softmax)
+
+
+def test_apple_orange_graph():
+    apple, apple_num, orange, orange_num, tax = 100, 2, 150, 3, 1.1
+    mul_apple, mul_orange, add, mul_tax = MulLayer(), MulLayer(), AddLayer(), MulLayer()
+    apple_price = mul_apple.forward(apple, apple_num)
+    orange_price = mul_orange.forward(orange, orange_num)
+    all_price = add.forward(apple_price, orange_price)
+    price = mul_tax.forward(all_price, tax)
+    d_all, d_tax = mul_tax.backward(1)
+    d_apple_price, d_orange_price = add.backward(d_all)
+    d_orange, d_orange_num = mul_orange.backward(d_orange_price)
+    d_apple, d_apple_num = mul_apple.backward(d_apple_price)
+    assert price == pytest.approx(715)
+    assert d_apple == pytest.approx(2.2)
+    assert d_apple_num == pytest.approx(110)
+    assert d_orange == pytest.approx(3.3)
+    assert d_orange_num == pytest.approx(165)
+    assert d_tax == pytest.approx(650)
+
+
+def _check(f, x, analytic, rtol=1e-6, atol=1e-8):
+    num = numerical_gradient(lambda _: f(), x)
+    np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol)
+
+
+shapes = st.tuples(st.integers(1, 6), st.integers(1, 7))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes, st.integers(0, 2**32 - 1))
+def test_relu_and_sigmoid_backward_match_numerical(shape, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape)
+    x = np.sign(z) * (0.1 + np.abs(z))  # away from the kink
+    r = rng.standard_normal(shape)
+    for cls in (Relu, Sigmoid):
+        layer = cls()
+        layer.forward(x)
+        dx = layer.backward(r)
+        _check(lambda layer=cls(): np.sum(layer.forward(x) * r), x, dx)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 8), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_affine_backward_matches_numerical(n, d, m, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal((n, d)), rng.standard_normal((d, m)), rng.standard_normal(m)
+    r = rng.standard_normal((n, m))
+    layer = Affine(W, b)
+    layer.forward(x)
+    dx = layer.backward(r)
+    f = lambda layer=Affine(W, b): np.sum(layer.forward(x) * r)  # noqa: E731
+    _check(f, x, dx)
+    _check(f, W, layer.dW)
+    _check(f, b, layer.db)
+    np.testing.assert_allclose(dx, r @ W.T)
+    np.testing.assert_allclose(layer.dW, x.T @ r)
+    np.testing.assert_allclose(layer.db, r.sum(axis=0))
+
+
+def test_affine_flattens_images_and_returns_dx_in_input_shape():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 28, 28))
+    layer = Affine(rng.standard_normal((784, 3)), np.zeros(3))
+    y = layer.forward(x)
+    assert y.shape == (4, 3)
+    np.testing.assert_allclose(y, x.reshape(4, -1) @ layer.W)
+    dx = layer.backward(np.ones((4, 3)))
+    assert dx.shape == x.shape
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 10), st.integers(0, 2**32 - 1), st.booleans())
+def test_softmax_with_loss_backward_matches_numerical(n, c, seed, one_hot):
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal((n, c))
+    labels = rng.integers(0, c, size=n)
+    t = np.eye(c)[labels] if one_hot else labels
+    layer = SoftmaxWithLoss()
+    loss = layer.forward(x, t)
+    dx = layer.backward(1.0)
+    np.testing.assert_allclose(dx, (softmax(x) - np.eye(c)[labels]) / n, atol=1e-15)
+    assert loss == pytest.approx(cross_entropy_error(softmax(x), labels), rel=1e-12)
+    _check(lambda layer=SoftmaxWithLoss(): layer.forward(x, t), x, dx)
+
+
+def test_softmax_with_loss_index_and_one_hot_agree():
+    rng = np.random.default_rng(1)
+    x, labels = rng.standard_normal((5, 10)), rng.integers(0, 10, 5)
+    a, b = SoftmaxWithLoss(), SoftmaxWithLoss()
+    assert a.forward(x, labels) == pytest.approx(b.forward(x, np.eye(10)[labels]), rel=1e-14)
+    np.testing.assert_allclose(a.backward(), b.backward(), atol=1e-16)
+
+
+@pytest.mark.parametrize("scale", [1e4, -1e4, 1e300])
+def test_softmax_with_loss_is_stable_for_huge_logits(scale):
+    x = np.array([[scale, 0.0, -scale], [0.0, scale, 1.0], [-scale, -scale, -scale]])
+    t = np.array([0, 2, 1])
+    layer = SoftmaxWithLoss()
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is fine
+        loss = layer.forward(x, t)
+        dx = layer.backward(1.0)
+    assert np.isfinite(loss) and np.all(np.isfinite(dx))
+    # The row that is right by a huge margin costs nothing, the others cost the margin.
+    expected = [0.0 if scale > 0 else 2 * abs(scale),
+                scale - 1.0 if scale > 0 else np.log1p(np.exp(-1.0)), np.log(3)]
+    per_row = [SoftmaxWithLoss().forward(x[i:i + 1], t[i:i + 1]) for i in range(3)]
+    np.testing.assert_allclose(per_row, expected, rtol=1e-12)
+    assert loss == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_sigmoid_is_stable_for_huge_inputs():
+    x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = Sigmoid().forward(x)
+    np.testing.assert_allclose(y, [0.0, 1 / (1 + np.exp(50)), 0.5, 1 / (1 + np.exp(-50)), 1.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: (Relu(), (rng.standard_normal((3, 4)),)),
+    lambda rng: (Sigmoid(), (rng.standard_normal((3, 4)),)),
+    lambda rng: (Affine(rng.standard_normal((4, 4)), rng.standard_normal(4)),
+                 (rng.standard_normal((3, 4)),)),
+    lambda rng: (MulLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
+    lambda rng: (AddLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
+])
+def test_backward_never_mutates_its_inputs(make):
+    rng = np.random.default_rng(2)
+    layer, inputs = make(rng)
+    saved_inputs = [a.copy() for a in inputs]
+    layer.forward(*inputs)
+    dout = rng.standard_normal((3, 4))
+    saved = dout.copy()
+    grads = layer.backward(dout)
+    np.testing.assert_array_equal(dout, saved)
+    for a, s in zip(inputs, saved_inputs):
+        np.testing.assert_array_equal(a, s)
+    for g in grads if isinstance(grads, tuple) else (grads,):
+        assert not np.shares_memory(g, dout)
+
+
+def test_softmax_loss_backward_keeps_labels_and_scores():
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((4, 10)), np.eye(10)[rng.integers(0, 10, 4)]
+    xs, ts = x.copy(), t.copy()
+    layer = SoftmaxWithLoss()
+    layer.forward(x, t)
+    layer.backward(1.0)
+    np.testing.assert_array_equal(x, xs)
+    np.testing.assert_array_equal(t, ts)
+
+
+def test_numerical_gradient_restores_x_exactly():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5))
+    saved = x.copy()
+    g = numerical_gradient(lambda v: float(np.sum(v ** 3)), x)
+    assert np.array_equal(x, saved)  # bit for bit, not approximately
+    np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-7, atol=1e-8)
