@@ -26,13 +26,14 @@ def load_mnist(data_dir, dtype=np.float32):
 
 def train_epoch(net, x, t, batch, rng, update, augment=None):
     """One pass over (x, t) in shuffled mini-batches; update(grads) changes net.params in place.
-    Returns the mean training loss."""
+    Returns the mean loss and accuracy on the (augmented) training batches as they were seen."""
     order = rng.permutation(len(x))
-    losses = []
+    losses, hits = [], 0
     for start in range(0, len(x) - batch + 1, batch):
         idx = order[start:start + batch]
         xb = x[idx] if augment is None else augment(x[idx])
         grads = net.gradient(xb, t[idx])
         losses.append(cross_entropy_error(net.last_layer.y, t[idx]))  # the batch's loss
+        hits += int(np.sum(net.last_layer.y.argmax(axis=1) == t[idx]))
         update(grads)
-    return float(np.mean(losses))
+    return float(np.mean(losses)), hits / (len(losses) * batch)

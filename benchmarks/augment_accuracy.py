@@ -95,12 +95,12 @@ def main():
     for epoch in range(1, args.epochs + 1):
         progress = (epoch - 1) / max(1, args.epochs - 1)
         optimizer.lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * progress))
-        train_loss = train_epoch(net, x, t, args.batch, rng, optimizer, augment)
+        train_loss, train_acc = train_epoch(net, x, t, args.batch, rng, optimizer, augment)
         test_loss, test_acc = net.loss(x_test, t_test), net.accuracy(x_test, t_test)
         elapsed = time.perf_counter() - start
         rows.append([epoch, epoch * (len(x) // args.batch), f"{optimizer.lr:.6g}", f"{train_loss:.6f}",
-                     "", "", "", f"{test_loss:.6f}", f"{test_acc:.4f}", f"{elapsed:.1f}"])
-        print(f"epoch {epoch:3d}  lr {optimizer.lr:.2e}  train loss {train_loss:.4f}  "
+                     f"{train_acc:.4f}", "", "", f"{test_loss:.6f}", f"{test_acc:.4f}", f"{elapsed:.1f}"])
+        print(f"epoch {epoch:3d}  lr {optimizer.lr:.2e}  train loss {train_loss:.4f} acc {100 * train_acc:.2f}%  "
               f"test loss {test_loss:.4f}  test acc {100 * test_acc:.2f}%  {elapsed:6.0f} s", flush=True)
         if args.run_dir:
             with open(args.run_dir / "metrics.csv.tmp", "w", newline="") as fh:

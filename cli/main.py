@@ -6,6 +6,7 @@ import click
 from bpnet import __version__
 from bpnet.cli.common import _set_debug
 from bpnet.cli.gradcheck import gradcheck
+from bpnet.cli.plot import plot
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -20,7 +21,9 @@ def main():
       bpnet gradcheck                         backprop against numerical gradients
       bpnet train --config mnist.yaml         train; writes runs/mnist/
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
+      bpnet plot runs/mnist                   loss and accuracy curves as a PNG
     """
 
 
 main.add_command(gradcheck)
+main.add_command(plot)
