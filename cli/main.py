@@ -5,6 +5,7 @@ import click
 
 from bpnet import __version__
 from bpnet.cli.common import _set_debug
+from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
 
@@ -26,4 +27,5 @@ def main():
 
 
 main.add_command(gradcheck)
+main.add_command(eval_cmd)
 main.add_command(plot)

@@ -69,12 +69,15 @@ class Affine:
     def forward(self, x):
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        return self.x @ self.W + self.b
+        out = self.x @ self.W
+        out += self.b
+        return out
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
+        """Store dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
         self.dW = self.x.T @ dout
         self.db = dout.sum(axis=0)
-        return (dout @ self.W.T).reshape(self.x_shape)
+        return (dout @ self.W.T).reshape(self.x_shape) if need_dx else None
 
 
 class SoftmaxWithLoss:

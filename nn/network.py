@@ -103,9 +103,14 @@ class MultiLayerNet:
     def gradient(self, x, t):
         """Backpropagated gradient of ``loss(x, t)``: dict with the keys of ``params``."""
         self.loss(x, t)
+        return self.backward()
+
+    def backward(self):
+        """Gradients of the last computed loss (dx of the first layer is never needed)."""
         dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
+        self.layers[0].backward(dout, need_dx=False)
         grads = {}
         for i, layer in enumerate(self.affine_layers, start=1):
             grads[f"W{i}"] = layer.dW + self.weight_decay * layer.W if self.weight_decay else layer.dW

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BpnetError, InputError
+from .io import atomic_write
 
 INSTALL_HINT = "pip install 'bpnet[plot]'"
 DPI = 100
@@ -48,15 +48,7 @@ def save_png(fig, path):
         raise InputError(f"{path}: expected a .png file name")
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI))
     return path
 
 

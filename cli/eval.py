@@ -1,0 +1,49 @@
+"""``bpnet eval``: accuracy, loss, per-class accuracy and confusion matrix of a weights file."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from bpnet.cli.common import data_dir_option, debug_option, echo_json, format_table, handle_errors
+from bpnet.nn.data import load_split
+from bpnet.nn.io import network_from_weights
+from bpnet.nn.metrics import confusion_matrix, evaluate
+
+
+@click.command("eval")
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
+              help="Which MNIST split to evaluate on (train: all 60000 images).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Images per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@data_dir_option
+@debug_option
+@handle_errors
+def eval_cmd(weights, split, batch_size, as_json, data_dir):
+    """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
+    net, meta = network_from_weights(weights)
+    dataset = meta.get("dataset", "mnist")
+    images, labels = load_split(data_dir, dataset, split)
+    labels = labels.astype(np.int64)
+    scale = 1 / 255 if meta.get("normalize", True) else 1.0
+    loss, acc, pred, _ = evaluate(net, images, labels, scale, batch_size)
+    cm = confusion_matrix(labels, pred, net.sizes[-1])
+    support = cm.sum(axis=1)
+    per_class = np.divide(np.diag(cm), support, out=np.full(len(cm), np.nan), where=support > 0)
+    if as_json:
+        echo_json({"accuracy": acc, "loss": loss, "weights": str(weights), "dataset": dataset,
+                   "split": split, "images": int(len(labels)), "correct": int(np.trace(cm)),
+                   "per_class_accuracy": {str(c): float(a) for c, a in enumerate(per_class)},
+                   "confusion_matrix": cm.tolist()})
+        return
+    arch = "-".join(map(str, net.sizes))
+    click.echo(f"{weights}: {arch} {net.activation}, {dataset} {split} split, {len(labels)} images")
+    click.echo(f"accuracy {acc:.4f} ({int(np.trace(cm))}/{len(labels)})   mean loss {loss:.4f}")
+    click.echo("")
+    click.echo(format_table(["class", "images", "correct", "accuracy"],
+                            [(c, support[c], cm[c, c], f"{per_class[c]:.4f}")
+                             for c in range(len(cm))]))
+    click.echo("")
+    click.echo("confusion matrix (rows: true class, columns: predicted)")
+    click.echo(format_table(["", *range(len(cm))], [(c, *cm[c]) for c in range(len(cm))]))

@@ -1,0 +1,43 @@
+"""Evaluation in large batches: loss, accuracy, predictions, confusion matrix."""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import log_softmax
+
+
+def to_input(pixels, scale, dtype, out=None):
+    """uint8 pixels (N, ...) → (N, D) network input in ``dtype``, multiplied by ``scale``."""
+    pixels = pixels.reshape(len(pixels), -1)
+    if out is None:
+        out = np.empty(pixels.shape, dtype=dtype)
+    np.multiply(pixels, np.asarray(scale, dtype=dtype), out=out, casting="unsafe")
+    return out
+
+
+def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
+    """(mean loss, accuracy, predicted labels, class probabilities) over a whole split.
+
+    Works through the split ``batch_size`` images at a time, converting each chunk
+    of uint8 pixels into one reused float buffer.
+    """
+    n = len(pixels)
+    buf = np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))), dtype=net.dtype)
+    pred = np.empty(n, dtype=np.int64)
+    probs = np.empty((n, net.sizes[-1]), dtype=net.dtype)
+    loss_sum = 0.0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        x = to_input(pixels[start:stop], scale, net.dtype, out=buf[:stop - start])
+        logp = log_softmax(net.predict(x))
+        loss_sum -= float(np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64))
+        pred[start:stop] = logp.argmax(axis=1)
+        np.exp(logp, out=probs[start:stop])
+    accuracy = float(np.mean(pred == labels)) if n else float("nan")
+    return loss_sum / max(n, 1), accuracy, pred, probs
+
+
+def confusion_matrix(labels, pred, classes=10):
+    """counts[i, j]: images of class i predicted as j."""
+    return np.bincount(np.asarray(labels) * classes + pred, minlength=classes * classes).reshape(
+        classes, classes)

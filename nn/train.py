@@ -1,0 +1,299 @@
+"""The training loop: mini-batch SGD over epoch permutations, with evaluation,
+best-model tracking, early stopping, checkpoints, resume and a NaN stop.
+
+A run directory holds:
+  weights.npz     final parameters (+ meta)
+  best.npz        parameters with the best validation accuracy (test accuracy when
+                  there is no validation split; ``meta.selected_on`` says which)
+  checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
+                  state, RNG state, permutation, counters
+  metrics.csv     one row per evaluation
+  config.yaml     the resolved config (written by the caller)
+The loop takes progress reporting as an injected object, so it runs without any UI.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BpnetError
+from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
+from .metrics import evaluate, to_input
+from .network import MultiLayerNet
+from .optim import learning_rate, make_optimizer
+
+METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
+                  "test_loss", "test_acc", "elapsed"]
+RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
+
+
+class TrainingDiverged(BpnetError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(BpnetError):
+    """A stop was requested (SIGINT/SIGTERM); the checkpoint is saved."""
+
+    def __init__(self, message, signal_name="SIGINT"):
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+@dataclass
+class Split:
+    """uint8 images (N, 784) and integer labels (N,)."""
+
+    x: np.ndarray
+    t: np.ndarray
+
+    def __len__(self):
+        return len(self.t)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split | None
+    test: Split | None
+
+
+def split_validation(x, t, n_val):
+    """(train, val): the last ``n_val`` training images are held out for validation."""
+    x = x.reshape(len(x), -1)
+    t = t.astype(np.int64)
+    if n_val <= 0:
+        return Split(x, t), None
+    return Split(x[:-n_val], t[:-n_val]), Split(x[-n_val:], t[-n_val:])
+
+
+class Progress:
+    """Hooks the loop calls; the command layer overrides them (tqdm, printing)."""
+
+    def start(self, total, done): ...
+    def step(self, iteration, loss): ...
+    def evaluated(self, row): ...
+    def message(self, text): ...
+    def close(self): ...
+
+
+class StopFlag:
+    """Set ``requested`` (e.g. from a signal handler) to stop after the current step."""
+
+    def __init__(self):
+        self.requested = None
+
+
+@dataclass
+class State:
+    """Everything besides parameters and optimizer arrays that a resume needs."""
+
+    iteration: int = 0
+    epoch: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    best: float = -1.0
+    best_iteration: int = 0
+    bad_evals: int = 0
+    elapsed: float = 0.0
+    rows: list = field(default_factory=list)
+
+
+def build_network(cfg, rng):
+    m, tr = cfg["model"], cfg["train"]
+    return MultiLayerNet(784, m["hidden"], 10, activation=m["activation"],
+                         weight_init_std=m["weight_init"], weight_decay=tr["weight_decay"],
+                         dtype=np.dtype(tr["dtype"]), rng=rng)
+
+
+class Trainer:
+    """Trains ``build_network(cfg)`` on ``data``, writing into ``run_dir``."""
+
+    def __init__(self, cfg, data, run_dir, progress=None, stop=None):
+        self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.progress, self.stop = progress or Progress(), stop or StopFlag()
+        tr = cfg["train"]
+        self.dtype = np.dtype(tr["dtype"])
+        self.scale = 1 / 255 if cfg["data"]["normalize"] else 1.0
+        self.batch_size = tr["batch_size"]
+        n = len(data.train)
+        self.iters_per_epoch = math.ceil(n / self.batch_size)
+        self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
+        init_seed, shuffle_seed = np.random.SeedSequence(tr["seed"]).spawn(2)
+        self.net = build_network(cfg, np.random.default_rng(init_seed))
+        self.rng = np.random.default_rng(shuffle_seed)
+        self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
+                                  tr["beta2"], tr["eps"])
+        self.state = State()
+        self.perm = None
+        self.selected_on = "val" if data.val is not None else "test"
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self):
+        tr, st, net, bs = self.cfg["train"], self.state, self.net, self.batch_size
+        xs, ts = self.data.train.x, self.data.train.t
+        xbuf = np.empty((bs, xs.shape[1]), dtype=self.dtype)
+        ubuf = np.empty((bs, xs.shape[1]), dtype=xs.dtype)
+        tbuf = np.empty(bs, dtype=ts.dtype)
+        if st.iteration == 0:
+            self.save_checkpoint()  # the last good state, even if the first step diverges
+        self.progress.start(self.total, st.iteration)
+        started = time.perf_counter() - st.elapsed
+        eval_every = self.cfg["eval"]["every"]
+        stopped_early = False
+        while st.iteration < self.total:
+            pos = st.iteration - st.epoch * self.iters_per_epoch
+            if pos == 0:
+                self.perm = self.rng.permutation(len(ts)) if tr["shuffle"] else np.arange(len(ts))
+            idx = self.perm[pos * bs:(pos + 1) * bs]
+            m = len(idx)
+            np.take(xs, idx, axis=0, out=ubuf[:m])
+            np.take(ts, idx, out=tbuf[:m])
+            x = to_input(ubuf[:m], self.scale, self.dtype, out=xbuf[:m])
+            t = tbuf[:m]
+            self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
+                                        self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
+                                        tr["min_lr"])
+            loss = net.loss(x, t)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss is {loss} at iteration {st.iteration + 1} (lr {self.opt.lr:g}); "
+                    f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
+                    f"(iteration {self._checkpoint_iteration}); try a smaller train.lr")
+            st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
+            self.opt.update(net.params, net.backward())
+            st.iteration += 1
+            st.loss_sum += loss * m
+            st.seen += m
+            self.progress.step(st.iteration, loss)
+            if pos + 1 == self.iters_per_epoch:
+                st.epoch += 1
+                if st.epoch % eval_every == 0:
+                    st.elapsed = time.perf_counter() - started
+                    stopped_early = self.evaluate_and_save()
+                    if stopped_early:
+                        break
+            if self.stop.requested and st.iteration < self.total:
+                st.elapsed = time.perf_counter() - started
+                self.save_checkpoint()
+                raise TrainingInterrupted(
+                    f"interrupted by {self.stop.requested} at iteration {st.iteration} of "
+                    f"{self.total}; checkpoint saved; resume with: bpnet train --resume "
+                    f"{self.run_dir}", self.stop.requested)
+        st.elapsed = time.perf_counter() - started
+        if not st.rows or st.rows[-1]["iteration"] != st.iteration:
+            self.evaluate_and_save()
+        self.save_weights(self.run_dir / "weights.npz", final=True)
+        self.save_checkpoint()
+        self.progress.close()
+        return {"stopped_early": stopped_early, **st.rows[-1]}
+
+    def evaluate_and_save(self):
+        """Evaluate, append a metrics row, keep the best model; True when stopping early."""
+        st, tr = self.state, self.cfg["train"]
+        row = {"epoch": round(st.iteration / self.iters_per_epoch, 4), "iteration": st.iteration,
+               "lr": self.opt.lr, "train_loss": st.loss_sum / max(st.seen, 1),
+               "train_acc": st.correct / max(st.seen, 1)}
+        st.loss_sum, st.correct, st.seen = 0.0, 0, 0
+        bs = self.cfg["eval"]["batch_size"]
+        for name, split in (("val", self.data.val), ("test", self.data.test)):
+            if split is not None:
+                row[f"{name}_loss"], row[f"{name}_acc"], _, _ = evaluate(
+                    self.net, split.x, split.t, self.scale, bs)
+        row["elapsed"] = round(st.elapsed, 3)
+        st.rows.append(row)
+        score = row.get(f"{self.selected_on}_acc", -1.0)
+        es = self.cfg["early_stopping"]
+        if score > st.best + es["min_delta"] or st.best < 0:
+            st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
+            self.save_weights(self.run_dir / "best.npz", final=False)
+        else:
+            st.bad_evals += 1
+        self.write_metrics()
+        self.save_checkpoint()
+        self.progress.evaluated(row)
+        stop = bool(es["patience"]) and st.bad_evals >= es["patience"]
+        if stop:
+            self.progress.message(
+                f"early stop: {self.selected_on} accuracy has not improved for {st.bad_evals} "
+                f"evaluations (best {st.best:.4f} at iteration {st.best_iteration})")
+        return stop
+
+    # -- files --------------------------------------------------------------------
+    def meta(self, final):
+        sizes = self.net.sizes
+        meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
+                "normalize": self.cfg["data"]["normalize"], "dtype": self.dtype.name,
+                "iteration": self.state.iteration, "selected_on": self.selected_on,
+                "metrics": self.state.rows[-1] if self.state.rows else {},
+                "config": self.cfg}
+        meta["bpnet_version"] = _version()
+        meta["kind"] = "final" if final else "best"
+        return meta
+
+    def save_weights(self, path, final):
+        save_weights(path, self.net.params, self.meta(final))
+
+    def write_metrics(self):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, METRIC_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in self.state.rows:
+            w.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+    @property
+    def _checkpoint_iteration(self):
+        return getattr(self, "_ckpt_it", 0)
+
+    def save_checkpoint(self):
+        st = self.state
+        extra = {k: v for k, v in vars(st).items() if k != "rows"}
+        arrays = {f"param.{k}": v for k, v in self.net.params.items()}
+        arrays.update({f"opt.{k}": v for k, v in self.opt.state.items()})
+        if self.perm is not None:
+            arrays["perm"] = self.perm
+        arrays["state"] = json.dumps({
+            "state": extra, "rows": st.rows, "opt_step": self.opt.step,
+            "rng": self.rng.bit_generator.state, "total": self.total})
+        save_npz(self.run_dir / "checkpoint.npz", arrays)
+        self._ckpt_it = st.iteration
+
+    def load_checkpoint(self):
+        path = self.run_dir / "checkpoint.npz"
+        arrays = load_npz(path, "checkpoint")
+        try:
+            doc = json.loads(str(arrays.pop("state")[()]))
+            self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
+            self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
+            self.opt.step = doc["opt_step"]
+            self.perm = arrays.get("perm")
+            self.rng.bit_generator.state = doc["rng"]
+            self.state = State(**doc["state"], rows=doc["rows"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None
+        self._ckpt_it = self.state.iteration
+        if doc["total"] != self.total:
+            raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
+                               f"asks for {self.total}")
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+        return version("bpnet")
+    except Exception:
+        return "unknown"
