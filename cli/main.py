@@ -8,6 +8,7 @@ from bpnet.cli.common import _set_debug
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
+from bpnet.cli.predict import predict
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -23,9 +24,11 @@ def main():
       bpnet train --config mnist.yaml         train; writes runs/mnist/
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
       bpnet plot runs/mnist                   loss and accuracy curves as a PNG
+      bpnet predict weights.npz digit.png     classify your own digit images
     """
 
 
 main.add_command(gradcheck)
 main.add_command(eval_cmd)
 main.add_command(plot)
+main.add_command(predict)

@@ -1,0 +1,50 @@
+"""``bpnet predict``: classify digit images with a trained network."""
+from __future__ import annotations
+
+import click
+import numpy as np
+
+from bpnet.cli.common import debug_option, echo_json, handle_errors
+from bpnet.nn.errors import InputError
+from bpnet.nn.images import load_digit
+from bpnet.nn.io import network_from_weights
+from bpnet.nn.layers import softmax
+from bpnet.nn.metrics import to_input
+
+
+@click.command()
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...",
+                type=click.Path(dir_okay=False))
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many of the most probable classes to show per image.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {file, top: [{label, probability}, ...]}.")
+@debug_option
+@handle_errors
+def predict(weights, images, top, as_json):
+    """Classify each IMAGE (PNG, JPEG, PGM or NPY) with the network in WEIGHTS.npz.
+
+    Each image is made to look like MNIST: grey levels, inverted when its border is light,
+    cropped to the digit, scaled into a 20x20 box, centred by centre of mass in 28x28, then
+    scaled like the training data. Every image is read before any is classified: the first
+    bad one stops the command (exit status 2). PNG and JPEG need Pillow:
+    pip install 'bpnet[image]'.
+    """
+    net, meta = network_from_weights(weights)
+    if net.sizes[0] != 28 * 28:
+        raise InputError(f"{weights}: the network takes {net.sizes[0]} inputs, expected 784 "
+                         f"(28x28 images)")
+    digits = np.stack([load_digit(path) for path in images])
+    scale = 1 / 255 if meta.get("normalize", True) else 1.0
+    probs = softmax(net.predict(to_input(digits, scale, net.dtype)).astype(np.float64))
+    ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+    results = [{"file": path, "top": [{"label": int(c), "probability": float(p[c])} for c in order]}
+               for path, p, order in zip(images, probs, ranked)]
+    if as_json:
+        echo_json(results)
+        return
+    width = max(len(path) for path in images)
+    for r in results:
+        ranks = "   ".join(f"{t['label']} {100 * t['probability']:6.2f}%" for t in r["top"])
+        click.echo(f"{r['file']:<{width}}  {ranks}")
