@@ -1,6 +1,8 @@
 """``bpnet predict``: classify digit images with a trained network."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
 
@@ -10,6 +12,14 @@ from bpnet.nn.images import load_digit
 from bpnet.nn.io import network_from_weights
 from bpnet.nn.layers import softmax
 from bpnet.nn.metrics import to_input
+from bpnet.nn.plots import digit_grid
+
+
+def _caption(result):
+    """Two short lines under a drawn input: its file name and its top class."""
+    name, best = Path(result["file"]).name, result["top"][0]
+    name = name if len(name) <= 16 else name[:15] + "…"
+    return f"{name}\n{best['label']} ({best['probability']:.0%})"
 
 
 @click.command()
@@ -20,9 +30,12 @@ from bpnet.nn.metrics import to_input
               help="How many of the most probable classes to show per image.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of {file, top: [{label, probability}, ...]}.")
+@click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the 28x28 inputs the network saw, each titled with its file and "
+                   "top class, into this PNG (needs matplotlib).")
 @debug_option
 @handle_errors
-def predict(weights, images, top, as_json):
+def predict(weights, images, top, as_json, grid):
     """Classify each IMAGE (PNG, JPEG, PGM or NPY) with the network in WEIGHTS.npz.
 
     Each image is made to look like MNIST: grey levels, inverted when its border is light,
@@ -41,6 +54,8 @@ def predict(weights, images, top, as_json):
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     results = [{"file": path, "top": [{"label": int(c), "probability": float(p[c])} for c in order]}
                for path, p, order in zip(images, probs, ranked)]
+    if grid:
+        digit_grid(digits, [_caption(r) for r in results], grid)
     if as_json:
         echo_json(results)
         return

@@ -123,9 +123,8 @@ def most_confident_errors(probs, labels, k):
     return wrong[np.argsort(-confidence, kind="stable")[:k]]
 
 
-def error_grid(images, true, pred, confidence, path, cols=8):
-    """Draw digits (N, 28, 28) as a grid, each titled with its true and predicted label and the
-    prediction's confidence (0..1); returns path.
+def digit_grid(images, titles, path, cols=8, colour="black"):
+    """Draw digits (N, H, W) as a grid, each under its title (up to two short lines); returns path.
 
     Pixels are 0..1 or 0..255 (taken from the maximum), drawn dark on light. The PNG is
     min(cols, N)·CELL_SIZE[0] by ceil(N / cols)·CELL_SIZE[1] inches at DPI.
@@ -133,10 +132,10 @@ def error_grid(images, true, pred, confidence, path, cols=8):
     images = np.asarray(images, dtype=np.float64)
     n = len(images)
     if n == 0:
-        raise InputError("no misclassified images to draw")
-    if images.ndim != 3 or not (len(true) == len(pred) == len(confidence) == n):
-        raise ValueError(f"expected images (N, H, W) and N labels, got {images.shape}, "
-                         f"{len(true)}, {len(pred)}, {len(confidence)}")
+        raise InputError("no images to draw")
+    if images.ndim != 3 or len(titles) != n:
+        raise ValueError(f"expected images (N, H, W) and N titles, got {images.shape} and "
+                         f"{len(titles)}")
     cols = max(1, min(int(cols), n))
     rows = math.ceil(n / cols)
     fig = _figure((cols * CELL_SIZE[0], rows * CELL_SIZE[1]))
@@ -146,8 +145,20 @@ def error_grid(images, true, pred, confidence, path, cols=8):
         ax.set_axis_off()
         if i < n:
             ax.imshow(images[i], cmap="gray_r", vmin=0.0, vmax=top, interpolation="nearest")
-            ax.set_title(f"true {int(true[i])}, pred {int(pred[i])}\n{float(confidence[i]):.1%}",
-                         fontsize=9, color="darkred")
+            ax.set_title(titles[i], fontsize=9, color=colour)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.45 / (rows * CELL_SIZE[1]),
                         wspace=0.1, hspace=0.45)
     return save_png(fig, path)
+
+
+def error_grid(images, true, pred, confidence, path, cols=8):
+    """Misclassified digits (N, 28, 28), each titled with its true and predicted label and the
+    prediction's confidence (0..1), as a ``digit_grid``; returns path."""
+    if len(images) == 0:
+        raise InputError("no misclassified images to draw")
+    titles = [f"true {int(t)}, pred {int(p)}\n{float(c):.1%}"
+              for t, p, c in zip(true, pred, confidence)]
+    if not len(true) == len(pred) == len(confidence) == len(images):
+        raise ValueError(f"expected {len(images)} labels and confidences, got {len(true)}, "
+                         f"{len(pred)}, {len(confidence)}")
+    return digit_grid(images, titles, path, cols, colour="darkred")

@@ -233,3 +233,19 @@ def test_blank_and_faint_images_are_refused():
         mnist_preprocess(faint)
     faint[10:18, 12:15] = 60.0  # a dim digit is stretched to full contrast
     assert mnist_preprocess(faint).max() == pytest.approx(255.0)
+
+
+def test_grid_draws_what_the_network_saw(trained, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    Image = pytest.importorskip("PIL.Image")
+    path, _, digits, _ = trained
+    files = [write_pgm(tmp_path / f"digit-with-a-long-name-{i}.pgm", d)
+             for i, d in enumerate(digits[:5])]
+    r = run("predict", path, *files, "--grid", tmp_path / "seen.png")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "seen.png") as im:
+        assert im.size == (5 * 130, 150)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    r = run("predict", path, *files, "--grid", tmp_path / "again.png")
+    assert r.exit_code == 1 and "pip install 'bpnet[plot]'" in r.output
+    assert not (tmp_path / "again.png").exists()
