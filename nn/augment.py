@@ -49,7 +49,8 @@ def _checked(key, value):
 
 
 def gaussian_matrix(size, sigma, dtype=np.float32):
-    """(size, size) matrix G with G @ f smoothing f along its first axis (zeros beyond the edges)."""
+    """(size, size) matrix G such that G @ f smooths f along its first axis with a normalised
+    Gaussian of width sigma (zeros beyond the edges)."""
     d = np.arange(size)
     g = np.exp(-((d[:, None] - d[None, :]) ** 2) / (2.0 * sigma ** 2))
     k = np.arange(-4 * math.ceil(sigma) - size, 4 * math.ceil(sigma) + size + 1)
@@ -70,12 +71,11 @@ class Augmenter:
 
     def __init__(self, shift=2, rotate=0.0, scale=0.0, shear=0.0, elastic_alpha=0.0,
                  elastic_sigma=4.0, rng=None):
-        s = {k: _checked(k, v) for k, v in dict(shift=shift, rotate=rotate, scale=scale,
-                                                 shear=shear, elastic_alpha=elastic_alpha,
-                                                 elastic_sigma=elastic_sigma).items()}
-        self.settings = s
-        self.shift, self.rotate, self.scale, self.shear = s["shift"], s["rotate"], s["scale"], s["shear"]
-        self.elastic_alpha, self.elastic_sigma = s["elastic_alpha"], s["elastic_sigma"]
+        given = dict(shift=shift, rotate=rotate, scale=scale, shear=shear,
+                     elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma)
+        self.settings = {k: _checked(k, v) for k, v in given.items()}
+        for key, value in self.settings.items():
+            setattr(self, key, value)
         self.rng = np.random.default_rng(rng)
         centre = (SIDE - 1) / 2.0
         gy, gx = np.mgrid[0:SIDE, 0:SIDE].reshape(2, -1).astype(np.float32) - np.float32(centre)
@@ -120,10 +120,14 @@ class Augmenter:
     def source_points(self, n):
         """Source coordinates (row, column), each (n, 784) float32, for a batch of n images."""
         rng, f32 = self.rng, np.float32
+
+        def draw(limit):  # n uniform draws in [-limit, limit]; zeros (drawing nothing) for 0
+            return rng.uniform(-limit, limit, n) if limit else np.zeros(n)
+
         t = rng.integers(-self.shift, self.shift + 1, size=(2, n)).astype(f32)
-        theta = np.deg2rad(rng.uniform(-self.rotate, self.rotate, n)) if self.rotate else np.zeros(n)
-        zoom = 1.0 + rng.uniform(-self.scale, self.scale, n) if self.scale else np.ones(n)
-        k = np.tan(np.deg2rad(rng.uniform(-self.shear, self.shear, n))) if self.shear else np.zeros(n)
+        theta = np.deg2rad(draw(self.rotate))
+        zoom = 1.0 + draw(self.scale)
+        k = np.tan(np.deg2rad(draw(self.shear)))
         # The image is moved by A = R(theta)·zoom·[[1, k], [0, 1]] about its centre, then by t;
         # each output pixel p reads the source at A⁻¹(p − centre − t) + centre.
         c, s = np.cos(theta), np.sin(theta)
@@ -141,9 +145,11 @@ class Augmenter:
         return src_y, src_x
 
     def _bilinear(self, images, src_y, src_x):
-        """Read images (n, 28, 28) at (src_y, src_x) (n, 784, float32, overwritten); zero outside."""
+        """Read images (n, 28, 28) at (src_y, src_x), each (n, 784) float32 and overwritten;
+        points outside the image read 0."""
         n, w = images.shape[0], SIDE + 2
-        if self._padded is None or self._padded.shape[0] != n or self._padded.dtype != images.dtype:
+        pad = self._padded
+        if pad is None or pad.shape[0] != n or pad.dtype != images.dtype:
             self._padded = np.zeros((n, w, w), dtype=images.dtype)
         self._padded[:, 1:-1, 1:-1] = images
         flat = self._padded.reshape(-1)

@@ -134,7 +134,8 @@ def _read_npy(raw, path):
     except (OSError, EOFError) as e:
         raise InputError(f"{path}: not a readable NPY array ({e})") from None
     if a.ndim != 2:
-        raise InputError(f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) image")
+        raise InputError(f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) "
+                         f"image")
     if a.dtype.kind == "b":
         return a * 255.0
     if a.dtype.kind not in "uif":

@@ -103,9 +103,10 @@ def test_from_config_defaults_and_bad_values():
     aug = Augmenter.from_config({"rotate": 8, "elastic_alpha": 30})
     assert aug.settings == {"shift": 2, "rotate": 8.0, "scale": 0.0, "shear": 0.0,
                             "elastic_alpha": 30.0, "elastic_sigma": 4.0}
-    for config, message in [({"rotaet": 5}, "augment.rotaet: unknown key"),
-                            ({"shift": 1.5}, "augment.shift"), ({"scale": 1.0}, "augment.scale"),
-                            ({"rotate": -1}, "augment.rotate"), ({"elastic_sigma": 0}, "augment.elastic_sigma"),
-                            ({"shear": True}, "augment.shear"), ([1, 2], "augment: expected a mapping")]:
+    for config, message in [
+            ({"rotaet": 5}, "augment.rotaet: unknown key"), ({"shift": 1.5}, "augment.shift"),
+            ({"scale": 1.0}, "augment.scale"), ({"rotate": -1}, "augment.rotate"),
+            ({"elastic_sigma": 0}, "augment.elastic_sigma"), ({"shear": True}, "augment.shear"),
+            ([1, 2], "augment: expected a mapping")]:
         with pytest.raises(InputError, match=message):
             Augmenter.from_config(config)

@@ -118,7 +118,8 @@ def test_error_grid_size_follows_the_cell_count(tmp_path, n, cols, grid):
     out = error_grid(images, rng.integers(0, 10, n), rng.integers(0, 10, n), rng.random(n),
                      tmp_path / "errors.png", cols=cols)
     assert out == tmp_path / "errors.png"
-    assert png_size(out) == (round(grid[0] * CELL_SIZE[0] * DPI), round(grid[1] * CELL_SIZE[1] * DPI))
+    cols, rows = grid
+    assert png_size(out) == (round(cols * CELL_SIZE[0] * DPI), round(rows * CELL_SIZE[1] * DPI))
     assert [p.name for p in tmp_path.iterdir()] == ["errors.png"]
     with pytest.raises(InputError, match="no misclassified images"):
         error_grid(images[:0], [], [], [], tmp_path / "none.png")
@@ -127,7 +128,8 @@ def test_error_grid_size_follows_the_cell_count(tmp_path, n, cols, grid):
 def test_metrics_png_shows_the_curves(tmp_path):
     """The drawing is not blank: both panels hold coloured curve pixels."""
     Image = pytest.importorskip("PIL.Image")
-    out = plot_metrics(write_metrics(tmp_path / "run", epochs=20) / "metrics.csv", tmp_path / "m.png")
+    run_dir = write_metrics(tmp_path / "run", epochs=20)
+    out = plot_metrics(run_dir / "metrics.csv", tmp_path / "m.png")
     rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
     coloured = (np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2) > 60)
     assert coloured[:, :500].sum() > 500 and coloured[:, 500:].sum() > 500
