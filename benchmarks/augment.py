@@ -3,13 +3,15 @@
 Trains 784-800-10 (ReLU, he init, float32, batch 100, plain SGD) on real MNIST. For each
 augmentation setting it runs a plain and an augmented epoch over the same shuffled batches,
 alternating blocks of 20 batches between the two so that load from other processes hits both
-alike, and prints the epoch times and their ratio. Run:
+alike. It prints both epoch times, their ratio, and the ratio of the fastest plain and fastest
+augmented block (the figure for an otherwise idle machine), with the load average. Run:
 
     python benchmarks/augment.py [--data-dir DIR] [--epochs 1] [--hidden 800]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -42,8 +44,8 @@ def main():
             net.params[k] -= lr * g
 
     def timed_blocks(batches, augment):
-        """Seconds spent on each block: plain steps, then the same steps with augmentation."""
-        plain = aug = 0.0
+        """Seconds of each block of plain steps and of the same steps with augmentation."""
+        plain, aug = [], []
         for i in range(0, len(batches), BLOCK):
             block = batches[i:i + BLOCK]
             start = time.perf_counter()
@@ -52,23 +54,28 @@ def main():
             middle = time.perf_counter()
             for idx in block:
                 step(augment(x[idx]), t[idx])
-            plain, aug = plain + middle - start, aug + time.perf_counter() - middle
+            plain.append(middle - start)
+            aug.append(time.perf_counter() - middle)
         return plain, aug
 
     rng = np.random.default_rng(1)
     print(f"784-{args.hidden}-10 float32, batch {BATCH}, {len(x)} images per epoch, "
           f"{args.epochs} paired epoch(s) per setting")
-    print(f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s}")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s} "
+          f"{'fastest blocks':>15s}")
     for name, kw in SETTINGS.items():
         augment = Augmenter(**kw, rng=0)
-        plain = aug = 0.0
+        plain, aug = [], []
         for _ in range(args.epochs):
             order = rng.permutation(len(x))
             batches = [order[i:i + BATCH] for i in range(0, len(x) - BATCH + 1, BATCH)]
             p, a = timed_blocks(batches, augment)
             plain, aug = plain + p, aug + a
-        plain, aug = plain / args.epochs, aug / args.epochs
-        print(f"{name:28s} {plain:8.2f} {aug:12.2f} {aug / plain:6.2f}")
+        epoch_plain, epoch_aug = sum(plain) / args.epochs, sum(aug) / args.epochs
+        print(f"{name:28s} {epoch_plain:8.2f} {epoch_aug:12.2f} {epoch_aug / epoch_plain:6.2f} "
+              f"{min(aug) / min(plain):15.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

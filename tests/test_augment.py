@@ -66,21 +66,21 @@ def test_same_seed_same_batches_different_seed_different():
 
 def test_small_affine_roughly_conserves_ink(shared_mnist):
     """Rotation and shear keep area and a zoom within ±5% changes it by at most 10%, so the ink
-    of each real digit is kept within a few tens of percent (bilinear resampling blurs a
-    little) and on average within 3%; an elastic field (which locally compresses and
-    stretches) keeps it on average."""
+    of each real digit is kept within 25% (bilinear resampling blurs a little) and on average
+    within 3%. An elastic field compresses and stretches strokes locally: it keeps the ink on
+    average and for a typical digit."""
     from bpnet.nn.data import load_split
     x = load_split(shared_mnist.parent, "mnist", "test")[0][:400].reshape(400, -1) / 255.0
-    cases = ((dict(rotate=10, scale=0.05, shear=10), 0.25, 3), (dict(elastic_alpha=34), 0.6, 5))
-    for kw, worst, moved in cases:
-        y = Augmenter(shift=2, **kw, rng=4)(x)
-        ratio = y.sum(axis=1) / x.sum(axis=1)
-        assert abs(ratio.mean() - 1) < 0.03, kw
-        assert np.all(np.abs(ratio - 1) < worst), kw
-        # the digit stays in place: its centre of mass moves by about the shift at most
-        rows = np.arange(28).repeat(28)
-        com = lambda im: (im * rows).sum(1) / im.sum(1)  # noqa: E731
-        assert np.abs(com(y) - com(x)).max() < moved, kw
+    rows = np.arange(28).repeat(28)
+    com = lambda im: (im * rows).sum(1) / im.sum(1)  # noqa: E731  (row of the centre of mass)
+    affine = Augmenter(shift=2, rotate=10, scale=0.05, shear=10, rng=4)(x)
+    ratio = affine.sum(axis=1) / x.sum(axis=1)
+    assert abs(ratio.mean() - 1) < 0.03 and np.all(np.abs(ratio - 1) < 0.25)
+    assert np.abs(com(affine) - com(x)).max() < 3  # the digit stays put, up to the shift
+    elastic = Augmenter(shift=0, elastic_alpha=34, rng=4)(x)
+    ratio = elastic.sum(axis=1) / x.sum(axis=1)
+    assert abs(ratio.mean() - 1) < 0.03 and np.median(np.abs(ratio - 1)) < 0.15
+    assert np.median(np.abs(com(elastic) - com(x))) < 1
 
 
 def test_rotation_turns_a_bar():
@@ -93,10 +93,24 @@ def test_rotation_turns_a_bar():
 
 
 def test_gaussian_matrix_smooths_like_a_normalised_kernel():
-    g = gaussian_matrix(28, 4.0, np.float64)
+    g = gaussian_matrix(28, 4.0, dtype=np.float64)
     assert np.allclose(g, g.T)
     assert g[14].sum() == pytest.approx(1.0, abs=1e-3)  # nearly all the kernel inside
     assert g[0].sum() == pytest.approx(0.5 + g[0, 0] / 2, abs=0.02)  # half of it at an edge
+
+
+def test_coarse_noise_gives_the_same_elastic_field_statistics():
+    """Noise drawn every 4 pixels and smoothed with sigma 4 (what the Augmenter does) has the
+    spread and smoothness of noise drawn at every pixel."""
+    rng = np.random.default_rng(0)
+    fields = {}
+    for step in (1, 4):
+        g = gaussian_matrix(28, 4.0, step, np.float64)
+        assert g.shape == (28, 28 // step)
+        fields[step] = g @ rng.uniform(-1, 1, (3000, 28 // step, 28 // step)) @ g.T
+    for step, f in fields.items():
+        assert f[:, 14, 14].std() == pytest.approx(fields[1][:, 14, 14].std(), rel=0.05)
+        assert np.corrcoef(f[:, 14, 14], f[:, 14, 18])[0, 1] == pytest.approx(0.78, abs=0.04)
 
 
 def test_from_config_defaults_and_bad_values():
