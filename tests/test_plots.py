@@ -133,3 +133,13 @@ def test_metrics_png_shows_the_curves(tmp_path):
     rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
     coloured = (np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2) > 60)
     assert coloured[:, :500].sum() > 500 and coloured[:, 500:].sum() > 500
+
+
+def test_pictures_get_ordinary_file_permissions(tmp_path):
+    import os
+    mask = os.umask(0o022)
+    try:
+        out = plot_metrics(write_metrics(tmp_path / "run") / "metrics.csv", tmp_path / "m.png")
+    finally:
+        os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o644
