@@ -142,39 +142,39 @@ BOOL = Kind("true or false", _bool)
 PATH = nullable(_text("a folder path", lambda s: True))
 
 SCHEMA = {
-    "name": Field(nullable(_text("a name without / or \\", _is_name)), None,
+    "name": Field(nullable(_text("a name (no slashes)", _is_name)), None,
                   "Run name, used for the default output dir; null: the config file's stem."),
     "dataset": Field(choice(*DATASETS), "mnist", "Dataset to train and evaluate on."),
-    "data_dir": Field(PATH, None, "Folder holding <dataset>/; null: $BPNET_DATA_DIR or data/."),
+    "data_dir": Field(PATH, None, "Folder holding `<dataset>/`; null: `$BPNET_DATA_DIR` or `data/`."),
     "model": {
         "hidden": Field(Kind("a list of integers > 0 (or one integer > 0)", _hidden), [50],
-                        "Hidden layer sizes; [] is softmax regression."),
+                        "Hidden layer sizes; `[]` is softmax regression."),
         "activation": Field(choice(*ACTIVATIONS), "relu", "Hidden-layer activation."),
         "weight_init": Field(Kind("a number > 0, he or xavier", _weight_init), 0.01,
-                             "Initial weight std; he: sqrt(2/fan_in), xavier: sqrt(1/fan_in)."),
+                             "Initial weight std; `he`: √(2/fan_in), `xavier`: √(1/fan_in)."),
     },
     "data": {
         "normalize": Field(BOOL, True, "Scale pixels by 1/255 (false: raw 0..255)."),
         "validation": Field(number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
-                            "Training images held out for validation and early stopping."),
+                            "Training images held out for validation and early stopping; 0: none."),
     },
     "train": {
-        "epochs": Field(nullable(POSITIVE_INT), 10, "Passes over the training set."),
-        "iterations": Field(nullable(POSITIVE_INT), None, "Mini-batch updates (instead of epochs)."),
+        "epochs": Field(nullable(POSITIVE_INT), 10, "Passes over the training set; setting it clears train.iterations."),
+        "iterations": Field(nullable(POSITIVE_INT), None, "Mini-batch updates instead; setting it clears train.epochs."),
         "batch_size": Field(POSITIVE_INT, 100, "Images per mini-batch."),
-        "optimizer": Field(choice(*OPTIMIZERS), "sgd", "Update rule."),
+        "optimizer": Field(choice(*OPTIMIZERS), "sgd", "Update rule: plain SGD, SGD with momentum, AdaGrad or Adam."),
         "lr": Field(POSITIVE, 0.1, "Learning rate."),
-        "momentum": Field(FRACTION, 0.9, "Velocity decay of the momentum optimizer."),
-        "beta1": Field(FRACTION, 0.9, "Adam's first-moment decay."),
-        "beta2": Field(FRACTION, 0.999, "Adam's second-moment decay."),
-        "eps": Field(POSITIVE, 1e-8, "Denominator guard of adagrad and adam."),
-        "weight_decay": Field(NON_NEGATIVE, 0.0, "L2 penalty λ in the loss term ½·λ·ΣW²."),
-        "schedule": Field(choice(*SCHEDULES), "none", "Learning-rate schedule."),
-        "step_epochs": Field(POSITIVE_INT, 10, "step: multiply lr by gamma every this many epochs."),
-        "gamma": Field(number(0, 1, low_open=True), 0.1, "step: the lr factor."),
-        "min_lr": Field(NON_NEGATIVE, 0.0, "cosine: the lr reached at the end (< lr)."),
-        "seed": Field(number(0, integer=True), 0, "Seed for weights, split and shuffling."),
-        "dtype": Field(choice(*DTYPES), "float32", "Floating-point type of data and weights."),
+        "momentum": Field(FRACTION, 0.9, "`momentum`: velocity decay."),
+        "beta1": Field(FRACTION, 0.9, "`adam`: first-moment decay."),
+        "beta2": Field(FRACTION, 0.999, "`adam`: second-moment decay."),
+        "eps": Field(POSITIVE, 1e-8, "`adagrad`, `adam`: denominator guard."),
+        "weight_decay": Field(NON_NEGATIVE, 0.0, "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
+        "schedule": Field(choice(*SCHEDULES), "none", "How lr changes: constant, stepped, or cosine-annealed to `min_lr`."),
+        "step_epochs": Field(POSITIVE_INT, 10, "`step`: multiply lr by `gamma` every this many epochs."),
+        "gamma": Field(number(0, 1, low_open=True), 0.1, "`step`: the factor."),
+        "min_lr": Field(NON_NEGATIVE, 0.0, "`cosine`: the lr reached at the end (< `lr`)."),
+        "seed": Field(number(0, integer=True), 0, "Seed for everything random in the run."),
+        "dtype": Field(choice(*DTYPES), "float32", "Floating-point type of the data and the weights."),
         "shuffle": Field(BOOL, True, "A fresh permutation every epoch (false: fixed order)."),
     },
     "eval": {
@@ -184,10 +184,10 @@ SCHEMA = {
     "early_stopping": {
         "patience": Field(number(0, integer=True), 0,
                           "Evaluations without validation-accuracy gain before stopping; 0: off."),
-        "min_delta": Field(NON_NEGATIVE, 0.0, "Smallest accuracy gain that counts as one."),
+        "min_delta": Field(NON_NEGATIVE, 0.0, "Smallest rise in validation accuracy that counts as a gain."),
     },
     "output": {
-        "dir": Field(PATH, None, "Run directory; null: runs/<name>."),
+        "dir": Field(PATH, None, "Run directory; null: `runs/<name>`."),
     },
 }
 
@@ -225,10 +225,9 @@ def _did_you_mean(key):
         section, _, leaf = dotted.rpartition(".")
         for name in [leaf, *ALIASES.get(leaf, ())]:
             spellings[f"{section}.{name}".lstrip(".")] = dotted
-    matches = difflib.get_close_matches(key, spellings, n=1, cutoff=0.75)
-    if not matches:  # the right name in the wrong section, e.g. `lr` at the top level
-        leaf = key.rpartition(".")[2]
-        matches = [s for s in spellings if s.rpartition(".")[2] == leaf]
+    leaf = key.rpartition(".")[2]  # the right name in the wrong section, e.g. `lr` at the top
+    matches = [s for s in spellings if s.rpartition(".")[2] == leaf] \
+        or difflib.get_close_matches(key, spellings, n=1, cutoff=0.75)
     hints = sorted({spellings[m] for m in matches})
     return f" (did you mean {' or '.join(hints)}?)" if hints else ""
 
@@ -345,12 +344,12 @@ def list_configs():
     """``[(name, description)]`` of the shipped configs; the description is the
     first comment line of the file."""
     found = []
-    for entry in sorted(_shipped().iterdir(), key=lambda e: e.name):
+    for entry in _shipped().iterdir():
         if entry.name.endswith(".yaml"):
             lines = entry.read_text(encoding="utf-8").splitlines()
             about = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
             found.append((entry.name[:-len(".yaml")], about))
-    return found
+    return sorted(found)
 
 
 def resolve_config_path(path_or_name):
@@ -384,8 +383,8 @@ def _read(path):
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}invalid YAML "
-                          f"({getattr(e, 'problem', None) or e})") from None
+        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
+        raise ConfigError(f"{path}: {where}invalid YAML ({what or e})") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
