@@ -94,6 +94,7 @@ def _looks_numeric(text):
 
 
 def choice(*options):
+    """One of the given strings."""
     def convert(v):
         if not (isinstance(v, str) and v in options):
             raise ValueError
@@ -102,10 +103,12 @@ def choice(*options):
 
 
 def nullable(kind):
+    """``kind`` or null (None)."""
     return Kind(f"{kind.expected} or null", lambda v: None if v is None else kind.convert(v))
 
 
-def _text(expected, ok):
+def text(expected, ok=lambda s: True):
+    """Non-empty strings that pass ``ok``."""
     def convert(v):
         if not (isinstance(v, str) and v and ok(v)):
             raise ValueError
@@ -139,13 +142,14 @@ POSITIVE_INT = number(0, low_open=True, integer=True)
 NON_NEGATIVE = number(0)
 FRACTION = number(0, 1, high_open=True)
 BOOL = Kind("true or false", _bool)
-PATH = nullable(_text("a folder path", lambda s: True))
+PATH = nullable(text("a folder path"))
 
 SCHEMA = {
-    "name": Field(nullable(_text("a name (no slashes)", _is_name)), None,
+    "name": Field(nullable(text("a name (no slashes)", _is_name)), None,
                   "Run name, used for the default output dir; null: the config file's stem."),
     "dataset": Field(choice(*DATASETS), "mnist", "Dataset to train and evaluate on."),
-    "data_dir": Field(PATH, None, "Folder holding `<dataset>/`; null: `$BPNET_DATA_DIR` or `data/`."),
+    "data_dir": Field(PATH, None,
+                      "Folder holding `<dataset>/`; null: `$BPNET_DATA_DIR` or `data/`."),
     "model": {
         "hidden": Field(Kind("a list of integers > 0 (or one integer > 0)", _hidden), [50],
                         "Hidden layer sizes; `[]` is softmax regression."),
@@ -155,26 +159,34 @@ SCHEMA = {
     },
     "data": {
         "normalize": Field(BOOL, True, "Scale pixels by 1/255 (false: raw 0..255)."),
-        "validation": Field(number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
-                            "Training images held out for validation and early stopping; 0: none."),
+        "validation": Field(
+            number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
+            "Training images held out for validation and early stopping; 0: none."),
     },
     "train": {
-        "epochs": Field(nullable(POSITIVE_INT), 10, "Passes over the training set; setting it clears train.iterations."),
-        "iterations": Field(nullable(POSITIVE_INT), None, "Mini-batch updates instead; setting it clears train.epochs."),
+        "epochs": Field(nullable(POSITIVE_INT), 10,
+                        "Passes over the training set; setting it clears train.iterations."),
+        "iterations": Field(nullable(POSITIVE_INT), None,
+                            "Mini-batch updates instead; setting it clears train.epochs."),
         "batch_size": Field(POSITIVE_INT, 100, "Images per mini-batch."),
-        "optimizer": Field(choice(*OPTIMIZERS), "sgd", "Update rule: plain SGD, SGD with momentum, AdaGrad or Adam."),
+        "optimizer": Field(choice(*OPTIMIZERS), "sgd",
+                           "Update rule: plain SGD, SGD with momentum, AdaGrad or Adam."),
         "lr": Field(POSITIVE, 0.1, "Learning rate."),
         "momentum": Field(FRACTION, 0.9, "`momentum`: velocity decay."),
         "beta1": Field(FRACTION, 0.9, "`adam`: first-moment decay."),
         "beta2": Field(FRACTION, 0.999, "`adam`: second-moment decay."),
         "eps": Field(POSITIVE, 1e-8, "`adagrad`, `adam`: denominator guard."),
-        "weight_decay": Field(NON_NEGATIVE, 0.0, "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
-        "schedule": Field(choice(*SCHEDULES), "none", "How lr changes: constant, stepped, or cosine-annealed to `min_lr`."),
-        "step_epochs": Field(POSITIVE_INT, 10, "`step`: multiply lr by `gamma` every this many epochs."),
+        "weight_decay": Field(NON_NEGATIVE, 0.0,
+                              "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
+        "schedule": Field(choice(*SCHEDULES), "none",
+                          "How lr changes: constant, stepped, or cosine-annealed to `min_lr`."),
+        "step_epochs": Field(POSITIVE_INT, 10,
+                             "`step`: multiply lr by `gamma` every this many epochs."),
         "gamma": Field(number(0, 1, low_open=True), 0.1, "`step`: the factor."),
         "min_lr": Field(NON_NEGATIVE, 0.0, "`cosine`: the lr reached at the end (< `lr`)."),
         "seed": Field(number(0, integer=True), 0, "Seed for everything random in the run."),
-        "dtype": Field(choice(*DTYPES), "float32", "Floating-point type of the data and the weights."),
+        "dtype": Field(choice(*DTYPES), "float32",
+                       "Floating-point type of the data and the weights."),
         "shuffle": Field(BOOL, True, "A fresh permutation every epoch (false: fixed order)."),
     },
     "eval": {
@@ -184,7 +196,8 @@ SCHEMA = {
     "early_stopping": {
         "patience": Field(number(0, integer=True), 0,
                           "Evaluations without validation-accuracy gain before stopping; 0: off."),
-        "min_delta": Field(NON_NEGATIVE, 0.0, "Smallest rise in validation accuracy that counts as a gain."),
+        "min_delta": Field(NON_NEGATIVE, 0.0,
+                           "Smallest rise in validation accuracy that counts as a gain."),
     },
     "output": {
         "dir": Field(PATH, None, "Run directory; null: `runs/<name>`."),

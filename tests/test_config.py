@@ -60,7 +60,8 @@ def test_mnist_config_is_the_lessons_run():
 
 
 def test_other_shipped_configs_fit_their_purpose():
-    best, quick, fashion = load_config("mnist-best"), load_config("quick"), load_config("fashion-mnist")
+    best, quick = load_config("mnist-best"), load_config("quick")
+    fashion = load_config("fashion-mnist")
     assert best["model"]["hidden"] == [800] and best["model"]["weight_init"] == "he"
     assert best["train"]["optimizer"] in ("momentum", "adam")
     assert best["train"]["schedule"] in ("cosine", "step") and best["train"]["weight_decay"] > 0
@@ -230,15 +231,16 @@ def test_bad_config_file_names_file_key_value_and_expectation(tmp_path, text, ex
         assert "did you mean" not in message
 
 
-def test_errors_are_input_errors_with_exit_status_2(tmp_path):
+def test_errors_are_input_errors_with_exit_status_2():
     assert issubclass(ConfigError, InputError) and ConfigError.exit_code == 2
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("train:\n  lr: [0.1\n", r": line 3, column 1: invalid YAML \(while parsing a flow sequence, expected ',' or ']'"),
+    ("train:\n  lr: [0.1\n",
+     r": line 3, column 1: invalid YAML \(while parsing a flow sequence, expected ',' or ']'"),
     ("train:\n  lr: 0.1\n bad: 1\n", r": line 3, column 2: invalid YAML"),
-    ("a: 1\n---\nb: 2\n", r": line 2, column 1: invalid YAML \(expected a single document in the stream, "
-                    r"but found another document\)$"),
+    ("a: 1\n---\nb: 2\n", r": line 2, column 1: invalid YAML \(expected a single document in "
+                         r"the stream, but found another document\)$"),
     ("- mnist\n- quick\n", r": expected a mapping of keys \(name, dataset, .*\) at the top level, "
                            r"got \[mnist, quick\]"),
     ("just words\n", r": expected a mapping of keys .* at the top level, got just words"),
