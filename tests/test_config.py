@@ -356,8 +356,10 @@ def test_network_kwargs_build_the_configs_model():
 
 # --- README documents every key -----------------------------------------------------------
 
-def test_readme_table_is_the_schema():
+def test_readme_lists_the_shipped_configs_and_its_key_table_is_the_schema():
     readme = (REPO / "README.md").read_text()
+    for name in SHIPPED:
+        assert f"| `{name}` | " in readme
     for key, field in FIELDS.items():
         default = yaml.safe_dump(field.default, default_flow_style=True).strip()
         default = default.removesuffix("\n...")
