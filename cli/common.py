@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from bpnet.nn.config import FIELDS, list_configs, load_config
 from bpnet.nn.errors import BpnetError
 
 
@@ -66,6 +67,44 @@ def data_dir_option(fn):
     return click.option(
         "--data-dir", type=click.Path(file_okay=False), default=None, envvar="BPNET_DATA_DIR",
         show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: data/].")(fn)
+
+
+def _list_configs(ctx, _param, value):
+    if value:
+        click.echo(format_table(["config", "description"], list_configs(), "ll"))
+        ctx.exit()
+
+
+def config_options(required=True):
+    """``--config PATH|NAME`` (required or not), repeatable ``--set KEY=VALUE`` and an
+    eager ``--list-configs``; the command receives ``config`` and ``sets``."""
+    def decorate(fn):
+        fn = click.option(
+            "--set", "sets", metavar="KEY=VALUE", multiple=True,
+            help="Override one config value by dotted key, the value written in YAML "
+                 "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order."
+        )(fn)
+        fn = click.option(
+            "--list-configs", is_flag=True, expose_value=False, is_eager=True,
+            callback=_list_configs, help="List the shipped configs and exit.")(fn)
+        return click.option(
+            "--config", metavar="PATH|NAME", required=required,
+            help="YAML config: a file, or else the name of a shipped config (see --list-configs)."
+        )(fn)
+    return decorate
+
+
+SHORTCUT_KEYS = {key.replace(".", "_"): key for key in FIELDS}
+
+
+def load_config_from_cli(config, sets, **shortcuts):
+    """``load_config`` for a command: ``sets`` are the ``--set`` strings; each shortcut is
+    a config key with ``_`` for ``.`` (``train_epochs=5``, ``output_dir=...``,
+    ``data_dir=...``) holding an option's typed value, None when it was not given."""
+    unknown = set(shortcuts) - set(SHORTCUT_KEYS)
+    if unknown:
+        raise TypeError(f"not config keys: {', '.join(sorted(unknown))}")
+    return load_config(config, sets, {SHORTCUT_KEYS[k]: v for k, v in shortcuts.items()})
 
 
 def echo_json(obj):
