@@ -7,6 +7,7 @@ from bpnet import __version__
 from bpnet.cli.common import _set_debug
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
+from bpnet.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,4 +26,5 @@ def main():
 
 
 main.add_command(gradcheck)
+main.add_command(train)
 main.add_command(eval_cmd)

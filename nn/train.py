@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import load_split
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
 from .metrics import evaluate, to_input
@@ -71,6 +72,15 @@ def split_validation(x, t, n_val):
     if n_val <= 0:
         return Split(x, t), None
     return Split(x[:-n_val], t[:-n_val]), Split(x[-n_val:], t[-n_val:])
+
+
+def load_data(cfg, offline=False, say=None):
+    """The config's dataset as uint8 splits: train (minus validation), val, test."""
+    data_dir, dataset = cfg["data_dir"], cfg["dataset"]
+    x, t = load_split(data_dir, dataset, "train")
+    xt, tt = load_split(data_dir, dataset, "test")
+    train, val = split_validation(x, t, cfg["data"]["validation"])
+    return Data(train, val, Split(xt.reshape(len(xt), -1), tt.astype(np.int64)))
 
 
 class Progress:
