@@ -5,6 +5,7 @@ import click
 
 from bpnet import __version__
 from bpnet.cli.common import _set_debug
+from bpnet.cli.download import download
 from bpnet.cli.gradcheck import gradcheck
 
 
@@ -24,3 +25,4 @@ def main():
 
 
 main.add_command(gradcheck)
+main.add_command(download)
