@@ -45,6 +45,10 @@ class MirrorFailed(Exception):
     """One mirror could not serve one file; the message says why."""
 
 
+class _Retry(Exception):
+    """A request failed in a way worth another try: args (what happened, Retry-After or None)."""
+
+
 @dataclass(frozen=True)
 class HttpOptions:
     """How hard to try one HTTP mirror. Times in seconds."""
@@ -208,57 +212,65 @@ class _Fetcher:
             with open(src, "rb") as fin, open(part, "wb") as fout:
                 bar = self.progress(desc=desc, total=os.fstat(fin.fileno()).st_size, initial=0)
                 _pump(iter(lambda: fin.read(self.options.chunk_size), b""), fout, bar)
-        except FileNotFoundError:
-            raise MirrorFailed("no such file") from None
-        except IsADirectoryError:
-            raise MirrorFailed("is a folder") from None
+        except OSError as e:
+            raise MirrorFailed(e.strerror or str(e)) from None
         return False
 
     def _http(self, url, part, desc):
+        """Fill ``part`` from ``url`` in at most ``tries`` requests, each resuming where the one
+        before stopped; True when the last request continued bytes already in ``part``."""
         opt = self.options
-        failure, wait, resumed = None, 0.0, False
         for attempt in range(1, opt.tries + 1):
-            if attempt > 1:
-                time.sleep(wait)
-            have = part.stat().st_size if part.exists() else 0
-            total = None
+            retry_after = None
             try:
-                with self.session.get(url, stream=True, timeout=(opt.connect_timeout, opt.read_timeout),
-                                      headers={"Range": f"bytes={have}-"} if have else {}) as r:
-                    code = r.status_code
-                    if code == 429 or code >= 500:
-                        failure = f"HTTP {code}"
-                        wait = retry_wait(attempt, r.headers.get("Retry-After"), opt)
-                        continue
-                    span = _span(r, have) if code in (200, 206) else None
-                    if span is None and have and code in (206, 416):  # not a prefix: start over
-                        part.unlink()
-                        failure, wait = f"HTTP {code} to a Range request", 0.0
-                        continue
-                    if span is None:
-                        raise MirrorFailed(f"HTTP {code}")
-                    start, total = span
-                    with open(part, "ab" if start else "wb") as fh:
-                        bar = self.progress(desc=desc, total=total, initial=start)
-                        # read1: keep every byte that arrived, even when a stall ends the read
-                        _pump(iter(lambda: r.raw.read1(opt.chunk_size, decode_content=False), b""),
-                              fh, bar)
-                    resumed = resumed or start > 0
-                size = part.stat().st_size
-                if total is None or size == total:
-                    return resumed
-                raise urllib3.exceptions.IncompleteRead(size, total - size)  # a short 206 body
+                return self._request(url, part, desc) > 0
+            except _Retry as e:
+                failure, retry_after = e.args
             except requests.ConnectTimeout:
                 failure = "connection timed out"
-            except (requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError):
-                failure = f"read timed out (no data for {opt.read_timeout:g} s)"
-            except requests.ConnectionError as e:
+            except requests.ReadTimeout:
+                failure = self._timed_out
+            except requests.RequestException as e:
                 failure = _connect_reason(e)
-            except (requests.RequestException, urllib3.exceptions.HTTPError):
-                size = part.stat().st_size if part.exists() else 0
-                failure = f"connection dropped at {size} of {total or '?'} bytes"
-            wait = retry_wait(attempt, None, opt)
+            if attempt < opt.tries:
+                time.sleep(retry_wait(attempt, retry_after, opt))
         raise MirrorFailed(f"{failure} after {opt.tries} tries" if opt.tries > 1 else failure)
+
+    @property
+    def _timed_out(self):
+        return f"read timed out (no data for {self.options.read_timeout:g} s)"
+
+    def _request(self, url, part, desc):
+        """One GET of ``url`` into ``part``, asking for the rest when ``part`` holds a beginning;
+        returns where the body started. Failures worth another try raise :class:`_Retry`."""
+        opt = self.options
+        have = part.stat().st_size if part.exists() else 0
+        with self.session.get(url, stream=True, timeout=(opt.connect_timeout, opt.read_timeout),
+                              headers={"Range": f"bytes={have}-"} if have else {}) as r:
+            code = r.status_code
+            if code == 429 or code >= 500:
+                raise _Retry(f"HTTP {code}", r.headers.get("Retry-After"))
+            span = _span(r, have) if code in (200, 206) else None
+            if span is None and have and code in (206, 416):  # part is no beginning of this file
+                part.unlink()
+                raise _Retry(f"HTTP {code} to a Range request", "0")
+            if span is None:
+                raise MirrorFailed(f"HTTP {code}")
+            start, total = span
+            with open(part, "ab" if start else "wb") as fh:
+                bar = self.progress(desc=desc, total=total, initial=start)
+                # read1 returns what has arrived, so a stall loses no byte already received
+                chunks = iter(lambda: r.raw.read1(opt.chunk_size, decode_content=False), b"")
+                try:
+                    _pump(chunks, fh, bar)
+                except urllib3.exceptions.ReadTimeoutError:
+                    raise _Retry(self._timed_out, None) from None
+                except urllib3.exceptions.HTTPError:
+                    raise _Retry(f"connection dropped at {fh.tell()} of {total or '?'} bytes",
+                                 None) from None
+                if total is not None and fh.tell() != total:  # a 206 body shorter than its range
+                    raise _Retry(f"body ended at {fh.tell()} of {total} bytes", None)
+        return start
 
 
 def _fetch(folder, files, urls, progress, report, options):

@@ -26,8 +26,10 @@ class FaultServer:
     - an int: that HTTP status (429 and 503 come with ``Retry-After: 1``)
     - ``"html"``: status 200 with an HTML error page
     - ``"truncate"``: half the body under the full Content-Length, then a clean close
+    - ``"short"``: half the body with a matching Content-Length (a 206 then ends before its range)
     - ``"reset"``: half the body, then a TCP reset
     - ``"stall"``: half the body, then silence until the server stops (at most ``stall`` s)
+    - ``"silent"``: no answer at all until the server stops (at most ``stall`` s)
 
     ``requests`` records each request as a dict: name, range (header or None), sent (body bytes
     written), agent (User-Agent). Use as a context manager; leaving it stops every thread.
@@ -91,6 +93,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _respond(self, owner, action, data, range_header):
         """Send the response for one action; returns the number of body bytes written."""
+        if action == "silent":
+            owner.release.wait(owner.stall)
+            return 0
         if data is None or isinstance(action, int):
             code = 404 if data is None else action
             self._head(code, 0, [("Retry-After", "1")] if code in (429, 503) else [])
@@ -106,9 +111,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return 0
         body = data[start:]
         extra = [("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")] if m and start else []
-        self._head(206 if extra else 200, len(body), extra + [("Accept-Ranges", "bytes")])
-        if action in ("truncate", "reset", "stall"):
-            body = body[: len(body) // 2]
+        if action in ("truncate", "reset", "stall", "short"):
+            body, length = body[: len(body) // 2], len(body) if action != "short" else len(body) // 2
+        else:
+            length = len(body)
+        self._head(206 if extra else 200, length, extra + [("Accept-Ranges", "bytes")])
         self.wfile.write(body)
         if action == "stall":
             owner.release.wait(owner.stall)

@@ -130,13 +130,14 @@ def test_interrupted_body_is_resumed_with_range(ds, tmp_path, fault):
 @pytest.mark.parametrize("fault, message", [
     ("truncate", "connection dropped at {} of {} bytes after 3 tries"),
     ("stall", "read timed out (no data for 0.3 s) after 3 tries"),
+    ("silent", "read timed out (no data for 0.3 s) after 3 tries"),
 ])
 def test_body_that_never_completes_fails_the_mirror(ds, tmp_path, fault, message):
     size = len(ds.files[TRAIN_IMAGES])
     with FaultServer(ds.files, {TRAIN_IMAGES: [fault]}) as bad, FaultServer(ds.files) as good:
         results, notes = fetch(ds, tmp_path, bad.url, good.url)
     hits = bad.hits(TRAIN_IMAGES)
-    assert len(hits) == 3 and all(h["range"] for h in hits[1:])
+    assert len(hits) == 3 and all(h["range"] for h in hits[1:] if fault != "silent")
     got = sum(h["sent"] for h in hits)
     assert notes == [f"{bad.url}{TRAIN_IMAGES}: {message.format(got, size)}; trying the next mirror"]
     assert results[0].source == good.url + TRAIN_IMAGES
@@ -177,7 +178,7 @@ def test_every_mirror_failing_raises_one_line_per_mirror(ds, tmp_path):
         f"  {a.url}{TRAIN_IMAGES}: HTTP 503 after 3 tries",
         f"  {b.url}{TRAIN_IMAGES}: not gzip/IDX (got HTML?)",
         f"  {dead}{TRAIN_IMAGES}: connection failed (Connection refused) after 3 tries",
-        f"  {missing}/{TRAIN_IMAGES}: no such file"]
+        f"  {missing}/{TRAIN_IMAGES}: No such file or directory"]
     assert e.value.exit_code == 1
     assert os.listdir(tmp_path / "mnist") == []
 
@@ -193,6 +194,40 @@ def test_partial_file_is_resumed_and_only_the_rest_is_sent(ds, tmp_path):
         fetch(ds, tmp_path, srv.url)
     [hit] = srv.hits(TRAIN_IMAGES)
     assert hit["range"] == "bytes=1000-" and hit["sent"] == len(data) - 1000
+    assert_verified_only(folder, ds.spec)
+
+
+def test_206_body_shorter_than_its_range_is_resumed_again(ds, tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    data = ds.files[TRAIN_IMAGES]
+    (folder / (TRAIN_IMAGES + ".part")).write_bytes(data[:1000])
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["short", "ok"]}) as srv:
+        _, notes = fetch(ds, tmp_path, srv.url)
+    first, second = srv.hits(TRAIN_IMAGES)
+    assert first["range"] == "bytes=1000-" and first["sent"] == (len(data) - 1000) // 2
+    assert second["range"] == f"bytes={1000 + first['sent']}-"
+    assert notes == []
+    assert_verified_only(folder, ds.spec)
+
+
+def test_body_shorter_than_the_file_under_a_matching_length_fails_verification(ds, tmp_path):
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["short"]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert len(notes) == 1 and notes[0].startswith(f"{bad.url}{TRAIN_IMAGES}: corrupt gzip (")
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_partial_file_longer_than_the_file_is_dropped_on_416(ds, tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    data = ds.files[TRAIN_IMAGES]
+    (folder / (TRAIN_IMAGES + ".part")).write_bytes(data + b"junk")
+    with FaultServer(ds.files) as srv:
+        _, notes = fetch(ds, tmp_path, srv.url)
+    assert [h["range"] for h in srv.hits(TRAIN_IMAGES)] == [f"bytes={len(data) + 4}-", None]
+    assert notes == []
     assert_verified_only(folder, ds.spec)
 
 
@@ -254,7 +289,8 @@ def test_file_mirror(ds, tmp_path):
     src = write_dataset(ds, tmp_path / "src")
     results, notes = fetch(ds, tmp_path / "data", (tmp_path / "empty").as_uri(), src.as_uri())
     assert results[0].source == f"{src.as_uri()}/{TRAIN_IMAGES}"
-    assert notes[0] == f"{(tmp_path / 'empty').as_uri()}/{TRAIN_IMAGES}: no such file; trying the next mirror"
+    assert notes == [f"{(tmp_path / 'empty').as_uri()}/{n}: No such file or directory; "
+                     "trying the next mirror" for n in ds.files]
     assert_verified_only(tmp_path / "data" / "mnist", ds.spec)
 
 
@@ -379,7 +415,7 @@ def test_cli_all_mirrors_failing_exits_1_with_a_line_per_mirror(ds, tmp_path):
         f"bpnet: warning: {srv.url}{TRAIN_IMAGES}: HTTP 404; trying the next mirror",
         f"bpnet: error: no mirror served a verified {TRAIN_IMAGES} (2 tried):",
         f"  {srv.url}{TRAIN_IMAGES}: HTTP 404",
-        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: no such file"]
+        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory"]
     assert os.listdir(tmp_path / "mnist") == []
 
 
@@ -409,3 +445,22 @@ def test_cli_bad_env_mirror_is_a_usage_error(tmp_path):
     r = run("--data-dir", str(tmp_path), env={"BPNET_MIRROR": "gopher://x"})
     assert r.exit_code == 2 and r.output.startswith("bpnet: error: mirror 'gopher://x'")
 
+
+
+def test_cli_default_data_dir_then_env_override(shared_mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("--mirror", shared_mnist.as_uri(), "--mirrors-only", "-q").exit_code == 0
+    assert_verified_only(tmp_path / "data" / "mnist", SPECS["mnist"])
+    r = run("--mirror", shared_mnist.as_uri(), "--mirrors-only",
+            env={"BPNET_DATA_DIR": str(tmp_path / "elsewhere")})
+    assert r.exit_code == 0 and "4 fetched" in r.output
+    assert_verified_only(tmp_path / "elsewhere" / "mnist", SPECS["mnist"])
+
+
+def test_cli_fashion_mnist_is_checked_against_its_own_checksums(shared_mnist, tmp_path):
+    r = run("--dataset", "fashion-mnist", "--mirror", shared_mnist.as_uri(), "--mirrors-only",
+            "--data-dir", str(tmp_path))
+    assert r.exit_code == 1
+    assert f"{shared_mnist.as_uri()}/{TRAIN_IMAGES}: SHA-256 mismatch (content ba891046e6505d7a…, " \
+           "expected c59f468a2f672dc8…)" in r.output
+    assert os.listdir(tmp_path / "fashion-mnist") == []
