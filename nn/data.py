@@ -93,6 +93,7 @@ def default_data_dir():
 
 
 def dataset_dir(data_dir, dataset="mnist"):
+    """``<data_dir>/<dataset>`` (``data_dir`` None: the default); checks the dataset name."""
     get_spec(dataset)
     return Path(data_dir if data_dir is not None else default_data_dir()) / dataset
 

@@ -311,15 +311,18 @@ def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), pr
                    report=None, spec=None, options=None, builtin_mirrors=True):
     """Download whichever files of a dataset are missing; returns the dataset's folder.
 
-    Present files are left to the loader to check. With ``offline``, a missing file raises
-    :class:`DataMissing` instead of being downloaded.
+    Present files are left to the loader to check. Before downloading, ``report`` is told which
+    files; with ``offline``, a missing file raises :class:`DataMissing` instead.
     """
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
     urls = mirror_list(spec, mirrors, builtin_mirrors)
     missing = [f for f in spec.files if not (folder / f.name).exists()]
+    names = ", ".join(f.name for f in missing)
     if missing and offline:
-        raise DataMissing(f"{folder}: missing {', '.join(f.name for f in missing)}; run "
-                          f"`bpnet download --dataset {spec.name}` to fetch them")
+        raise DataMissing(f"{folder}: missing {names}; run `bpnet download --dataset "
+                          f"{spec.name}` to fetch them")
+    if missing and report:
+        report(f"downloading {names} into {folder}")
     _fetch(folder, missing, urls, progress, report, options)
     return folder

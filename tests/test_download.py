@@ -185,29 +185,31 @@ def test_every_mirror_failing_raises_one_line_per_mirror(ds, tmp_path):
 
 # ---- resuming, recompressed and uncompressed files, present files ---------------------------
 
-def test_partial_file_is_resumed_and_only_the_rest_is_sent(ds, tmp_path):
+OTHER_BYTES = b"\x1f\x8b" + bytes(998)  # a partial file that is no beginning of the real one
+
+
+@pytest.mark.parametrize("part, plan, expect, note", [
+    (lambda d: d[:1000], ["ok"], lambda n: [("bytes=1000-", n - 1000)], None),
+    (lambda d: d[:1000], ["short", "ok"], lambda n: [  # a 206 that ends before its range
+        ("bytes=1000-", (n - 1000) // 2), (f"bytes={1000 + (n - 1000) // 2}-", (n - 999) // 2)],
+     None),
+    (lambda d: d + b"junk", ["ok"], lambda n: [(f"bytes={n + 4}-", 0), (None, n)], None),  # 416
+    (lambda d: OTHER_BYTES, ["norange"], lambda n: [("bytes=1000-", n)], None),
+    (lambda d: OTHER_BYTES, ["ok"], lambda n: [("bytes=1000-", n - 1000), (None, n)],
+     f"after resuming {TRAIN_IMAGES}.part; fetching it whole"),
+], ids=["resumed", "short-206", "longer-416", "range-ignored", "other-bytes"])
+def test_partial_file_of_an_earlier_run(ds, tmp_path, part, plan, expect, note):
+    """A .part left behind is continued with Range (only the rest is sent) where that can work,
+    and replaced by the whole file where it cannot."""
     folder = tmp_path / "mnist"
     folder.mkdir()
     data = ds.files[TRAIN_IMAGES]
-    (folder / (TRAIN_IMAGES + ".part")).write_bytes(data[:1000])
-    with FaultServer(ds.files) as srv:
-        fetch(ds, tmp_path, srv.url)
-    [hit] = srv.hits(TRAIN_IMAGES)
-    assert hit["range"] == "bytes=1000-" and hit["sent"] == len(data) - 1000
-    assert_verified_only(folder, ds.spec)
-
-
-def test_206_body_shorter_than_its_range_is_resumed_again(ds, tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    data = ds.files[TRAIN_IMAGES]
-    (folder / (TRAIN_IMAGES + ".part")).write_bytes(data[:1000])
-    with FaultServer(ds.files, {TRAIN_IMAGES: ["short", "ok"]}) as srv:
-        _, notes = fetch(ds, tmp_path, srv.url)
-    first, second = srv.hits(TRAIN_IMAGES)
-    assert first["range"] == "bytes=1000-" and first["sent"] == (len(data) - 1000) // 2
-    assert second["range"] == f"bytes={1000 + first['sent']}-"
-    assert notes == []
+    (folder / (TRAIN_IMAGES + ".part")).write_bytes(part(data))
+    with FaultServer(ds.files, {TRAIN_IMAGES: plan}) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    assert [(h["range"], h["sent"]) for h in srv.hits(TRAIN_IMAGES)] == expect(len(data))
+    assert len(notes) == bool(note) and all(n.endswith(note) for n in notes)
+    assert results[0].source == srv.url + TRAIN_IMAGES
     assert_verified_only(folder, ds.spec)
 
 
@@ -217,43 +219,6 @@ def test_body_shorter_than_the_file_under_a_matching_length_fails_verification(d
     assert len(notes) == 1 and notes[0].startswith(f"{bad.url}{TRAIN_IMAGES}: corrupt gzip (")
     assert results[0].source == good.url + TRAIN_IMAGES
     assert_verified_only(tmp_path / "mnist", ds.spec)
-
-
-def test_partial_file_longer_than_the_file_is_dropped_on_416(ds, tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    data = ds.files[TRAIN_IMAGES]
-    (folder / (TRAIN_IMAGES + ".part")).write_bytes(data + b"junk")
-    with FaultServer(ds.files) as srv:
-        _, notes = fetch(ds, tmp_path, srv.url)
-    assert [h["range"] for h in srv.hits(TRAIN_IMAGES)] == [f"bytes={len(data) + 4}-", None]
-    assert notes == []
-    assert_verified_only(folder, ds.spec)
-
-
-def test_server_ignoring_range_restarts_the_file_cleanly(ds, tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    (folder / (TRAIN_IMAGES + ".part")).write_bytes(b"\x1f\x8b" + b"\0" * 998)
-    with FaultServer(ds.files, {TRAIN_IMAGES: ["norange"]}) as srv:
-        _, notes = fetch(ds, tmp_path, srv.url)
-    [hit] = srv.hits(TRAIN_IMAGES)
-    assert hit["range"] == "bytes=1000-" and hit["sent"] == len(ds.files[TRAIN_IMAGES])
-    assert notes == []
-    assert_verified_only(folder, ds.spec)
-
-
-def test_partial_file_of_other_bytes_is_fetched_whole_when_the_resumed_file_fails(ds, tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    (folder / (TRAIN_IMAGES + ".part")).write_bytes(b"\x1f\x8b" + b"\0" * 998)
-    with FaultServer(ds.files) as srv:
-        results, notes = fetch(ds, tmp_path, srv.url)
-    assert [h["range"] for h in srv.hits(TRAIN_IMAGES)] == ["bytes=1000-", None]
-    assert len(notes) == 1 and notes[0].endswith(f"after resuming {TRAIN_IMAGES}.part; "
-                                                 "fetching it whole")
-    assert results[0].source == srv.url + TRAIN_IMAGES
-    assert_verified_only(folder, ds.spec)
 
 
 def test_recompressed_gzip_is_accepted_when_the_content_matches(ds, tmp_path):
@@ -338,9 +303,13 @@ def test_ensure_dataset_fetches_only_missing_files_with_progress(ds, tmp_path):
         def close(self):
             self.closed = True
 
+    notes = []
     with FaultServer(ds.files) as srv:
         assert ensure_dataset(data_dir=tmp_path, spec=ds.spec, mirrors=[srv.url], progress=Bar,
-                              options=FAST) == folder
+                              report=notes.append, options=FAST) == folder
+        assert ensure_dataset(data_dir=tmp_path, spec=ds.spec, mirrors=[srv.url],
+                              report=notes.append) == folder
+    assert notes == [f"downloading {', '.join(missing)} into {folder}"]
     assert [r["name"] for r in srv.requests] == missing
     assert [(b.desc, b.total, b.n, b.closed) for b in bars] == [
         (n, len(ds.files[n]), len(ds.files[n]), True) for n in missing]
