@@ -5,6 +5,7 @@ import click
 
 from bpnet import __version__
 from bpnet.cli.common import _set_debug
+from bpnet.cli.download import download
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.train import train
@@ -26,5 +27,6 @@ def main():
 
 
 main.add_command(gradcheck)
+main.add_command(download)
 main.add_command(train)
 main.add_command(eval_cmd)

@@ -21,12 +21,12 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import yaml
 
-from .data import DATASETS, SPLITS
+from .data import DATASETS, SPECS
 from .errors import InputError
 from .network import ACTIVATIONS
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
-TRAIN_SIZE = SPLITS["train"][2]
+TRAIN_SIZE = SPECS["mnist"].files[0].count
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
 SCHEDULES = ("none", "step", "cosine")
 DTYPES = ("float32", "float64")

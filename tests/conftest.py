@@ -1,4 +1,5 @@
-"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists."""
+"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists, synthetic datasets,
+and no way out to the internet."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Route every HTTP request except to 127.0.0.1 into a closed local port (subprocesses too),
+    so a test that reached for a built-in mirror fails instead of going out."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    monkeypatch.delenv("BPNET_MIRROR", raising=False)
+    monkeypatch.delenv("BPNET_DATA_DIR", raising=False)
 
 
 def have_shared_mnist():
