@@ -121,3 +121,25 @@ def format_table(headers, rows, align=None):
         parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def progress_bar_factory(quiet):
+    """A factory of byte-counting tqdm bars for downloads (silent when quiet or not a TTY)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: every chunk written refreshes the bar anyway
+
+    return functools.partial(Bar, unit="B", unit_scale=True, unit_divisor=1024, leave=True,
+                             disable=True if quiet else None, dynamic_ncols=True)
+
+
+def warn(message):
+    click.echo(f"bpnet: warning: {message}", err=True)
+
+
+def ensure_data(dataset, data_dir, offline, quiet=False):
+    """Download a dataset's missing files first, saying so (unless ``offline``)."""
+    from bpnet.nn.download import ensure_dataset
+    return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
+                          report=None if quiet else warn)

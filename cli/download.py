@@ -1,12 +1,10 @@
 """``bpnet download``: fetch and verify a dataset's IDX files."""
 from __future__ import annotations
 
-import functools
-
 import click
-from tqdm import tqdm
 
-from bpnet.cli.common import data_dir_option, debug_option, handle_errors
+from bpnet.cli.common import (data_dir_option, debug_option, handle_errors, progress_bar_factory,
+                              warn)
 from bpnet.nn.data import DATASETS, dataset_dir
 from bpnet.nn.download import HttpOptions, download_dataset
 
@@ -37,11 +35,10 @@ def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tr
     status 1 when some file verifies on no mirror, 2 for bad options.
     """
     folder = dataset_dir(data_dir, dataset)
-    bar = functools.partial(_Bar, unit="B", unit_scale=True, unit_divisor=1024, leave=True,
-                            disable=True if quiet else None, dynamic_ncols=True)
+    bar = progress_bar_factory(quiet)
     options = HttpOptions(connect_timeout=min(10.0, timeout), read_timeout=timeout, tries=tries)
     results = download_dataset(dataset, data_dir, mirrors, force, progress=bar,
-                               report=None if quiet else _warn, options=options,
+                               report=None if quiet else warn, options=options,
                                builtin_mirrors=not mirrors_only)
     if not quiet:
         width = max(len(r.name) for r in results)
@@ -51,11 +48,3 @@ def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tr
         fetched = sum(r.source is not None for r in results)
         click.echo(f"{dataset}: {len(results)} files verified in {folder}, {fetched} fetched")
 
-
-class _Bar(tqdm):
-    """A tqdm bar without tqdm's monitor thread: every chunk written refreshes it anyway."""
-    monitor_interval = 0
-
-
-def _warn(message):
-    click.echo(f"bpnet: warning: {message}", err=True)

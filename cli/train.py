@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from bpnet.cli.common import (config_options, data_dir_option, debug_option, handle_errors,
-                              load_config_from_cli)
+from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
+                              handle_errors, load_config_from_cli)
 from bpnet.nn.config import dump_config, load_config
 from bpnet.nn.errors import InputError
 from bpnet.nn.io import atomic_write_text
@@ -103,7 +103,8 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
                                    train_iterations=iterations, train_seed=seed, output_dir=out,
                                    data_dir=data_dir)
         run_dir = _run_dir(cfg, force)
-    data = load_data(cfg, offline=offline, say=None if quiet else click.echo)
+    ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
+    data = load_data(cfg)
     ipe = math.ceil(len(data.train) / cfg["train"]["batch_size"])
     progress, stop = BarProgress(quiet, ipe), StopFlag()
     trainer = Trainer(cfg, data, run_dir, progress, stop)

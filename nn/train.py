@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_split
+from .data import load_arrays
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
 from .metrics import evaluate, to_input
@@ -74,13 +74,12 @@ def split_validation(x, t, n_val):
     return Split(x[:-n_val], t[:-n_val]), Split(x[-n_val:], t[-n_val:])
 
 
-def load_data(cfg, offline=False, say=None):
+def load_data(cfg):
     """The config's dataset as uint8 splits: train (minus validation), val, test."""
-    data_dir, dataset = cfg["data_dir"], cfg["dataset"]
-    x, t = load_split(data_dir, dataset, "train")
-    xt, tt = load_split(data_dir, dataset, "test")
-    train, val = split_validation(x, t, cfg["data"]["validation"])
-    return Data(train, val, Split(xt.reshape(len(xt), -1), tt.astype(np.int64)))
+    a = load_arrays(cfg["dataset"], cfg["data_dir"])
+    train, val = split_validation(a["x_train"], a["t_train"], cfg["data"]["validation"])
+    return Data(train, val, Split(a["x_test"].reshape(len(a["x_test"]), -1),
+                                  a["t_test"].astype(np.int64)))
 
 
 class Progress:
