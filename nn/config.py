@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -74,15 +75,19 @@ def number(low=None, high=None, low_open=False, high_open=False, integer=False):
         bounds = ""
 
     def convert(v):
+        if isinstance(v, str) and not integer and YAML11_MISSED_FLOAT.match(v):
+            v = float(v)  # 1e-3: a number in YAML 1.2 that PyYAML's YAML 1.1 reads as text
         if isinstance(v, str) and _looks_numeric(v):
-            raise ValueError("text, not a number: write numbers unquoted, exponents with a dot "
-                             "as in 1.0e-8")
+            raise ValueError("text, not a number: write numbers unquoted")
         ok = _is_int(v) or (not integer and isinstance(v, float) and math.isfinite(v))
         if not ok or (low is not None and (v <= low if low_open else v < low)) \
                 or (high is not None and (v >= high if high_open else v > high)):
             raise ValueError
         return v if integer else float(v)
     return Kind(("an integer" if integer else "a number") + bounds, convert)
+
+
+YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
 
 
 def _looks_numeric(text):

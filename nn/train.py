@@ -32,6 +32,8 @@ from .optim import learning_rate, make_optimizer
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "elapsed"]
+# A cross-entropy this many times the first iteration's means the weights have blown up.
+DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
 
 
@@ -110,6 +112,7 @@ class State:
     seen: int = 0
     best: float = -1.0
     best_iteration: int = 0
+    loss_limit: float | None = None
     bad_evals: int = 0
     elapsed: float = 0.0
     rows: list = field(default_factory=list)
@@ -171,9 +174,14 @@ class Trainer:
                                         self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
                                         tr["min_lr"])
             loss = net.loss(x, t)
-            if not math.isfinite(loss):
+            if st.loss_limit is None:
+                st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
+            if not loss <= st.loss_limit:  # also true for NaN
+                what = f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss" if math.isfinite(
+                    loss) else str(loss)
                 raise TrainingDiverged(
-                    f"loss is {loss} at iteration {st.iteration + 1} (lr {self.opt.lr:g}); "
+                    f"training diverged: loss is {what} at iteration {st.iteration + 1} "
+                    f"(lr {self.opt.lr:g}); "
                     f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
                     f"(iteration {self._checkpoint_iteration}); try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))

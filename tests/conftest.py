@@ -57,3 +57,17 @@ def bpnet_exe():
     if not found:
         pytest.fail("the bpnet console script is not installed: run pip install -e '.[test]'")
     return found
+
+
+@pytest.fixture(scope="session")
+def mnist_session_dir(tmp_path_factory):
+    """One data dir per test session with copies of the real files and their decoded cache."""
+    if not have_shared_mnist():
+        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
+    from bpnet.nn.data import load_arrays
+    root = tmp_path_factory.mktemp("mnist-data")
+    (root / "mnist").mkdir()
+    for f in MNIST_FILES:
+        shutil.copyfile(SHARED_MNIST / f, root / "mnist" / f)
+    load_arrays("mnist", root)  # builds cache.npz once
+    return root

@@ -173,7 +173,7 @@ BAD_FILES = [
     # wrong types: no booleans or text for numbers, no floats for integers
     ("train: {lr: true}", "train.lr: expected a number > 0, got true"),
     ("train: {lr: '0.1'}", "train.lr: expected a number > 0, got '0.1' (text, not a number"),
-    ("train: {eps: 1e-8}", "train.eps: expected a number > 0, got 1e-8 (text, not a number"),
+    ("train: {batch_size: 1e2}", "train.batch_size: expected an integer > 0, got 1e2"),
     ("train: {lr: fast}", "train.lr: expected a number > 0, got fast"),
     ("train: {lr: .nan}", "train.lr: expected a number > 0, got .nan"),
     ("train: {lr: [0.1]}", "train.lr: expected a number > 0, got [0.1]"),
@@ -417,3 +417,13 @@ def test_installed_gradcheck_with_config(bpnet_exe, tmp_path):
                        text=True, timeout=120)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr == f"bpnet: error: {bad}: train.lr: expected a number > 0, got -1\n"
+
+
+@pytest.mark.parametrize("text,value", [("1e-8", 1e-8), ("-2.5E3", -2500.0), ("1.0e-8", 1e-8)])
+def test_exponents_without_a_dot_are_numbers(text, value):
+    key = "train.eps" if value > 0 else "train.lr"
+    if value < 0:
+        with pytest.raises(ConfigError, match="train.lr: expected a number > 0"):
+            load_config("quick", [f"{key}={text}"])
+    else:
+        assert load_config("quick", [f"{key}={text}"])["train"]["eps"] == value
