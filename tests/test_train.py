@@ -7,7 +7,7 @@ import pytest
 from bpnet.nn.config import load_config
 from bpnet.nn.io import load_npz, load_weights
 from bpnet.nn.optim import SGD, AdaGrad, Adam, Momentum, learning_rate
-from bpnet.nn.train import (Data, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
+from bpnet.nn.train import (Data, EpochShuffler, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
                             split_validation)
 
 
@@ -193,11 +193,30 @@ def test_learning_rate_schedules():
     assert learning_rate("cosine", 0.1, 1000, 1000, 100) == pytest.approx(0.0)
 
 
-def test_checkpoint_records_rng_and_permutation(tmp_path):
+def test_checkpoint_holds_parameters_optimizer_state_and_counters(tmp_path):
     data = toy_data()
-    run(toy_cfg(tmp_path), data, tmp_path / "ck")
+    run(toy_cfg(tmp_path, **{"train.optimizer": "adam"}), data, tmp_path / "ck")
     ckpt = load_npz(tmp_path / "ck" / "checkpoint.npz")
     state = json.loads(str(ckpt["state"][()]))
-    assert state["state"]["iteration"] == 48 and "bit_generator" in state["rng"]
-    assert sorted(ckpt["perm"].tolist()) == list(range(500))
-    assert any(k.startswith("param.") for k in ckpt)
+    assert state["state"]["iteration"] == 48 and state["opt_step"] == 48
+    assert {k for k in ckpt if k.startswith("param.")} == {"param.W1", "param.b1", "param.W2",
+                                                            "param.b2"}
+    assert {k for k in ckpt if k.startswith("opt.")} == {f"opt.{m}.{p}" for m in "mv"
+                                                          for p in ("W1", "b1", "W2", "b2")}
+
+
+def test_epochs_are_permutations_fixed_by_seed_and_epoch():
+    x = np.arange(50, dtype=np.uint8).reshape(50, 1)
+    t = np.arange(50)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        a = EpochShuffler(x, t, 3, True, pool)
+        firsts = [a.get(e)[1].copy() for e in range(3)]
+        b = EpochShuffler(x, t, 3, True, pool)
+        assert np.array_equal(b.get(2)[1], firsts[2])  # straight to epoch 2, as a resume does
+        assert np.array_equal(b.get(1)[1], firsts[1])
+        for e, order in enumerate(firsts):
+            assert sorted(order) == list(range(50))
+            assert np.array_equal(a.get(e)[0][:, 0], order)  # images travel with their labels
+    assert not np.array_equal(firsts[0], firsts[1])
+    assert EpochShuffler(x, t, 3, False, None).get(5)[1] is t
