@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from bpnet.nn.config import FIELDS, list_configs, load_config
 from bpnet.nn.errors import BpnetError
 
 
@@ -68,6 +69,44 @@ def data_dir_option(fn):
         show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: data/].")(fn)
 
 
+def _list_configs(ctx, _param, value):
+    if value:
+        click.echo(format_table(["config", "description"], list_configs(), "ll"))
+        ctx.exit()
+
+
+def config_options(required=True):
+    """``--config PATH|NAME`` (required or not), repeatable ``--set KEY=VALUE`` and an
+    eager ``--list-configs``; the command receives ``config`` and ``sets``."""
+    def decorate(fn):
+        fn = click.option(
+            "--set", "sets", metavar="KEY=VALUE", multiple=True,
+            help="Override one config value by dotted key, the value written in YAML "
+                 "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order."
+        )(fn)
+        fn = click.option(
+            "--list-configs", is_flag=True, expose_value=False, is_eager=True,
+            callback=_list_configs, help="List the shipped configs and exit.")(fn)
+        return click.option(
+            "--config", metavar="PATH|NAME", required=required,
+            help="YAML config: a file, or else the name of a shipped config (see --list-configs)."
+        )(fn)
+    return decorate
+
+
+SHORTCUT_KEYS = {key.replace(".", "_"): key for key in FIELDS}
+
+
+def load_config_from_cli(config, sets, **shortcuts):
+    """``load_config`` for a command: ``sets`` are the ``--set`` strings; each shortcut is
+    a config key with ``_`` for ``.`` (``train_epochs=5``, ``output_dir=...``,
+    ``data_dir=...``) holding an option's typed value, None when it was not given."""
+    unknown = set(shortcuts) - set(SHORTCUT_KEYS)
+    if unknown:
+        raise TypeError(f"not config keys: {', '.join(sorted(unknown))}")
+    return load_config(config, sets, {SHORTCUT_KEYS[k]: v for k, v in shortcuts.items()})
+
+
 def echo_json(obj):
     click.echo(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -82,3 +121,25 @@ def format_table(headers, rows, align=None):
         parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def progress_bar_factory(quiet):
+    """A factory of byte-counting tqdm bars for downloads (silent when quiet or not a TTY)."""
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread: every chunk written refreshes the bar anyway
+
+    return functools.partial(Bar, unit="B", unit_scale=True, unit_divisor=1024, leave=True,
+                             disable=True if quiet else None, dynamic_ncols=True)
+
+
+def warn(message):
+    click.echo(f"bpnet: warning: {message}", err=True)
+
+
+def ensure_data(dataset, data_dir, offline, quiet=False):
+    """Download a dataset's missing files first, saying so (unless ``offline``)."""
+    from bpnet.nn.download import ensure_dataset
+    return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
+                          report=None if quiet else warn)

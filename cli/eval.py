@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from bpnet.cli.common import data_dir_option, debug_option, echo_json, format_table, handle_errors
+from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_data, format_table,
+                              handle_errors)
 from bpnet.nn.data import load_split
 from bpnet.nn.io import network_from_weights
 from bpnet.nn.metrics import confusion_matrix, evaluate
@@ -17,13 +18,15 @@ from bpnet.nn.metrics import confusion_matrix, evaluate
 @click.option("--batch-size", type=click.IntRange(min=1), default=10000, show_default=True,
               help="Images per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--offline", is_flag=True, help="Never download missing data.")
 @data_dir_option
 @debug_option
 @handle_errors
-def eval_cmd(weights, split, batch_size, as_json, data_dir):
+def eval_cmd(weights, split, batch_size, as_json, offline, data_dir):
     """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
     net, meta = network_from_weights(weights)
     dataset = meta.get("dataset", "mnist")
+    ensure_data(dataset, data_dir, offline, quiet=as_json)
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
     scale = 1 / 255 if meta.get("normalize", True) else 1.0

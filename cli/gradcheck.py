@@ -5,9 +5,12 @@ import time
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
-from bpnet.cli.common import data_dir_option, debug_option, echo_json, format_table, handle_errors
+from bpnet.cli.common import (config_options, data_dir_option, debug_option, echo_json,
+                              format_table, handle_errors, load_config_from_cli)
 from bpnet.nn import MultiLayerNet
+from bpnet.nn.config import INPUT_SIZE, OUTPUT_SIZE, defaults, network_kwargs
 from bpnet.nn.data import DataCorrupt, DataMissing, dataset_dir, load_split, prepare
 from bpnet.nn.gradcheck import DEFAULT_H, DEFAULT_TOL, check_layers, check_network
 
@@ -19,21 +22,52 @@ TOL_HELP = (
     "against tiny instead of themselves.")
 
 
-def _batch(data_dir, samples, rng, size):
-    """(x, t, source): real MNIST training images if present, else synthetic ones."""
-    folder = dataset_dir(data_dir, "mnist")
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def _batch(data_dir, dataset, samples, rng):
+    """(x, t, source): real training images scaled to [0, 1] if present, else synthetic ones."""
+    folder, title = dataset_dir(data_dir, dataset), DATASET_NAMES[dataset]
     try:
-        images, labels = load_split(data_dir, "mnist", "train")
+        images, labels = load_split(data_dir, dataset, "train")
         idx = rng.choice(len(images), size=samples, replace=False)
         x, t = prepare(images[idx], labels[idx], dtype=np.float64)
-        return x, t, f"{samples} MNIST training images from {folder}"
+        return x, t, f"{samples} {title} training images from {folder}"
     except DataMissing:
-        note = f"no MNIST in {folder}"
+        note = f"no {title} in {folder}"
     except DataCorrupt as e:
-        note = f"MNIST unreadable ({e})"
-    x = rng.random((samples, size))
-    t = rng.integers(0, 10, size=samples)
+        note = f"{title} unreadable ({e})"
+    x = rng.random((samples, INPUT_SIZE))
+    t = rng.integers(0, OUTPUT_SIZE, size=samples)
     return x, t, f"{samples} synthetic images ({note})"
+
+
+def _parse_hidden(hidden):
+    try:
+        sizes = [int(s) for s in hidden.split(",") if s.strip()]
+        if any(s < 1 for s in sizes):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected positive integers separated by commas, got {hidden!r}",
+                                 param_hint="--hidden") from None
+    return sizes
+
+
+def _config(config, sets, hidden, activation, data_dir):
+    """The config whose model is checked: --config's, or the defaults with --hidden/--activation."""
+    if config is None:
+        if sets:
+            raise click.UsageError("--set needs --config")
+        cfg = defaults()
+        cfg["model"].update(hidden=_parse_hidden(hidden), activation=activation)
+        cfg["data_dir"] = data_dir
+        return cfg
+    ctx = click.get_current_context()
+    for name in ("hidden", "activation"):
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{name} cannot be combined with --config; "
+                                   f"use --set model.{name}=... instead")
+    return load_config_from_cli(config, sets, data_dir=data_dir)
 
 
 @click.command()
@@ -53,35 +87,39 @@ def _batch(data_dir, samples, rng, size):
 @click.option("--activation", type=click.Choice(["relu", "sigmoid"]), default="relu",
               show_default=True, help="Hidden-layer activation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@config_options(required=False)
 @data_dir_option
 @debug_option
 @handle_errors
-def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, data_dir):
+def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, config, sets,
+              data_dir):
     """Check backpropagation against numerical gradients in float64.
 
     Every layer type is checked on its own with random inputs, then every parameter of the
     whole network on a small batch. Exit status 0 when all pass, 1 when any fails.
+
+    With --config the network is the config's model (hidden sizes, activation, weight_init,
+    weight_decay) in float64, checked on images of its dataset scaled to [0, 1] whatever
+    data.normalize says (on raw 0..255 pixels centered differences lose the accuracy the
+    check needs); --hidden and --activation then give way to --set model.hidden=... etc.
     """
-    try:
-        hidden_sizes = [int(s) for s in hidden.split(",") if s.strip()]
-        if any(s < 1 for s in hidden_sizes):
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"expected positive integers separated by commas, got {hidden!r}",
-                                 param_hint="--hidden") from None
+    cfg = _config(config, sets, hidden, activation, data_dir)
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     results = check_layers(tol=tol, h=h, rng=rng)
-    x, t, source = _batch(data_dir, samples, rng, 784)
-    net = MultiLayerNet(784, hidden_sizes, 10, activation=activation, weight_init_std=0.01,
-                        dtype=np.float64, rng=rng)
-    arch = "-".join(map(str, net.sizes)) + f" {activation}"
+    x, t, source = _batch(cfg["data_dir"], cfg["dataset"], samples, rng)
+    net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng)
+    arch = "-".join(map(str, net.sizes)) + f" {net.activation}"
+    if cfg["name"]:
+        arch += (f", weight_init {cfg['model']['weight_init']}, weight_decay {net.weight_decay:g}"
+                 f" (config {cfg['name']})")
     results += check_network(net, x, t, tol=tol, h=h, max_coords=None if full else coords,
                              rng=rng, name="net")
     elapsed = time.perf_counter() - start
     failed = [r for r in results if not r.passed]
     if as_json:
         echo_json({"passed": not failed, "tol": tol, "step": h, "network": arch, "batch": source,
+                   "config": cfg["name"],
                    "seconds": round(elapsed, 3), "checks": [r.as_dict() for r in results]})
     else:
         click.echo(f"gradcheck: float64, step {h:g}, tolerance {tol:g} relative")

@@ -5,10 +5,12 @@ import click
 
 from bpnet import __version__
 from bpnet.cli.common import _set_debug
+from bpnet.cli.download import download
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
 from bpnet.cli.predict import predict
+from bpnet.cli.train import train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,6 +31,8 @@ def main():
 
 
 main.add_command(gradcheck)
+main.add_command(download)
+main.add_command(train)
 main.add_command(eval_cmd)
 main.add_command(plot)
 main.add_command(predict)

@@ -6,14 +6,13 @@ A weights file holds W1, b1 … Wn, bn and ``meta``, a JSON string with at least
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
+from .files import atomic_write
 from .network import ACTIVATIONS, MultiLayerNet
 
 FORMAT = "bpnet-weights"
@@ -23,36 +22,16 @@ class WeightsError(InputError):
     """A weights or checkpoint file that cannot be used (exit status 2)."""
 
 
-def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path, text):
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    with atomic_write(path) as fh:
+        fh.write(text.encode("utf-8"))
 
 
 def save_npz(path, arrays):
     """np.savez of ``arrays`` (str values become 0-d unicode arrays), atomically."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def load_npz(path, what="weights file"):

@@ -37,11 +37,11 @@ class Relu:
     """y = max(x, 0), elementwise; any shape."""
 
     def forward(self, x):
-        self.mask = x <= 0
+        self.mask = x > 0  # where the gradient passes
         return np.maximum(x, 0)
 
     def backward(self, dout):
-        return np.where(self.mask, 0, dout).astype(dout.dtype, copy=False)
+        return dout * self.mask
 
 
 class Sigmoid:
@@ -76,7 +76,7 @@ class Affine:
     def backward(self, dout, need_dx=True):
         """Store dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
         self.dW = self.x.T @ dout
-        self.db = dout.sum(axis=0)
+        self.db = _ones(len(dout), dout.dtype) @ dout  # Σ over the batch, as one BLAS call
         return (dout @ self.W.T).reshape(self.x_shape) if need_dx else None
 
 
@@ -88,22 +88,46 @@ class SoftmaxWithLoss:
     """
 
     def forward(self, x, t):
-        logp = log_softmax(x)
-        self.y = np.exp(logp)
+        # log y = z - log Σ exp z with z = x - rowmax(x): no overflow, and no log(0).
+        z = x - x.max(axis=1, keepdims=True)
+        self.y = np.exp(z)
+        sums = self.y @ _ones((x.shape[1], 1), x.dtype)  # row sums, as one BLAS call
+        self.y /= sums
         self.t = t
         n = x.shape[0]
-        if t.ndim == x.ndim:  # one-hot (or any probability rows)
-            return -float(np.sum(t * logp)) / n
-        return -float(np.sum(logp[np.arange(n), t])) / n
+        picked = (t * z).sum() if t.ndim == x.ndim else z[_rows(n), t].sum()
+        return (float(np.log(sums).sum()) - float(picked)) / n
 
     def backward(self, dout=1.0):
         n = self.y.shape[0]
-        if self.t.ndim == self.y.ndim:
+        if self.t.ndim == self.y.ndim:  # one-hot (or any probability rows)
             dx = self.y - self.t
         else:
             dx = self.y.copy()
-            dx[np.arange(n), self.t] -= 1
-        return dx * (dout / n)
+            dx[_rows(n), self.t] -= 1
+        dx *= dout / n
+        return dx
+
+
+_ROWS = np.arange(0)
+_ONES = {}
+
+
+def _ones(shape, dtype):
+    """A cached read-only array of ones (a BLAS product with it is a fast sum)."""
+    key = (shape, np.dtype(dtype))
+    if key not in _ONES:
+        _ONES[key] = np.ones(shape, dtype)
+        _ONES[key].flags.writeable = False
+    return _ONES[key]
+
+
+def _rows(n):
+    """0 … n-1, shared between calls (indexing with a fresh arange costs as much as the rest)."""
+    global _ROWS
+    if len(_ROWS) < n:
+        _ROWS = np.arange(max(n, 2 * len(_ROWS)))
+    return _ROWS[:n]
 
 
 def sigmoid(x):

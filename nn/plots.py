@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BpnetError, InputError
-from .io import atomic_write
+from .files import atomic_write
 
 INSTALL_HINT = "pip install 'bpnet[plot]'"
 DPI = 100
@@ -48,7 +48,8 @@ def save_png(fig, path):
         raise InputError(f"{path}: expected a .png file name")
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist")
-    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI))
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=DPI)
     return path
 
 

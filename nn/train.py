@@ -6,7 +6,7 @@ A run directory holds:
   best.npz        parameters with the best validation accuracy (test accuracy when
                   there is no validation split; ``meta.selected_on`` says which)
   checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
-                  state, RNG state, permutation, counters
+                  state, counters (each epoch's permutation is a function of seed and epoch)
   metrics.csv     one row per evaluation
   config.yaml     the resolved config (written by the caller)
 The loop takes progress reporting as an injected object, so it runs without any UI.
@@ -18,11 +18,13 @@ import io
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .data import load_arrays
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
 from .metrics import evaluate, to_input
@@ -31,6 +33,8 @@ from .optim import learning_rate, make_optimizer
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "elapsed"]
+# A cross-entropy this many times the first iteration's means the weights have blown up.
+DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
 
 
@@ -73,6 +77,14 @@ def split_validation(x, t, n_val):
     return Split(x[:-n_val], t[:-n_val]), Split(x[-n_val:], t[-n_val:])
 
 
+def load_data(cfg):
+    """The config's dataset as uint8 splits: train (minus validation), val, test."""
+    a = load_arrays(cfg["dataset"], cfg["data_dir"])
+    train, val = split_validation(a["x_train"], a["t_train"], cfg["data"]["validation"])
+    return Data(train, val, Split(a["x_test"].reshape(len(a["x_test"]), -1),
+                                  a["t_test"].astype(np.int64)))
+
+
 class Progress:
     """Hooks the loop calls; the command layer overrides them (tqdm, printing)."""
 
@@ -101,9 +113,55 @@ class State:
     seen: int = 0
     best: float = -1.0
     best_iteration: int = 0
+    loss_limit: float | None = None
     bad_evals: int = 0
     elapsed: float = 0.0
+    eval_seconds: float = 0.0  # of elapsed, spent evaluating and saving
     rows: list = field(default_factory=list)
+
+
+INIT_STREAM, SHUFFLE_STREAM = 0, 1  # independent random streams derived from train.seed
+
+
+def seeded_rng(seed, *stream):
+    """A generator for one purpose (stream) of a run: e.g. (SHUFFLE_STREAM, epoch)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=stream))
+
+
+class EpochShuffler:
+    """Each epoch's shuffled copy of the training set, built one epoch ahead on a thread.
+
+    Epoch e's permutation depends only on (seed, e), so a resumed run sees the same
+    batches. Applying it to the images once makes every batch a contiguous slice, and
+    np.take releases the GIL, so the copy overlaps training on another core. Two
+    buffers alternate: epoch e+1 is written while epoch e is read.
+    """
+
+    def __init__(self, x, t, seed, shuffle, pool):
+        self.x, self.t, self.seed, self.shuffle, self.pool = x, t, seed, shuffle, pool
+        self.buffers = [(np.empty_like(x), np.empty_like(t)) for _ in range(2 if shuffle else 0)]
+        self.ahead = None  # (epoch, future)
+
+    def permutation(self, epoch):
+        return seeded_rng(self.seed, SHUFFLE_STREAM, epoch).permutation(len(self.t))
+
+    def _build(self, epoch):
+        xb, tb = self.buffers[epoch % 2]
+        perm = self.permutation(epoch)
+        np.take(self.x, perm, axis=0, out=xb)
+        np.take(self.t, perm, out=tb)
+        return xb, tb
+
+    def get(self, epoch):
+        """(images, labels) of ``epoch`` in that epoch's order."""
+        if not self.shuffle:
+            return self.x, self.t
+        if self.ahead and self.ahead[0] == epoch:
+            x, t = self.ahead[1].result()
+        else:
+            x, t = self._build(epoch)
+        self.ahead = (epoch + 1, self.pool.submit(self._build, epoch + 1))
+        return x, t
 
 
 def build_network(cfg, rng):
@@ -126,45 +184,79 @@ class Trainer:
         n = len(data.train)
         self.iters_per_epoch = math.ceil(n / self.batch_size)
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
-        init_seed, shuffle_seed = np.random.SeedSequence(tr["seed"]).spawn(2)
-        self.net = build_network(cfg, np.random.default_rng(init_seed))
-        self.rng = np.random.default_rng(shuffle_seed)
+        self.net = build_network(cfg, seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
                                   tr["beta2"], tr["eps"])
         self.state = State()
-        self.perm = None
         self.selected_on = "val" if data.val is not None else "test"
 
     # -- the loop ---------------------------------------------------------------
     def run(self):
+        """Train to the end (or an early stop); returns the last metrics row.
+
+        Files are written by one background thread from snapshots, so saving overlaps
+        training; every write has finished (or raised) when this returns or raises.
+        """
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
+        self._shuffler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-shuffle")
+        self._pending = []
+        try:
+            result = self._loop()
+        except BaseException:
+            self._flush(raise_errors=False)
+            raise
+        finally:
+            self._shuffler.shutdown(wait=True, cancel_futures=True)
+        self._flush()
+        return result
+
+    def _save(self, fn, *args):
+        """Queue a write; a failure of an earlier one is raised here."""
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+        self._pending.append(self._writer.submit(fn, *args))
+
+    def _flush(self, raise_errors=True):
+        pending, self._pending = self._pending, []
+        self._writer.shutdown(wait=True)
+        errors = [f.exception() for f in pending if f.exception() is not None]
+        if errors and raise_errors:
+            raise errors[0]
+
+    def _loop(self):
         tr, st, net, bs = self.cfg["train"], self.state, self.net, self.batch_size
         xs, ts = self.data.train.x, self.data.train.t
         xbuf = np.empty((bs, xs.shape[1]), dtype=self.dtype)
-        ubuf = np.empty((bs, xs.shape[1]), dtype=xs.dtype)
-        tbuf = np.empty(bs, dtype=ts.dtype)
+        epochs = EpochShuffler(xs, ts, tr["seed"], tr["shuffle"], self._shuffler)
         if st.iteration == 0:
             self.save_checkpoint()  # the last good state, even if the first step diverges
         self.progress.start(self.total, st.iteration)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
-        stopped_early = False
+        stopped_early, x_epoch = False, None
         while st.iteration < self.total:
             pos = st.iteration - st.epoch * self.iters_per_epoch
-            if pos == 0:
-                self.perm = self.rng.permutation(len(ts)) if tr["shuffle"] else np.arange(len(ts))
-            idx = self.perm[pos * bs:(pos + 1) * bs]
-            m = len(idx)
-            np.take(xs, idx, axis=0, out=ubuf[:m])
-            np.take(ts, idx, out=tbuf[:m])
-            x = to_input(ubuf[:m], self.scale, self.dtype, out=xbuf[:m])
-            t = tbuf[:m]
-            self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
-                                        self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
-                                        tr["min_lr"])
+            if pos == 0 or x_epoch is None:
+                x_epoch, t_epoch = epochs.get(st.epoch)
+            batch = slice(pos * bs, (pos + 1) * bs)
+            t = t_epoch[batch]
+            m = len(t)
+            x = to_input(x_epoch[batch], self.scale, self.dtype, out=xbuf[:m])
+            if tr["schedule"] != "none":
+                self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
+                                            self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
+                                            tr["min_lr"])
             loss = net.loss(x, t)
-            if not math.isfinite(loss):
+            if st.loss_limit is None:
+                st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
+            if not loss <= st.loss_limit:  # also true for NaN
+                what = f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss" if math.isfinite(
+                    loss) else str(loss)
                 raise TrainingDiverged(
-                    f"loss is {loss} at iteration {st.iteration + 1} (lr {self.opt.lr:g}); "
+                    f"training diverged: loss is {what} at iteration {st.iteration + 1} "
+                    f"(lr {self.opt.lr:g}); "
                     f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
                     f"(iteration {self._checkpoint_iteration}); try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
@@ -192,12 +284,12 @@ class Trainer:
             self.evaluate_and_save()
         self.save_weights(self.run_dir / "weights.npz", final=True)
         self.save_checkpoint()
-        self.progress.close()
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
     def evaluate_and_save(self):
         """Evaluate, append a metrics row, keep the best model; True when stopping early."""
-        st, tr = self.state, self.cfg["train"]
+        started = time.perf_counter()
+        st = self.state
         row = {"epoch": round(st.iteration / self.iters_per_epoch, 4), "iteration": st.iteration,
                "lr": self.opt.lr, "train_loss": st.loss_sum / max(st.seen, 1),
                "train_acc": st.correct / max(st.seen, 1)}
@@ -217,6 +309,7 @@ class Trainer:
         else:
             st.bad_evals += 1
         self.write_metrics()
+        st.eval_seconds += time.perf_counter() - started
         self.save_checkpoint()
         self.progress.evaluated(row)
         stop = bool(es["patience"]) and st.bad_evals >= es["patience"]
@@ -239,7 +332,8 @@ class Trainer:
         return meta
 
     def save_weights(self, path, final):
-        save_weights(path, self.net.params, self.meta(final))
+        params = {k: v.copy() for k, v in self.net.params.items()}
+        self._save(save_weights, path, params, self.meta(final))
 
     def write_metrics(self):
         buf = io.StringIO()
@@ -247,7 +341,7 @@ class Trainer:
         w.writeheader()
         for row in self.state.rows:
             w.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        self._save(atomic_write_text, self.run_dir / "metrics.csv", buf.getvalue())
 
     @property
     def _checkpoint_iteration(self):
@@ -256,14 +350,12 @@ class Trainer:
     def save_checkpoint(self):
         st = self.state
         extra = {k: v for k, v in vars(st).items() if k != "rows"}
-        arrays = {f"param.{k}": v for k, v in self.net.params.items()}
-        arrays.update({f"opt.{k}": v for k, v in self.opt.state.items()})
-        if self.perm is not None:
-            arrays["perm"] = self.perm
+        arrays = {f"param.{k}": v.copy() for k, v in self.net.params.items()}
+        arrays.update({f"opt.{k}": v.copy() for k, v in self.opt.state.items()})
         arrays["state"] = json.dumps({
             "state": extra, "rows": st.rows, "opt_step": self.opt.step,
-            "rng": self.rng.bit_generator.state, "total": self.total})
-        save_npz(self.run_dir / "checkpoint.npz", arrays)
+            "total": self.total})
+        self._save(save_npz, self.run_dir / "checkpoint.npz", arrays)
         self._ckpt_it = st.iteration
 
     def load_checkpoint(self):
@@ -274,8 +366,6 @@ class Trainer:
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
             self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
             self.opt.step = doc["opt_step"]
-            self.perm = arrays.get("perm")
-            self.rng.bit_generator.state = doc["rng"]
             self.state = State(**doc["state"], rows=doc["rows"])
         except (KeyError, ValueError, TypeError) as e:
             raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None

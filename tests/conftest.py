@@ -1,4 +1,5 @@
-"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists."""
+"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists, synthetic datasets,
+and no way out to the internet."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Route every HTTP request except to 127.0.0.1 into a closed local port (subprocesses too),
+    so a test that reached for a built-in mirror fails instead of going out."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    monkeypatch.delenv("BPNET_MIRROR", raising=False)
+    monkeypatch.delenv("BPNET_DATA_DIR", raising=False)
 
 
 def have_shared_mnist():
@@ -44,3 +57,17 @@ def bpnet_exe():
     if not found:
         pytest.fail("the bpnet console script is not installed: run pip install -e '.[test]'")
     return found
+
+
+@pytest.fixture(scope="session")
+def mnist_session_dir(tmp_path_factory):
+    """One data dir per test session with copies of the real files and their decoded cache."""
+    if not have_shared_mnist():
+        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
+    from bpnet.nn.data import load_arrays
+    root = tmp_path_factory.mktemp("mnist-data")
+    (root / "mnist").mkdir()
+    for f in MNIST_FILES:
+        shutil.copyfile(SHARED_MNIST / f, root / "mnist" / f)
+    load_arrays("mnist", root)  # builds cache.npz once
+    return root

@@ -1,0 +1,50 @@
+"""``bpnet download``: fetch and verify a dataset's IDX files."""
+from __future__ import annotations
+
+import click
+
+from bpnet.cli.common import (data_dir_option, debug_option, handle_errors, progress_bar_factory,
+                              warn)
+from bpnet.nn.data import DATASETS, dataset_dir
+from bpnet.nn.download import HttpOptions, download_dataset
+
+
+@click.command()
+@click.option("--dataset", default="mnist", show_default=True, metavar="NAME",
+              help=f"Dataset to fetch: {' or '.join(DATASETS)}.")
+@data_dir_option
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
+              help="Base URL (http://, https:// or file://) tried before the built-in mirrors; "
+                   "repeatable. BPNET_MIRROR adds more (separated by spaces or commas).")
+@click.option("--mirrors-only", is_flag=True,
+              help="Try only --mirror and BPNET_MIRROR URLs, not the built-in mirrors.")
+@click.option("--force", is_flag=True, help="Fetch every file again, even present verified ones.")
+@click.option("--quiet", "-q", is_flag=True, help="Print errors only: no progress bars or summary.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+              show_default=True, help="Seconds without data before a request is given up "
+                                      "(connecting: at most 10).")
+@click.option("--tries", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Requests per file and HTTP mirror before the next mirror is tried.")
+@debug_option
+@handle_errors
+def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tries):
+    """Fetch and verify a dataset's four IDX files into DATA_DIR/DATASET/.
+
+    Each file must decompress to its pinned SHA-256 and IDX header; a file that does not is
+    discarded and the next mirror tried. Present verified files are not fetched again. Exit
+    status 1 when some file verifies on no mirror, 2 for bad options.
+    """
+    folder = dataset_dir(data_dir, dataset)
+    bar = progress_bar_factory(quiet)
+    options = HttpOptions(connect_timeout=min(10.0, timeout), read_timeout=timeout, tries=tries)
+    results = download_dataset(dataset, data_dir, mirrors, force, progress=bar,
+                               report=None if quiet else warn, options=options,
+                               builtin_mirrors=not mirrors_only)
+    if not quiet:
+        width = max(len(r.name) for r in results)
+        for r in results:
+            click.echo(f"{r.name:<{width}}  " + (f"fetched from {r.source}" if r.source
+                                                 else "present"))
+        fetched = sum(r.source is not None for r in results)
+        click.echo(f"{dataset}: {len(results)} files verified in {folder}, {fetched} fetched")
+

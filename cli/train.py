@@ -1,0 +1,140 @@
+"""``bpnet train``: train a network from a YAML config into a run directory."""
+from __future__ import annotations
+
+import math
+import signal
+from pathlib import Path
+
+import click
+
+from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
+                              handle_errors, load_config_from_cli)
+from bpnet.nn.config import dump_config, load_config
+from bpnet.nn.errors import InputError
+from bpnet.nn.io import atomic_write_text
+from bpnet.nn.train import RUN_FILES, Progress, StopFlag, Trainer, load_data
+
+
+class BarProgress(Progress):
+    """A tqdm bar over iterations with the running loss; one line per evaluation."""
+
+    def __init__(self, quiet, iters_per_epoch):
+        self.quiet, self.ipe, self.bar, self.ema = quiet, iters_per_epoch, None, None
+
+    def start(self, total, done):
+        from tqdm import tqdm
+        self.total = total
+        self.bar = tqdm(total=total, initial=done, unit="it", disable=True if self.quiet else None,
+                        dynamic_ncols=True, leave=False, mininterval=0.25)
+
+    def step(self, iteration, loss):
+        self.ema = loss if self.ema is None else 0.98 * self.ema + 0.02 * loss
+        self.bar.update(1)
+        if iteration % 50 == 0:
+            self.bar.set_postfix_str(f"loss {self.ema:.4f}", refresh=False)
+
+    def evaluated(self, row):
+        parts = [f"epoch {row['epoch']:g}/{self.total / self.ipe:.4g}", f"iter {row['iteration']}",
+                 f"lr {row['lr']:.3g}", f"train loss {row['train_loss']:.4f}",
+                 f"acc {row['train_acc']:.4f}"]
+        for split in ("val", "test"):
+            if f"{split}_acc" in row:
+                parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.4f}")
+        parts.append(f"{row['elapsed']:.1f} s")
+        self.message("  ".join(parts))
+
+    def message(self, text):
+        if not self.quiet:
+            (self.bar.write if self.bar is not None else click.echo)(text)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _run_dir(cfg, force):
+    run_dir = Path(cfg["output"]["dir"])
+    existing = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if existing and not force:
+        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); use --force to "
+                         f"overwrite it or --resume {run_dir} to continue it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for f in existing:
+        (run_dir / f).unlink()
+    return run_dir
+
+
+@click.command()
+@config_options(required=False)
+@click.option("--epochs", type=click.IntRange(min=1), help="Shortcut for --set train.epochs=N.")
+@click.option("--iterations", type=click.IntRange(min=1),
+              help="Shortcut for --set train.iterations=N.")
+@click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run directory [default: runs/<config name>].")
+@data_dir_option
+@click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True),
+              help="Continue the run in this directory from its checkpoint.")
+@click.option("--offline", is_flag=True, help="Never download missing data.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
+@debug_option
+@handle_errors
+def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, offline, quiet):
+    """Train a network as a YAML config describes (default: the shipped mnist.yaml) and
+    save it into a run directory (default: runs/<config name>).
+
+    Ctrl-C (or SIGTERM) stops after the current step, saving a checkpoint that
+    --resume continues to the same weights an uninterrupted run gives.
+    """
+    ctx = click.get_current_context()
+    if resume:
+        given = [n for n in ("config", "sets", "epochs", "iterations", "seed", "out", "force")
+                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
+                                   f"combined with --{given[0].replace('sets', 'set')}")
+        run_dir = Path(resume)
+        cfg = load_config(run_dir / "config.yaml", cli={"data_dir": data_dir})
+        cfg["output"]["dir"] = str(run_dir)
+    else:
+        cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
+                                   train_iterations=iterations, train_seed=seed, output_dir=out,
+                                   data_dir=data_dir)
+        run_dir = _run_dir(cfg, force)
+    ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
+    data = load_data(cfg)
+    ipe = math.ceil(len(data.train) / cfg["train"]["batch_size"])
+    progress, stop = BarProgress(quiet, ipe), StopFlag()
+    trainer = Trainer(cfg, data, run_dir, progress, stop)
+    if resume:
+        trainer.load_checkpoint()
+        if not quiet:
+            click.echo(f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}")
+    else:
+        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+        if not quiet:
+            arch = "-".join(map(str, trainer.net.sizes))
+            click.echo(f"training {arch} {cfg['model']['activation']} on {cfg['dataset']} "
+                       f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
+                       f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
+                       f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
+
+    def on_signal(signum, _frame):
+        if stop.requested:  # a second signal: stop now
+            raise KeyboardInterrupt
+        stop.requested = signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = trainer.run()
+    finally:
+        progress.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    sel = trainer.selected_on
+    best = trainer.state
+    click.echo(f"done in {result['elapsed']:.1f} s: test accuracy {result.get('test_acc', math.nan):.4f}"
+               f" -> {run_dir / 'weights.npz'}; best {sel} accuracy {best.best:.4f} (iteration "
+               f"{best.best_iteration}) -> {run_dir / 'best.npz'}")

@@ -1,0 +1,126 @@
+"""A loopback HTTP server that serves files with injected faults, for the download tests."""
+from __future__ import annotations
+
+import http.server
+import re
+import socket
+import struct
+import threading
+
+HTML = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>\n"
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = False  # server_close() joins every handler thread
+    block_on_close = True
+
+
+class FaultServer:
+    """Serve ``files`` ({name: bytes}) on 127.0.0.1, one fault plan per file name.
+
+    ``plan[name]`` lists one action per request for that file, the last one repeating
+    (default ``["ok"]``):
+
+    - ``"ok"``: the file, or with a Range request ``bytes=N-`` the rest of it (206)
+    - ``"norange"``: the whole file with 200, whatever the Range header
+    - an int: that HTTP status (429 and 503 come with ``Retry-After: 1``)
+    - ``"html"``: status 200 with an HTML error page
+    - ``"truncate"``: half the body under the full Content-Length, then a clean close
+    - ``"short"``: half the body with a matching Content-Length (a 206 then ends before its range)
+    - ``"reset"``: half the body, then a TCP reset
+    - ``"stall"``: half the body, then silence until the server stops (at most ``stall`` s)
+    - ``"silent"``: no answer at all until the server stops (at most ``stall`` s)
+
+    ``requests`` records each request as a dict: name, range (header or None), sent (body bytes
+    written), agent (User-Agent). Use as a context manager; leaving it stops every thread.
+    """
+
+    def __init__(self, files, plan=None, stall=10.0):
+        self.files, self.plan, self.stall = files, plan or {}, stall
+        self.requests, self.release = [], threading.Event()
+        self._lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.owner = self
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def hits(self, name):
+        """The recorded requests for one file name, in the order they arrived."""
+        return [r for r in self.requests if r["name"] == name]
+
+    def _arrived(self, record):
+        """Record a request as it arrives; the action planned for it."""
+        with self._lock:
+            actions = self.plan.get(record["name"], ["ok"])
+            action = actions[min(len(self.hits(record["name"])), len(actions) - 1)]
+            self.requests.append(record)
+        return action
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    timeout = 10  # a client that never sends its request cannot hold a thread for long
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        owner = self.server.owner
+        name = self.path.lstrip("/")
+        record = {"name": name, "range": self.headers.get("Range"), "sent": 0,
+                  "agent": self.headers.get("User-Agent")}
+        action = owner._arrived(record)
+        try:
+            record["sent"] = self._respond(owner, action, owner.files.get(name), record["range"])
+        except ConnectionError:  # the client gave up first
+            pass
+
+    def _head(self, code, length, extra=()):
+        self.send_response(code)
+        self.send_header("Content-Length", str(length))
+        for key, value in extra:
+            self.send_header(key, value)
+        self.end_headers()
+
+    def _respond(self, owner, action, data, range_header):
+        """Send the response for one action; returns the number of body bytes written."""
+        if action == "silent":
+            owner.release.wait(owner.stall)
+            return 0
+        if data is None or isinstance(action, int):
+            code = 404 if data is None else action
+            self._head(code, 0, [("Retry-After", "1")] if code in (429, 503) else [])
+            return 0
+        if action == "html":
+            self._head(200, len(HTML), [("Content-Type", "text/html")])
+            self.wfile.write(HTML)
+            return len(HTML)
+        m = re.fullmatch(r"bytes=(\d+)-", range_header or "")
+        start = int(m[1]) if m and action != "norange" else 0
+        if start >= len(data) > 0:
+            self._head(416, 0, [("Content-Range", f"bytes */{len(data)}")])
+            return 0
+        body = data[start:]
+        extra = [("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")] if m and start else []
+        if action in ("truncate", "reset", "stall", "short"):
+            body, length = body[: len(body) // 2], len(body) if action != "short" else len(body) // 2
+        else:
+            length = len(body)
+        self._head(206 if extra else 200, length, extra + [("Accept-Ranges", "bytes")])
+        self.wfile.write(body)
+        if action == "stall":
+            owner.release.wait(owner.stall)
+        elif action == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        self.close_connection = True
+        return len(body)

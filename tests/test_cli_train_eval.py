@@ -1,0 +1,207 @@
+"""`bpnet train` and `bpnet eval` end to end on real MNIST, and every way their input can be bad."""
+import gzip
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bpnet.cli.main import main
+from bpnet.nn.io import load_weights, save_weights
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, code):
+    assert result.exit_code == code, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert lines[-1].startswith("bpnet: error:") or "Error:" in lines[-1], result.output
+    assert "Traceback" not in result.output
+
+
+SMALL = ["--config", "quick", "--set", "model.hidden=[20]", "--set", "data.validation=1000"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(mnist_session_dir, tmp_path_factory):
+    """One real-data run of quick.yaml, shared by the eval tests."""
+    out = tmp_path_factory.mktemp("runs") / "quick"
+    r = cli("train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out, "--offline")
+    assert r.exit_code == 0, r.output
+    return out, r.output
+
+
+def test_quick_config_trains_on_real_mnist(quick_run):
+    out, output = quick_run
+    assert "epoch 1/1" in output and "done in" in output
+    for f in ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml"):
+        assert (out / f).is_file(), f
+    _, meta = load_weights(out / "weights.npz")
+    assert meta["metrics"]["test_acc"] > 0.9
+
+
+def _independent_accuracy(weights, mnist_dir):
+    """Accuracy computed here from the raw files and arrays, without bpnet's code."""
+    with gzip.open(mnist_dir / "mnist" / "t10k-images-idx3-ubyte.gz") as fh:
+        x = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 784) / 255.0
+    with gzip.open(mnist_dir / "mnist" / "t10k-labels-idx1-ubyte.gz") as fh:
+        t = np.frombuffer(fh.read(), np.uint8, offset=8)
+    with np.load(weights, allow_pickle=False) as z:
+        h = np.maximum(x @ z["W1"].astype(np.float64) + z["b1"], 0)
+        y = h @ z["W2"].astype(np.float64) + z["b2"]
+    return float(np.mean(y.argmax(axis=1) == t))
+
+
+def test_eval_accuracy_equals_an_independent_computation(quick_run, mnist_session_dir):
+    out, _ = quick_run
+    r = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["accuracy"] == pytest.approx(_independent_accuracy(out / "weights.npz",
+                                                                  mnist_session_dir), abs=1e-4)
+    cm = np.array(doc["confusion_matrix"])
+    assert cm.shape == (10, 10) and cm.sum() == 10000
+    assert doc["correct"] == np.trace(cm)
+    assert set(doc["per_class_accuracy"]) == {str(c) for c in range(10)}
+    table = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir)
+    assert table.exit_code == 0 and "confusion matrix" in table.output
+    assert f"accuracy {doc['accuracy']:.4f}" in table.output
+    train = json.loads(cli("eval", out / "weights.npz", "--split", "train", "--json",
+                           "--data-dir", mnist_session_dir).output)
+    assert train["images"] == 60000
+
+
+def test_run_dir_is_never_overwritten_without_force(quick_run, mnist_session_dir):
+    out, _ = quick_run
+    before = (out / "weights.npz").read_bytes()
+    r = cli("train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out)
+    one_line_error(r, 2)
+    assert "--force" in r.output and "--resume" in r.output
+    assert (out / "weights.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "train.lr=-1"], "train.lr"),
+    (["--set", "train.lerning_rate=0.1"], "did you mean train.lr"),
+    (["--set", "nonsense"], "KEY=VALUE"),
+    (["--config", "no-such-config"], "no-such-config"),
+    (["--epochs", "0"], "--epochs"),
+    (["--set", "train.dtype=float16"], "train.dtype"),
+])
+def test_bad_config_or_override_is_one_line_exit_2(tmp_path, args, needle):
+    r = cli("train", *args, "--out", tmp_path / "r", "--data-dir", tmp_path)
+    one_line_error(r, 2)
+    assert needle in r.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_cannot_change_the_config(quick_run):
+    out, _ = quick_run
+    r = cli("train", "--resume", out, "--epochs", "3")
+    one_line_error(r, 2)
+    assert "--resume" in r.output
+
+
+def test_missing_data_offline_says_how_to_fetch_it(tmp_path):
+    r = cli("train", "--config", "quick", "--data-dir", tmp_path / "empty", "--out", tmp_path / "r",
+            "--offline")
+    one_line_error(r, 1)
+    assert "bpnet download" in r.output
+
+
+def test_list_configs():
+    r = cli("train", "--list-configs")
+    assert r.exit_code == 0
+    for name in ("mnist", "mnist-best", "quick", "fashion-mnist"):
+        assert name in r.output
+
+
+def _bad_files(tmp_path, good):
+    params, meta = load_weights(good)
+    files = {}
+    p = tmp_path / "pickled.npz"
+    np.savez(p, W1=np.array([{"evil": 1}], dtype=object), meta=np.array("{}"))
+    files["pickled"] = (p, "pickled")
+    p = tmp_path / "truncated.npz"
+    p.write_bytes(good.read_bytes()[:500])
+    files["truncated"] = (p, "not a readable .npz")
+    p = tmp_path / "nometa.npz"
+    np.savez(p, **params)
+    files["no meta"] = (p, "no 'meta'")
+    p = tmp_path / "shape.npz"
+    save_weights(p, {**params, "W2": params["W2"][:, :5]}, meta)
+    files["shape"] = (p, "W2 has shape")
+    p = tmp_path / "nan.npz"
+    save_weights(p, {**params, "b1": params["b1"] * np.nan}, meta)
+    files["nan"] = (p, "NaN")
+    p = tmp_path / "missing.npz"
+    save_weights(p, {k: v for k, v in params.items() if k != "b2"}, meta)
+    files["missing key"] = (p, "missing ['b2']")
+    p = tmp_path / "int.npz"
+    save_weights(p, {**params, "W1": params["W1"].astype(np.int32)}, meta)
+    files["int dtype"] = (p, "dtype int32")
+    p = tmp_path / "badmeta.npz"
+    np.savez(p, **params, meta=np.array("{not json"))
+    files["bad meta"] = (p, "not valid JSON")
+    files["absent"] = (tmp_path / "absent.npz", "no such")
+    return files
+
+
+def test_eval_refuses_every_bad_weights_file(quick_run, tmp_path, mnist_session_dir):
+    out, _ = quick_run
+    for name, (path, needle) in _bad_files(tmp_path, out / "weights.npz").items():
+        r = cli("eval", path, "--data-dir", mnist_session_dir)
+        one_line_error(r, 2)
+        assert needle in r.output, (name, r.output)
+
+
+def _train_cmd(exe, data_dir, out, *extra):
+    return [exe, "train", *SMALL, "--epochs", "3", "--data-dir", str(data_dir), "--out", str(out),
+            "--offline", *extra]
+
+
+def test_sigint_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
+        bpnet_exe, mnist_session_dir, tmp_path):
+    full = subprocess.run(_train_cmd(bpnet_exe, mnist_session_dir, tmp_path / "full"),
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, cut), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (cut / "metrics.csv").exists():
+        time.sleep(0.05)  # wait until the first epoch has been evaluated, then interrupt
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "checkpoint saved" in stderr and f"bpnet train --resume {cut}" in stderr
+    assert "Traceback" not in stderr
+    assert not (cut / "weights.npz").exists()
+    resumed = subprocess.run([bpnet_exe, "train", "--resume", str(cut), "--offline",
+                              "--data-dir", str(mnist_session_dir)],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a, _ = load_weights(tmp_path / "full" / "weights.npz")
+    b, _ = load_weights(cut / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_also_checkpoints(bpnet_exe, mnist_session_dir, tmp_path):
+    out = tmp_path / "term"
+    proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, out), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "config.yaml").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and (out / "checkpoint.npz").exists()

@@ -1,0 +1,172 @@
+"""Loading datasets: IDX decoding, labels, and the cache of decoded arrays."""
+import os
+import re
+import zipfile
+
+import numpy as np
+import pytest
+
+from bpnet.nn import data, load_dataset
+from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, decode_idx, load_arrays,
+                           load_split, read_idx)
+from bpnet.nn.files import atomic_write
+from synthetic import synthetic_dataset, write_dataset
+
+
+@pytest.fixture
+def ds():
+    return synthetic_dataset()
+
+
+@pytest.fixture
+def folder(ds, tmp_path):
+    return write_dataset(ds, tmp_path)
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """A list that grows by one file name for every IDX file decoded from disk."""
+    seen = []
+
+    def spy(path, *args):
+        seen.append(os.path.basename(path))
+        return read_idx(path, *args)
+    monkeypatch.setattr(data, "read_idx", spy)
+    return seen
+
+
+def assert_arrays(got, ds):
+    assert got.keys() == ds.arrays.keys()
+    for k, a in ds.arrays.items():
+        assert got[k].dtype == np.uint8 and np.array_equal(got[k], a)
+
+
+def test_load_dataset_scales_flattens_and_encodes_labels(ds, folder):
+    x, t, xt, tt = load_dataset(data_dir=folder.parent, spec=ds.spec)
+    assert x.shape == (6, 784) and x.dtype == np.float32 and xt.shape == (4, 784)
+    assert np.allclose(x * 255, ds.arrays["x_train"].reshape(6, -1))
+    assert t.dtype == np.int64 and np.array_equal(tt, ds.arrays["t_test"])
+    x, t, _, _ = load_dataset("mnist", folder.parent, False, np.float64, False, True, spec=ds.spec)
+    assert x.shape == (6, 1, 28, 28) and x.dtype == np.float64 and x.max() == ds.arrays["x_train"].max()
+    assert t.shape == (6, 10) and np.array_equal(t.argmax(1), ds.arrays["t_train"])
+    images, labels = load_split(folder.parent, "mnist", "test", spec=ds.spec)
+    assert np.array_equal(images, ds.arrays["x_test"]) and np.array_equal(labels, ds.arrays["t_test"])
+
+
+def test_first_load_writes_a_uint8_cache_that_later_loads_use(ds, folder, decodes):
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
+    assert len(decodes) == 4
+    with np.load(folder / CACHE_NAME, allow_pickle=False) as z:
+        assert {z[k].dtype for k in ("x_train", "t_train", "x_test", "t_test")} == {np.dtype(np.uint8)}
+        assert [row.split()[0] for row in z["sources"]] == list(ds.files)
+        assert [row.split()[3] for row in z["sources"]] == [f.sha256 for f in ds.spec.files]
+    assert sorted(os.listdir(folder)) == sorted([*ds.files, CACHE_NAME])  # no temp files left
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
+    assert len(decodes) == 4  # the second load did not touch the IDX files
+
+
+def damage(path, how):
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif how == "flipped":  # one byte of the pixel data in the middle of the archive
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("x_train.npy")
+        raw[info.header_offset + 200] ^= 0xFF
+    else:
+        raw = b"not a zip at all"
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped", "garbage"])
+def test_damaged_cache_is_detected_and_rebuilt(ds, folder, decodes, how):
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    damage(folder / CACHE_NAME, how)
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
+    assert len(decodes) == 8
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    assert len(decodes) == 8  # rebuilt whole: used again
+
+
+def test_changed_source_files_rebuild_the_cache(ds, folder, decodes):
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    other = synthetic_dataset(seed=1)
+    write_dataset(other, folder.parent)
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=other.spec), other)
+    assert len(decodes) == 8
+    st = os.stat(folder / "t10k-labels-idx1-ubyte.gz")
+    os.utime(folder / "t10k-labels-idx1-ubyte.gz", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=other.spec), other)
+    assert len(decodes) == 12
+
+
+def test_cache_is_not_used_for_a_spec_with_other_checksums(ds, folder):
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    other = synthetic_dataset(seed=1)
+    with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* \(run `bpnet download --dataset "
+                                          r"mnist` to fetch it again\)"):
+        load_arrays(data_dir=folder.parent, spec=other.spec)
+
+
+def test_missing_or_corrupt_files_name_the_fix(ds, folder):
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    with pytest.raises(DataCorrupt, match="train-labels-idx1-ubyte.gz: corrupt gzip"):
+        load_dataset(data_dir=folder.parent, spec=ds.spec)
+    (folder / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataMissing, match=r"train-labels-idx1-ubyte.gz: no such file \(run `bpnet "
+                                          r"download --dataset mnist` to fetch it\)"):
+        load_dataset(data_dir=folder.parent, spec=ds.spec)
+    assert not (folder / CACHE_NAME).exists()
+
+
+def test_unwritable_folder_loads_without_a_cache(ds, folder, monkeypatch):
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+    monkeypatch.setattr(data, "atomic_write", refuse)
+    assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
+    assert not (folder / CACHE_NAME).exists()
+
+
+def test_real_mnist_loads_then_comes_from_the_cache(mnist_data_dir, decodes):
+    x, t, xt, tt = load_dataset(data_dir=mnist_data_dir)
+    assert x.shape == (60000, 784) and xt.shape == (10000, 784) and 0 <= x.min() and x.max() == 1
+    assert np.bincount(t).tolist()[:3] == [5923, 6742, 5958] and tt[:5].tolist() == [7, 2, 1, 0, 4]
+    again = load_dataset(data_dir=mnist_data_dir)
+    assert all(np.array_equal(a, b) for a, b in zip((x, t, xt, tt), again))
+    assert len(decodes) == 4 and (mnist_data_dir / "mnist" / CACHE_NAME).is_file()
+
+
+def test_unknown_names_are_input_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'emnist'"):
+        load_dataset("emnist", tmp_path)
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        load_split(tmp_path, "mnist", "val")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda raw: raw[:6], "6 bytes, too short for an IDX header"),
+    (lambda raw: (2049).to_bytes(4, "big") + raw[4:], "IDX magic number 2049, expected 2051"),
+    (lambda raw: raw[:4] + (7).to_bytes(4, "big") + raw[8:], "7 items, expected 6"),
+    (lambda raw: raw[:8] + (27).to_bytes(4, "big") + raw[12:], "images of [27, 28] pixels"),
+    (lambda raw: raw[:-1], "4703 data bytes, expected 4704"),
+    (lambda raw: b"\x00\x00\x08\x02" + raw[4:], "not gzip/IDX (starts with b'\\x00\\x00\\x08\\x02"),
+])
+def test_idx_header_checks(ds, edit, message):
+    f = ds.spec.files[0]
+    raw = ds.raw[f.name]
+    assert np.array_equal(decode_idx(raw, "x", f.magic, f.count, f.sha256), ds.arrays["x_train"])
+    with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
+        decode_idx(edit(raw), "x", f.magic, f.count)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "weights.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as fh:
+            fh.write(b"half of the new")
+            raise RuntimeError("disk trouble")
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["weights.bin"]
+    with atomic_write(target) as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["weights.bin"]

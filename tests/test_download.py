@@ -1,0 +1,435 @@
+"""Downloads against real HTTP servers on 127.0.0.1 that inject faults, and `bpnet download`."""
+import fcntl
+import gzip
+import os
+import pty
+import socket
+import struct
+import subprocess
+import termios
+import threading
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+from click.testing import CliRunner
+
+from bpnet import __version__
+from bpnet.cli.main import main
+from bpnet.nn.data import GZIP_MAGIC, SPECS, DataMissing, read_idx
+from bpnet.nn.download import (DownloadFailed, HttpOptions, download_dataset, ensure_dataset,
+                               mirror_list, retry_wait)
+from bpnet.nn.errors import InputError
+from conftest import MNIST_FILES
+from faultserver import FaultServer
+from synthetic import synthetic_dataset, write_dataset
+
+FAST = HttpOptions(connect_timeout=2, read_timeout=0.3, tries=3, backoff=0.01, max_wait=0.05)
+TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
+
+
+@pytest.fixture
+def ds():
+    return synthetic_dataset()
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left():
+    before = threading.active_count()
+    yield
+    assert threading.active_count() == before, f"threads left: {threading.enumerate()}"
+
+
+def fetch(ds, data_dir, *mirrors, **kw):
+    """download_dataset of the synthetic spec; (results, notes reported)."""
+    notes = []
+    kw.setdefault("options", FAST)
+    results = download_dataset(data_dir=data_dir, mirrors=mirrors, spec=ds.spec,
+                               report=notes.append, **kw)
+    return results, notes
+
+
+def assert_verified_only(folder, spec, names=None):
+    """``folder`` holds exactly the named files of ``spec`` (default all), each gzip and verified."""
+    names = [f.name for f in spec.files] if names is None else names
+    assert sorted(os.listdir(folder)) == sorted(names)
+    for f in spec.files:
+        if f.name in names:
+            assert (folder / f.name).read_bytes()[:2] == GZIP_MAGIC
+            read_idx(folder / f.name, f.magic, f.count, f.sha256)
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, ["download", *args], env=env)
+
+
+# ---- the library against one fault at a time -------------------------------------------------
+
+def test_fetches_every_file_then_nothing(ds, tmp_path):
+    with FaultServer(ds.files) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+        assert [r.source for r in results] == [srv.url + n for n in ds.files]
+        again, _ = fetch(ds, tmp_path, srv.url)
+    assert [r.source for r in again] == [None] * 4
+    assert len(srv.requests) == 4 and notes == []
+    assert {r["agent"] for r in srv.requests} == {f"bpnet/{__version__}"}
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+@pytest.mark.parametrize("code", [404, 403])
+def test_client_error_moves_to_the_next_mirror_without_retrying(ds, tmp_path, code):
+    with FaultServer(ds.files, {TRAIN_IMAGES: [code]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert len(bad.hits(TRAIN_IMAGES)) == 1
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: HTTP {code}; trying the next mirror"]
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+@pytest.mark.parametrize("code", [500, 429])
+def test_server_error_then_success_is_retried_on_the_same_mirror(ds, tmp_path, code):
+    with FaultServer(ds.files, {TRAIN_IMAGES: [code, "ok"]}) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    assert results[0].source == srv.url + TRAIN_IMAGES and notes == []
+    assert [h["range"] for h in srv.hits(TRAIN_IMAGES)] == [None, None]
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_503_forever_gives_up_after_the_tries_and_uses_the_next_mirror(ds, tmp_path):
+    with FaultServer(ds.files, {TRAIN_IMAGES: [503]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert len(bad.hits(TRAIN_IMAGES)) == 3
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: HTTP 503 after 3 tries; trying the next mirror"]
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_html_page_with_status_200_is_rejected(ds, tmp_path):
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["html"]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: not gzip/IDX (got HTML?); trying the next mirror"]
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+@pytest.mark.parametrize("fault", ["truncate", "reset", "stall"])
+def test_interrupted_body_is_resumed_with_range(ds, tmp_path, fault):
+    size = len(ds.files[TRAIN_IMAGES])
+    with FaultServer(ds.files, {TRAIN_IMAGES: [fault, "ok"]}) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    first, second = srv.hits(TRAIN_IMAGES)
+    assert first["range"] is None and 0 < first["sent"] < size
+    if fault != "reset":  # a reset may also discard bytes the client had not read yet
+        assert second["range"] == f"bytes={first['sent']}-"
+    have = int(second["range"][6:-1]) if second["range"] else 0
+    assert second["sent"] == size - have
+    assert results[0].source == srv.url + TRAIN_IMAGES and notes == []
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("truncate", "connection dropped at {} of {} bytes after 3 tries"),
+    ("stall", "read timed out (no data for 0.3 s) after 3 tries"),
+    ("silent", "read timed out (no data for 0.3 s) after 3 tries"),
+])
+def test_body_that_never_completes_fails_the_mirror(ds, tmp_path, fault, message):
+    size = len(ds.files[TRAIN_IMAGES])
+    with FaultServer(ds.files, {TRAIN_IMAGES: [fault]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    hits = bad.hits(TRAIN_IMAGES)
+    assert len(hits) == 3 and all(h["range"] for h in hits[1:] if fault != "silent")
+    got = sum(h["sent"] for h in hits)
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: {message.format(got, size)}; trying the next mirror"]
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def flip(data, at):
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("where, message", [
+    ("content", "SHA-256 mismatch (content"),
+    ("gzip", "corrupt gzip ("),
+])
+def test_one_flipped_byte_is_rejected(ds, tmp_path, where, message):
+    raw = ds.raw[TRAIN_IMAGES]
+    bad_bytes = (gzip.compress(flip(raw, len(raw) // 2)) if where == "content"
+                 else flip(ds.files[TRAIN_IMAGES], len(ds.files[TRAIN_IMAGES]) - 6))
+    with FaultServer({**ds.files, TRAIN_IMAGES: bad_bytes}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert len(notes) == 1 and notes[0].startswith(f"{bad.url}{TRAIN_IMAGES}: {message}")
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_every_mirror_failing_raises_one_line_per_mirror(ds, tmp_path):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    closed.close()
+    missing = (tmp_path / "nowhere").as_uri()
+    with FaultServer(ds.files, {TRAIN_IMAGES: [503]}) as a, \
+            FaultServer(ds.files, {TRAIN_IMAGES: ["html"]}) as b:
+        with pytest.raises(DownloadFailed) as e:
+            fetch(ds, tmp_path, a.url, b.url, dead, missing)
+    assert str(e.value).splitlines() == [
+        f"no mirror served a verified {TRAIN_IMAGES} (4 tried):",
+        f"  {a.url}{TRAIN_IMAGES}: HTTP 503 after 3 tries",
+        f"  {b.url}{TRAIN_IMAGES}: not gzip/IDX (got HTML?)",
+        f"  {dead}{TRAIN_IMAGES}: connection failed (Connection refused) after 3 tries",
+        f"  {missing}/{TRAIN_IMAGES}: No such file or directory"]
+    assert e.value.exit_code == 1
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+# ---- resuming, recompressed and uncompressed files, present files ---------------------------
+
+OTHER_BYTES = b"\x1f\x8b" + bytes(998)  # a partial file that is no beginning of the real one
+
+
+@pytest.mark.parametrize("part, plan, expect, note", [
+    (lambda d: d[:1000], ["ok"], lambda n: [("bytes=1000-", n - 1000)], None),
+    (lambda d: d[:1000], ["short", "ok"], lambda n: [  # a 206 that ends before its range
+        ("bytes=1000-", (n - 1000) // 2), (f"bytes={1000 + (n - 1000) // 2}-", (n - 999) // 2)],
+     None),
+    (lambda d: d + b"junk", ["ok"], lambda n: [(f"bytes={n + 4}-", 0), (None, n)], None),  # 416
+    (lambda d: OTHER_BYTES, ["norange"], lambda n: [("bytes=1000-", n)], None),
+    (lambda d: OTHER_BYTES, ["ok"], lambda n: [("bytes=1000-", n - 1000), (None, n)],
+     f"after resuming {TRAIN_IMAGES}.part; fetching it whole"),
+], ids=["resumed", "short-206", "longer-416", "range-ignored", "other-bytes"])
+def test_partial_file_of_an_earlier_run(ds, tmp_path, part, plan, expect, note):
+    """A .part left behind is continued with Range (only the rest is sent) where that can work,
+    and replaced by the whole file where it cannot."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    data = ds.files[TRAIN_IMAGES]
+    (folder / (TRAIN_IMAGES + ".part")).write_bytes(part(data))
+    with FaultServer(ds.files, {TRAIN_IMAGES: plan}) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    assert [(h["range"], h["sent"]) for h in srv.hits(TRAIN_IMAGES)] == expect(len(data))
+    assert len(notes) == bool(note) and all(n.endswith(note) for n in notes)
+    assert results[0].source == srv.url + TRAIN_IMAGES
+    assert_verified_only(folder, ds.spec)
+
+
+def test_body_shorter_than_the_file_under_a_matching_length_fails_verification(ds, tmp_path):
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["short"]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert len(notes) == 1 and notes[0].startswith(f"{bad.url}{TRAIN_IMAGES}: corrupt gzip (")
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_recompressed_gzip_is_accepted_when_the_content_matches(ds, tmp_path):
+    repacked = {n: gzip.compress(r, compresslevel=1, mtime=1234) for n, r in ds.raw.items()}
+    assert repacked != ds.files
+    with FaultServer(repacked) as srv:
+        fetch(ds, tmp_path, srv.url)
+    assert (tmp_path / "mnist" / TRAIN_IMAGES).read_bytes() == repacked[TRAIN_IMAGES]
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_uncompressed_idx_under_the_gz_name_is_accepted_and_stored_compressed(ds, tmp_path):
+    with FaultServer(ds.raw) as srv:
+        fetch(ds, tmp_path, srv.url)
+    assert gzip.decompress((tmp_path / "mnist" / TRAIN_IMAGES).read_bytes()) == ds.raw[TRAIN_IMAGES]
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_present_files_are_checked_corrupt_ones_refetched_and_force_fetches_all(ds, tmp_path):
+    folder = write_dataset(ds, tmp_path)
+    labels = ds.spec.files[1].name
+    (folder / labels).write_bytes(b"<html>oops</html>")
+    with FaultServer(ds.files) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+        assert [r.source is not None for r in results] == [False, True, False, False]
+        assert notes == [f"{folder / labels}: not gzip/IDX (got HTML?); fetching it again"]
+        forced, _ = fetch(ds, tmp_path, srv.url, force=True)
+    assert all(r.source for r in forced) and len(srv.requests) == 5
+    assert_verified_only(folder, ds.spec)
+
+
+def test_file_mirror(ds, tmp_path):
+    src = write_dataset(ds, tmp_path / "src")
+    results, notes = fetch(ds, tmp_path / "data", (tmp_path / "empty").as_uri(), src.as_uri())
+    assert results[0].source == f"{src.as_uri()}/{TRAIN_IMAGES}"
+    assert notes == [f"{(tmp_path / 'empty').as_uri()}/{n}: No such file or directory; "
+                     "trying the next mirror" for n in ds.files]
+    assert_verified_only(tmp_path / "data" / "mnist", ds.spec)
+
+
+# ---- mirrors, waits, ensure_dataset ----------------------------------------------------------
+
+def test_mirror_order_env_and_schemes(monkeypatch):
+    monkeypatch.setenv("BPNET_MIRROR", " http://b/x, file:///c\nhttp://a ")
+    assert mirror_list(SPECS["mnist"], ["http://a/"]) == [
+        "http://a/", "http://b/x/", "file:///c/", *SPECS["mnist"].mirrors]
+    assert mirror_list(SPECS["mnist"], builtin=False) == ["http://b/x/", "file:///c/", "http://a/"]
+    assert SPECS["mnist"].mirrors == ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                                      "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                                      "http://yann.lecun.com/exdb/mnist/")
+    for bad in ("ftp://host/mnist/", "host/mnist", "http:///mnist"):
+        with pytest.raises(InputError, match="expected an http://, https:// or file:// URL"):
+            mirror_list(SPECS["mnist"], [bad])
+
+
+def test_retry_wait_follows_retry_after_within_the_cap():
+    opt = HttpOptions(backoff=0.5, max_wait=30)
+    assert [retry_wait(k, None, opt) for k in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert retry_wait(1, "7", opt) == 7.0
+    assert retry_wait(1, "3600", opt) == 30.0
+    soon = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=100), usegmt=True)
+    assert 90 < retry_wait(1, soon, HttpOptions(max_wait=200)) <= 100
+    assert retry_wait(1, "Wed, 21 Oct 2015 07:28:00 GMT", opt) == 0.0
+    assert retry_wait(2, "soon", opt) == 1.0
+
+
+def test_ensure_dataset_fetches_only_missing_files_with_progress(ds, tmp_path):
+    folder = write_dataset(ds, tmp_path)
+    missing = [f.name for f in ds.spec.files[2:]]
+    for name in missing:
+        (folder / name).unlink()
+    bars = []
+
+    class Bar:
+        def __init__(self, desc, total, initial):
+            self.desc, self.total, self.n, self.closed = desc, total, initial, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    notes = []
+    with FaultServer(ds.files) as srv:
+        assert ensure_dataset(data_dir=tmp_path, spec=ds.spec, mirrors=[srv.url], progress=Bar,
+                              report=notes.append, options=FAST) == folder
+        assert ensure_dataset(data_dir=tmp_path, spec=ds.spec, mirrors=[srv.url],
+                              report=notes.append) == folder
+    assert notes == [f"downloading {', '.join(missing)} into {folder}"]
+    assert [r["name"] for r in srv.requests] == missing
+    assert [(b.desc, b.total, b.n, b.closed) for b in bars] == [
+        (n, len(ds.files[n]), len(ds.files[n]), True) for n in missing]
+    assert_verified_only(folder, ds.spec)
+
+
+def test_ensure_dataset_offline_reports_missing_files(ds, tmp_path):
+    folder = write_dataset(ds, tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataMissing, match=r"missing t10k-labels-idx1-ubyte.gz; run `bpnet "
+                                          r"download --dataset mnist` to fetch them"):
+        ensure_dataset(data_dir=tmp_path, spec=ds.spec, offline=True)
+    assert_verified_only(folder, ds.spec, [f.name for f in ds.spec.files[:3]])
+
+
+# ---- the command ----------------------------------------------------------------------------
+
+def test_cli_fetches_real_mnist_over_loopback_then_nothing(shared_mnist, tmp_path, bpnet_exe):
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files) as srv:
+        p = subprocess.run([bpnet_exe, "download", "--mirror", srv.url, "--data-dir",
+                            str(tmp_path)], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == ""  # no progress bars when stderr is not a terminal
+        for n in MNIST_FILES:
+            assert f"{n}  fetched from {srv.url}{n}" in p.stdout.replace("   ", "  ")
+        assert f"mnist: 4 files verified in {tmp_path / 'mnist'}, 4 fetched" in p.stdout
+        again = run("--mirror", srv.url, "--data-dir", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert "4 files verified" in again.output and "0 fetched" in again.output
+    assert len(srv.requests) == 4
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_cli_file_mirror_from_env_quietly(shared_mnist, tmp_path):
+    r = run("--data-dir", str(tmp_path), "--quiet", "--mirrors-only",
+            env={"BPNET_MIRROR": shared_mnist.as_uri()})
+    assert r.exit_code == 0 and r.output == ""
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_cli_shows_progress_bars_on_a_terminal(shared_mnist, tmp_path, bpnet_exe):
+    main_fd, tty = pty.openpty()
+    fcntl.ioctl(tty, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with subprocess.Popen([bpnet_exe, "download", "--mirror", shared_mnist.as_uri(),
+                           "--mirrors-only", "--data-dir", str(tmp_path)],
+                          stdout=subprocess.DEVNULL, stderr=tty) as p:
+        os.close(tty)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+    os.close(main_fd)
+    assert p.returncode == 0
+    text = shown.decode(errors="replace")
+    for n in MNIST_FILES:
+        assert n in text
+    assert "100%" in text and "9.45M/9.45M" in text and "B/s" in text
+
+
+def test_cli_all_mirrors_failing_exits_1_with_a_line_per_mirror(ds, tmp_path):
+    with FaultServer({}) as srv:
+        r = run("--mirror", srv.url, "--mirror", (tmp_path / "none").as_uri(), "--mirrors-only",
+                "--data-dir", str(tmp_path))
+    assert r.exit_code == 1
+    assert r.output.splitlines() == [
+        f"bpnet: warning: {srv.url}{TRAIN_IMAGES}: HTTP 404; trying the next mirror",
+        f"bpnet: error: no mirror served a verified {TRAIN_IMAGES} (2 tried):",
+        f"  {srv.url}{TRAIN_IMAGES}: HTTP 404",
+        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory"]
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+def test_cli_read_timeout_option(tmp_path):
+    with FaultServer({TRAIN_IMAGES: b"\x1f\x8b" + bytes(1000)}, {TRAIN_IMAGES: ["stall"]}) as srv:
+        r = run("--mirror", srv.url, "--mirrors-only", "--timeout", "0.3", "--tries", "1",
+                "--data-dir", str(tmp_path))
+    assert r.exit_code == 1
+    assert f"{srv.url}{TRAIN_IMAGES}: read timed out (no data for 0.3 s)" in r.output
+    assert "Traceback" not in r.output
+    assert os.listdir(tmp_path / "mnist") == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "kmnist"], "unknown dataset 'kmnist': expected one of mnist, fashion-mnist"),
+    (["--mirror", "ftp://host/mnist/"],
+     "mirror 'ftp://host/mnist/': expected an http://, https:// or file:// URL"),
+])
+def test_cli_usage_errors_exit_2_in_one_line(tmp_path, args, message):
+    r = run(*args, "--data-dir", str(tmp_path))
+    assert r.exit_code == 2
+    assert r.output == f"bpnet: error: {message}\n"
+    assert not (tmp_path / "mnist").exists()
+
+
+def test_cli_bad_env_mirror_is_a_usage_error(tmp_path):
+    r = run("--data-dir", str(tmp_path), env={"BPNET_MIRROR": "gopher://x"})
+    assert r.exit_code == 2 and r.output.startswith("bpnet: error: mirror 'gopher://x'")
+
+
+
+def test_cli_default_data_dir_then_env_override(shared_mnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run("--mirror", shared_mnist.as_uri(), "--mirrors-only", "-q").exit_code == 0
+    assert_verified_only(tmp_path / "data" / "mnist", SPECS["mnist"])
+    r = run("--mirror", shared_mnist.as_uri(), "--mirrors-only",
+            env={"BPNET_DATA_DIR": str(tmp_path / "elsewhere")})
+    assert r.exit_code == 0 and "4 fetched" in r.output
+    assert_verified_only(tmp_path / "elsewhere" / "mnist", SPECS["mnist"])
+
+
+def test_cli_fashion_mnist_is_checked_against_its_own_checksums(shared_mnist, tmp_path):
+    r = run("--dataset", "fashion-mnist", "--mirror", shared_mnist.as_uri(), "--mirrors-only",
+            "--data-dir", str(tmp_path))
+    assert r.exit_code == 1
+    assert f"{shared_mnist.as_uri()}/{TRAIN_IMAGES}: SHA-256 mismatch (content ba891046e6505d7a…, " \
+           "expected c59f468a2f672dc8…)" in r.output
+    assert os.listdir(tmp_path / "fashion-mnist") == []

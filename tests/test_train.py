@@ -1,0 +1,222 @@
+"""The training loop as a library: determinism, resume, NaN stop, early stopping, optimizers."""
+import json
+
+import numpy as np
+import pytest
+
+from bpnet.nn.config import load_config
+from bpnet.nn.io import load_npz, load_weights
+from bpnet.nn.optim import SGD, AdaGrad, Adam, Momentum, learning_rate
+from bpnet.nn.train import (Data, EpochShuffler, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
+                            split_validation)
+
+
+def toy_data(n_train=600, n_test=200, seed=0):
+    """Separable 'images': class c lights up pixel block c; noise elsewhere."""
+    rng = np.random.default_rng(seed)
+
+    def make(n):
+        t = rng.integers(0, 10, n)
+        x = rng.integers(0, 60, (n, 784)).astype(np.uint8)
+        for c in range(10):
+            x[t == c, c * 78:(c + 1) * 78] += 150
+        return x, t
+
+    x, t = make(n_train)
+    train, val = split_validation(x, t, 100)
+    return Data(train, val, Split(*make(n_test)))
+
+
+def toy_cfg(tmp_path, **sets):
+    overrides = [f"{k}={v}" for k, v in {"model.hidden": "[16]", "train.epochs": 3,
+                                         "train.batch_size": 32, "train.lr": 0.05,
+                                         "data.validation": 100, **sets}.items()]
+    return load_config("quick", overrides, {"output.dir": str(tmp_path)})
+
+
+def run(cfg, data, run_dir, progress=None):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(cfg, data, run_dir, progress).run()
+
+
+class StopAt(Progress):
+    """Requests a stop, like a signal handler, once ``at`` iterations are done."""
+
+    def __init__(self, trainer_stop, at):
+        self.stop, self.at = trainer_stop, at
+
+    def step(self, iteration, loss):
+        if iteration == self.at:
+            self.stop.requested = "SIGINT"
+
+
+def params_of(path):
+    return load_weights(path)[0]
+
+
+def test_learns_and_writes_a_complete_run_dir(tmp_path):
+    data = toy_data()
+    result = run(toy_cfg(tmp_path), data, tmp_path / "run")
+    assert result["test_acc"] > 0.9 and result["val_acc"] > 0.9
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"weights.npz", "best.npz", "checkpoint.npz", "metrics.csv"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss",
+                                   "val_acc", "test_loss", "test_acc", "elapsed"]
+    assert len(lines) == 1 + 3  # one row per epoch
+    _, meta = load_weights(tmp_path / "run" / "weights.npz")
+    assert meta["sizes"] == [784, 16, 10] and meta["dataset"] == "mnist"
+    assert meta["metrics"]["test_acc"] == result["test_acc"]
+    assert meta["config"]["train"]["epochs"] == 3
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adagrad", "adam"])
+def test_same_seed_gives_bit_identical_weights(tmp_path, optimizer):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.optimizer": optimizer, "train.schedule": "cosine",
+                               "train.weight_decay": 1e-3})
+    run(cfg, data, tmp_path / "a")
+    run(cfg, data, tmp_path / "b")
+    a, b = params_of(tmp_path / "a" / "weights.npz"), params_of(tmp_path / "b" / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    other = toy_cfg(tmp_path, **{"train.optimizer": optimizer, "train.seed": 1})
+    run(other, data, tmp_path / "c")
+    assert not np.array_equal(a["W1"], params_of(tmp_path / "c" / "weights.npz")["W1"])
+
+
+@pytest.mark.parametrize("stop_at", [5, 15, 16, 30])  # mid-epoch, epoch ends (16 per epoch)
+def test_resume_equals_uninterrupted_run(tmp_path, stop_at):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.optimizer": "adam", "train.lr": 0.01,
+                               "train.schedule": "cosine"})
+    full = run(cfg, data, tmp_path / "full")
+    run_dir = tmp_path / "cut"
+    run_dir.mkdir()
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, stop_at)
+    with pytest.raises(TrainingInterrupted, match="resume with: bpnet train --resume") as exc:
+        trainer.run()
+    assert exc.value.exit_code == 130
+    resumed = Trainer(cfg, data, run_dir)
+    resumed.load_checkpoint()
+    assert resumed.state.iteration == stop_at
+    result = resumed.run()
+    a, b = params_of(tmp_path / "full" / "weights.npz"), params_of(run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert result["test_acc"] == full["test_acc"] and result["train_loss"] == full["train_loss"]
+    assert ((tmp_path / "full" / "metrics.csv").read_text().count("\n")
+            == (run_dir / "metrics.csv").read_text().count("\n"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.lr": 1e6, "train.optimizer": "sgd"})
+    run_dir = tmp_path / "nan"
+    run_dir.mkdir()
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="training diverged: loss is"):
+        Trainer(cfg, data, run_dir).run()
+    ckpt = load_npz(run_dir / "checkpoint.npz")
+    params = [v for k, v in ckpt.items() if k.startswith("param.")]
+    assert params and all(np.all(np.isfinite(p)) for p in params)
+    assert not (run_dir / "weights.npz").exists()
+
+
+def test_early_stopping_stops_after_patience(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.lr": 1e-12, "train.epochs": 20,
+                               "early_stopping.patience": 2, "early_stopping.min_delta": 0.01})
+    messages = []
+
+    class Log(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    result = run(cfg, data, tmp_path / "es", Log())
+    assert result["stopped_early"] and result["iteration"] == 3 * 16
+    assert any("early stop" in m for m in messages)
+    _, meta = load_weights(tmp_path / "es" / "best.npz")
+    assert meta["iteration"] == 16 and meta["selected_on"] == "val"
+
+
+def test_iterations_count_across_epochs_and_end_with_an_evaluation(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.iterations": 40})
+    result = run(cfg, data, tmp_path / "it")
+    rows = (tmp_path / "it" / "metrics.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[1] for r in rows] == ["16", "32", "40"]
+    assert result["iteration"] == 40 and result["epoch"] == pytest.approx(2.5)
+
+
+def test_without_validation_best_is_selected_on_test(tmp_path):
+    data = toy_data()
+    data = Data(Split(np.concatenate([data.train.x, data.val.x]),
+                      np.concatenate([data.train.t, data.val.t])), None, data.test)
+    cfg = toy_cfg(tmp_path, **{"data.validation": 0})
+    run(cfg, data, tmp_path / "nv")
+    _, meta = load_weights(tmp_path / "nv" / "best.npz")
+    assert meta["selected_on"] == "test"
+    header, *rows = (tmp_path / "nv" / "metrics.csv").read_text().splitlines()
+    assert all(r.split(",")[5:7] == ["", ""] for r in rows)  # no validation columns
+
+
+def test_optimizer_steps_match_their_formulas():
+    rng = np.random.default_rng(0)
+    p0, g0 = rng.standard_normal(5), rng.standard_normal(5)
+
+    def step(opt, times=2):
+        p = {"w": p0.copy()}
+        for _ in range(times):
+            opt.update(p, {"w": g0.copy()})
+        return p["w"]
+
+    np.testing.assert_allclose(step(SGD(0.1)), p0 - 0.2 * g0)
+    # momentum: v1 = -lr g, v2 = m v1 - lr g
+    np.testing.assert_allclose(step(Momentum(0.1, 0.9)), p0 - 0.1 * g0 + (-0.09 * g0 - 0.1 * g0))
+    h = g0 ** 2
+    expected = p0 - 0.1 * g0 / (np.sqrt(h) + 1e-8) - 0.1 * g0 / (np.sqrt(2 * h) + 1e-8)
+    np.testing.assert_allclose(step(AdaGrad(0.1, 1e-8)), expected)
+    m, v, p = np.zeros(5), np.zeros(5), p0.copy()
+    for t in (1, 2):
+        m = 0.9 * m + 0.1 * g0
+        v = 0.999 * v + 0.001 * g0 ** 2
+        p = p - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    np.testing.assert_allclose(step(Adam(0.01)), p, rtol=1e-6)
+
+
+def test_learning_rate_schedules():
+    assert learning_rate("none", 0.1, 500, 1000, 100) == 0.1
+    assert learning_rate("step", 0.1, 199, 1000, 100, step_epochs=2, gamma=0.5) == 0.1
+    assert learning_rate("step", 0.1, 200, 1000, 100, step_epochs=2, gamma=0.5) == 0.05
+    assert learning_rate("cosine", 0.1, 0, 1000, 100) == 0.1
+    assert learning_rate("cosine", 0.1, 500, 1000, 100, min_lr=0.02) == pytest.approx(0.06)
+    assert learning_rate("cosine", 0.1, 1000, 1000, 100) == pytest.approx(0.0)
+
+
+def test_checkpoint_holds_parameters_optimizer_state_and_counters(tmp_path):
+    data = toy_data()
+    run(toy_cfg(tmp_path, **{"train.optimizer": "adam"}), data, tmp_path / "ck")
+    ckpt = load_npz(tmp_path / "ck" / "checkpoint.npz")
+    state = json.loads(str(ckpt["state"][()]))
+    assert state["state"]["iteration"] == 48 and state["opt_step"] == 48
+    assert {k for k in ckpt if k.startswith("param.")} == {"param.W1", "param.b1", "param.W2",
+                                                            "param.b2"}
+    assert {k for k in ckpt if k.startswith("opt.")} == {f"opt.{m}.{p}" for m in "mv"
+                                                          for p in ("W1", "b1", "W2", "b2")}
+
+
+def test_epochs_are_permutations_fixed_by_seed_and_epoch():
+    x = np.arange(50, dtype=np.uint8).reshape(50, 1)
+    t = np.arange(50)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        a = EpochShuffler(x, t, 3, True, pool)
+        firsts = [a.get(e)[1].copy() for e in range(3)]
+        b = EpochShuffler(x, t, 3, True, pool)
+        assert np.array_equal(b.get(2)[1], firsts[2])  # straight to epoch 2, as a resume does
+        assert np.array_equal(b.get(1)[1], firsts[1])
+        for e, order in enumerate(firsts):
+            assert sorted(order) == list(range(50))
+            assert np.array_equal(a.get(e)[0][:, 0], order)  # images travel with their labels
+    assert not np.array_equal(firsts[0], firsts[1])
+    assert EpochShuffler(x, t, 3, False, None).get(5)[1] is t
