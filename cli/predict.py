@@ -19,7 +19,7 @@ def _caption(result):
     """Two short lines under a drawn input: its file name and its top class."""
     name, best = Path(result["file"]).name, result["top"][0]
     name = name if len(name) <= 16 else name[:15] + "…"
-    return f"{name}\n{best['label']} ({best['probability']:.0%})"
+    return f"{name}\n{best['label']} ({best['probability']:.1%})"
 
 
 @click.command()

@@ -117,8 +117,9 @@ class Augmenter:
         if not self.active:
             return x.copy()
         n = x.shape[0]
-        if x.size != n * SIDE * SIDE:
-            raise ValueError(f"expected a batch of {SIDE}x{SIDE} images, got shape {x.shape}")
+        if x.size != n * SIDE * SIDE or x.dtype.kind != "f":
+            raise ValueError(f"expected a float batch of {SIDE}x{SIDE} images, got shape "
+                             f"{x.shape} and dtype {x.dtype}")
         images = x.reshape(n, SIDE, SIDE)
         if not (self.rotate or self.scale or self.shear or self.elastic_alpha):
             return self._shifted(images).reshape(x.shape)

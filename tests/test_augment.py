@@ -34,6 +34,15 @@ def test_shift_of_a_real_digit_is_a_translation(shared_mnist):
                    for dy in range(-2, 3) for dx in range(-2, 3))
 
 
+def test_shift_only_path_equals_the_general_warp():
+    """A pure shift takes a one-gather shortcut; a zoom too small to change a float32 factor
+    goes the general (bilinear) way with the same shifts drawn: the results are identical."""
+    x = np.random.default_rng(0).random((64, 784)).astype(np.float32)
+    fast = Augmenter(shift=2, rng=7)(x)
+    general = Augmenter(shift=2, scale=1e-12, rng=7)(x)
+    assert np.array_equal(fast, general) and not np.array_equal(fast, x)
+
+
 def test_zero_strengths_are_the_identity():
     x = np.random.default_rng(0).random((7, 784)).astype(np.float32)
     aug = Augmenter(shift=0, rng=0)
@@ -52,6 +61,14 @@ def test_shape_dtype_and_range_are_kept(dtype, top, shape):
     assert y.shape == x.shape and y.dtype == x.dtype
     assert y.min() >= 0 and y.max() <= x.max()
     assert not np.array_equal(x, y)
+
+
+def test_other_shapes_and_integer_pixels_are_refused():
+    aug = Augmenter(rotate=5, rng=0)
+    with pytest.raises(ValueError, match="float batch of 28x28 images"):
+        aug(np.zeros((4, 100), np.float32))
+    with pytest.raises(ValueError, match="dtype uint8"):
+        aug(np.zeros((4, 784), np.uint8))
 
 
 def test_same_seed_same_batches_different_seed_different():
