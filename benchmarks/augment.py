@@ -4,9 +4,10 @@ Trains 784-800-10 (ReLU, he init, float32, batch 100, plain SGD) on real MNIST. 
 augmentation setting it runs a plain and an augmented epoch over the same shuffled batches,
 alternating blocks of 20 batches between the two so that load from other processes hits both
 alike. It prints both epoch times, their ratio, and the ratio of the fastest plain and fastest
-augmented block (the figure for an otherwise idle machine), with the load average. Run:
+augmented block (the figure for an otherwise idle machine), with the load average. BLAS runs
+with the threads `bpnet train` gives it (BPNET_THREADS, default 1). Run:
 
-    python benchmarks/augment.py [--data-dir DIR] [--epochs 1] [--hidden 800]
+    [BPNET_THREADS=2] python benchmarks/augment.py [--data-dir DIR] [--epochs 1] [--hidden 800]
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import argparse
 import os
 import time
 
+import bpnet.cli  # noqa: F401  (sets the BLAS threads as bpnet train does, before NumPy loads)
 import numpy as np
 from _shared import data_dir_default, load_mnist
 
@@ -61,7 +63,8 @@ def main():
     rng = np.random.default_rng(1)
     print(f"784-{args.hidden}-10 float32, batch {BATCH}, {len(x)} images per epoch, "
           f"{args.epochs} paired epoch(s) per setting")
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}, load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s} "
           f"{'fastest blocks':>15s}")
     for name, kw in SETTINGS.items():

@@ -4,9 +4,9 @@
 momentum SGD, a learning rate decaying by a cosine from epoch to epoch and bpnet's Augmenter; after
 every epoch it prints the learning rate, the mean training loss and the test accuracy. With
 --run-dir it also writes metrics.csv and weights.npz there, in bpnet's run-directory formats.
-Run (about 40 minutes on two cores at the defaults):
+The defaults are the settings that reach 99.2-99.3% (see the README's Augmentation section). Run:
 
-    python benchmarks/augment_accuracy.py [--epochs 40] [--run-dir runs/augment]
+    python benchmarks/augment_accuracy.py [--epochs 50] [--run-dir runs/augment]
 """
 from __future__ import annotations
 
@@ -18,16 +18,19 @@ import numpy as np
 from _shared import data_dir_default, load_mnist, train_epoch
 
 from bpnet.nn import MultiLayerNet
-from bpnet.nn.augment import DEFAULTS, Augmenter
+from bpnet.nn.augment import Augmenter
 from bpnet.nn.io import atomic_write_text, save_weights
 from bpnet.nn.optim import learning_rate, make_optimizer
 from bpnet.nn.train import METRIC_COLUMNS
+
+RECIPE = {"shift": 1, "rotate": 5.0, "scale": 0.05, "shear": 5.0, "elastic_alpha": 34.0,
+          "elastic_sigma": 4.0}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=data_dir_default(), help="folder holding mnist/")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--hidden", type=int, default=800)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--optimizer", choices=["adam", "momentum"], default="adam")
@@ -35,11 +38,11 @@ def main():
     ap.add_argument("--lr-min", type=float, default=1e-5, help="learning rate of the last epoch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--run-dir", type=Path, help="write metrics.csv and weights.npz here")
-    for key, value in DEFAULTS.items():
+    for key, value in RECIPE.items():
         ap.add_argument("--" + key.replace("_", "-"), type=type(value), default=value,
                         help=f"Augmenter {key} [default: {value}]")
     args = ap.parse_args()
-    aug_settings = {k: getattr(args, k) for k in DEFAULTS}
+    aug_settings = {k: getattr(args, k) for k in RECIPE}
     rng = np.random.default_rng(args.seed)
     x, t, x_test, t_test = load_mnist(args.data_dir)
     net = MultiLayerNet(784, [args.hidden], 10, weight_init_std="he", dtype=np.float32, rng=rng)

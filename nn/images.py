@@ -27,8 +27,8 @@ PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93
 FORMATS = "PNG, JPEG, PGM (P2/P5) or NPY"
 INSTALL_HINT = "pip install 'bpnet[image]'"
 SIDE, BOX, CENTRE = 28, 20, 14.0
-NOISE_FLOOR = 3.0  # × the 95th percentile of the border's level above background: the floor
-MIN_CONTRAST = 8.0  # grey levels between background and the brightest pixel, below: blank
+NOISE_FLOOR = 3.0  # the noise floor, in 95th percentiles of the border above the background
+MIN_CONTRAST = 8.0  # fewer grey levels than this between background and brightest: blank
 _PGM_TOKEN = re.compile(rb"(?:\s|#[^\r\n]*)+(\d+)")
 
 
@@ -70,8 +70,8 @@ def _read_pillow(raw, path, kind):
         with Image.open(io.BytesIO(raw)) as im:
             im.load()
             return _pillow_grey(im)
-    except (OSError, ValueError, SyntaxError) as e:  # what Pillow's decoders raise
-        raise InputError(f"{path}: cannot decode {kind} ({e})") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: cannot decode {kind} ({e})") from None  # Pillow's errors
 
 
 def _pillow_grey(im):
