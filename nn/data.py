@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BpnetError, InputError
-from .files import atomic_write
+from .files import atomic_write, read_bytes
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 GZIP_MAGIC = b"\x1f\x8b"
@@ -146,13 +146,7 @@ def decode_idx(data, name="IDX data", expect_magic=None, expect_count=None, sha2
 
 def read_idx(path, expect_magic=None, expect_count=None, sha256=None):
     """Read and check a .gz (or raw) IDX file; see :func:`decode_idx`."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataMissing(f"{path}: no such file") from None
-    except OSError as e:
-        raise DataCorrupt(f"{path}: cannot read ({e.strerror or e})") from None
+    data = read_bytes(path, DataMissing, DataCorrupt)
     return decode_idx(data, str(path), expect_magic, expect_count, sha256)
 
 

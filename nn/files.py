@@ -38,3 +38,14 @@ def atomic_write(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def read_bytes(path, missing, unreadable):
+    """The bytes of ``path``; a missing file raises ``missing``, any other failure
+    ``unreadable`` (exception classes), each with a one-line message naming the path."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise missing(f"{path}: no such file") from None
+    except OSError as e:
+        raise unreadable(f"{path}: cannot read ({e.strerror or e})") from None

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 
 from .errors import BpnetError, InputError
+from .files import read_bytes
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
 FORMATS = "PNG, JPEG, PGM (P2/P5) or NPY"
@@ -38,13 +38,7 @@ class ImageSupportMissing(BpnetError):
 
 def read_image(path):
     """Grey levels 0..255 (float64, shape (H, W)) of a PNG, JPEG, PGM or NPY file."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    raw = read_bytes(path, InputError, InputError)
     if raw.startswith(PNG_MAGIC):
         img = _read_pillow(raw, path, "PNG")
     elif raw.startswith(JPEG_MAGIC):
