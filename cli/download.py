@@ -9,7 +9,7 @@ from bpnet.nn.data import DATASETS, dataset_dir
 from bpnet.nn.download import HttpOptions, download_dataset
 
 
-@click.command()
+@click.command(short_help="Fetch and verify a dataset into the data dir.")
 @click.option("--dataset", default="mnist", show_default=True, metavar="NAME",
               help=f"Dataset to fetch: {' or '.join(DATASETS)}.")
 @data_dir_option

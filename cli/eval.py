@@ -11,7 +11,7 @@ from bpnet.nn.io import network_from_weights
 from bpnet.nn.metrics import confusion_matrix, evaluate
 
 
-@click.command("eval")
+@click.command("eval", short_help="Accuracy, loss, per-class table and confusion matrix.")
 @click.argument("weights", type=click.Path(dir_okay=False))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
               help="Which MNIST split to evaluate on (train: all 60000 images).")

@@ -70,7 +70,7 @@ def _config(config, sets, hidden, activation, data_dir):
     return load_config_from_cli(config, sets, data_dir=data_dir)
 
 
-@click.command()
+@click.command(short_help="Check backprop against numerical gradients.")
 @click.option("--samples", type=click.IntRange(min=1), default=3, show_default=True,
               help="Images in the batch the whole network is checked on.")
 @click.option("--seed", type=int, default=0, show_default=True,

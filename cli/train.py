@@ -65,7 +65,7 @@ def _run_dir(cfg, force):
     return run_dir
 
 
-@click.command()
+@click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
 @click.option("--epochs", type=click.IntRange(min=1), help="Shortcut for --set train.epochs=N.")
 @click.option("--iterations", type=click.IntRange(min=1),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
@@ -164,15 +165,8 @@ class EpochShuffler:
         return x, t
 
 
-def build_network(cfg, rng):
-    m, tr = cfg["model"], cfg["train"]
-    return MultiLayerNet(784, m["hidden"], 10, activation=m["activation"],
-                         weight_init_std=m["weight_init"], weight_decay=tr["weight_decay"],
-                         dtype=np.dtype(tr["dtype"]), rng=rng)
-
-
 class Trainer:
-    """Trains ``build_network(cfg)`` on ``data``, writing into ``run_dir``."""
+    """Trains the config's network on ``data``, writing into ``run_dir``."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
@@ -184,7 +178,7 @@ class Trainer:
         n = len(data.train)
         self.iters_per_epoch = math.ceil(n / self.batch_size)
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
-        self.net = build_network(cfg, seeded_rng(tr["seed"], INIT_STREAM))
+        self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
                                   tr["beta2"], tr["eps"])
         self.state = State()

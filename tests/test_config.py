@@ -66,7 +66,7 @@ def test_other_shipped_configs_fit_their_purpose():
     assert best["train"]["optimizer"] in ("momentum", "adam")
     assert best["train"]["schedule"] in ("cosine", "step") and best["train"]["weight_decay"] > 0
     assert 20 <= best["train"]["epochs"] <= 30
-    assert best["data"]["validation"] == 5000 and best["early_stopping"]["patience"] > 0
+    assert best["data"]["validation"] == 0 and best["early_stopping"]["patience"] == 0
     assert quick["train"]["epochs"] == 1 and quick["data"]["validation"] == 1000
     assert quick["model"]["hidden"] == [50]
     assert fashion["dataset"] == "fashion-mnist" and fashion["model"]["hidden"] == [256]
