@@ -9,7 +9,7 @@ from bpnet.cli.common import debug_option, handle_errors
 from bpnet.nn.plots import plot_metrics
 
 
-@click.command()
+@click.command(short_help="Loss and accuracy curves of a run as a PNG.")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG to write [default: RUN_DIR/metrics.png].")

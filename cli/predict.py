@@ -22,7 +22,7 @@ def _caption(result):
     return f"{name}\n{best['label']} ({best['probability']:.1%})"
 
 
-@click.command()
+@click.command(short_help="Classify digit images (PNG, JPEG, PGM, NPY).")
 @click.argument("weights", type=click.Path(dir_okay=False))
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...",
                 type=click.Path(dir_okay=False))
