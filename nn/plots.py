@@ -1,4 +1,4 @@
-"""Pictures of a run: training curves from metrics.csv and a grid of misclassified digits.
+"""Pictures: training curves from metrics.csv and grids of digits (misclassified ones, inputs).
 
 matplotlib is an optional extra (``pip install 'bpnet[plot]'``), imported only when a picture is
 drawn, and used through its Agg canvas (no window, no pyplot state). PNGs are written to a
@@ -157,9 +157,9 @@ def error_grid(images, true, pred, confidence, path, cols=8):
     prediction's confidence (0..1), as a ``digit_grid``; returns path."""
     if len(images) == 0:
         raise InputError("no misclassified images to draw")
-    titles = [f"true {int(t)}, pred {int(p)}\n{float(c):.1%}"
-              for t, p, c in zip(true, pred, confidence)]
     if not len(true) == len(pred) == len(confidence) == len(images):
         raise ValueError(f"expected {len(images)} labels and confidences, got {len(true)}, "
                          f"{len(pred)}, {len(confidence)}")
+    titles = [f"true {int(t)}, pred {int(p)}\n{float(c):.1%}"
+              for t, p, c in zip(true, pred, confidence)]
     return digit_grid(images, titles, path, cols, colour="darkred")
