@@ -161,6 +161,15 @@ def test_eval_refuses_every_bad_weights_file(quick_run, tmp_path, mnist_session_
         assert needle in r.output, (name, r.output)
 
 
+def _wait_for_training(run_dir, proc, timeout=120):
+    """Return once the loop runs: its handlers are installed before the first checkpoint."""
+    deadline = time.time() + timeout
+    while not (run_dir / "checkpoint.npz").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.01)
+
+
 def _train_cmd(exe, data_dir, out, *extra):
     return [exe, "train", *SMALL, "--epochs", "3", "--data-dir", str(data_dir), "--out", str(out),
             "--offline", *extra]
@@ -174,9 +183,7 @@ def test_sigint_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
     cut = tmp_path / "cut"
     proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, cut), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (cut / "metrics.csv").exists():
-        time.sleep(0.05)  # wait until the first epoch has been evaluated, then interrupt
+    _wait_for_training(cut, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
@@ -197,10 +204,7 @@ def test_sigterm_also_checkpoints(bpnet_exe, mnist_session_dir, tmp_path):
     out = tmp_path / "term"
     proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, out), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ})
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "config.yaml").exists():
-        time.sleep(0.05)
-    time.sleep(0.5)
+    _wait_for_training(out, proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr
