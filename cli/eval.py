@@ -9,6 +9,7 @@ from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_d
 from bpnet.nn.data import load_split
 from bpnet.nn.io import network_from_weights
 from bpnet.nn.metrics import confusion_matrix, evaluate
+from bpnet.nn.plots import error_grid, most_confident_errors
 
 
 @click.command("eval", short_help="Accuracy, loss, per-class table and confusion matrix.")
@@ -19,10 +20,15 @@ from bpnet.nn.metrics import confusion_matrix, evaluate
               help="Images per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
+@click.option("--errors", "errors_png", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the most confidently misclassified digits into this PNG "
+                   "(needs matplotlib: pip install 'bpnet[plot]').")
+@click.option("--errors-count", type=click.IntRange(1, 100), default=32, show_default=True,
+              help="How many misclassified digits --errors draws.")
 @data_dir_option
 @debug_option
 @handle_errors
-def eval_cmd(weights, split, batch_size, as_json, offline, data_dir):
+def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_count, data_dir):
     """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
     net, meta = network_from_weights(weights)
     dataset = meta.get("dataset", "mnist")
@@ -30,7 +36,11 @@ def eval_cmd(weights, split, batch_size, as_json, offline, data_dir):
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
     scale = 1 / 255 if meta.get("normalize", True) else 1.0
-    loss, acc, pred, _ = evaluate(net, images, labels, scale, batch_size)
+    loss, acc, pred, probs = evaluate(net, images, labels, scale, batch_size)
+    if errors_png:
+        idx = most_confident_errors(probs, labels, errors_count)
+        error_grid(images[idx].reshape(-1, 28, 28), labels[idx], pred[idx],
+                   probs[idx, pred[idx]], errors_png)
     cm = confusion_matrix(labels, pred, net.sizes[-1])
     support = cm.sum(axis=1)
     per_class = np.divide(np.diag(cm), support, out=np.full(len(cm), np.nan), where=support > 0)
@@ -50,3 +60,6 @@ def eval_cmd(weights, split, batch_size, as_json, offline, data_dir):
     click.echo("")
     click.echo("confusion matrix (rows: true class, columns: predicted)")
     click.echo(format_table(["", *range(len(cm))], [(c, *cm[c]) for c in range(len(cm))]))
+    if errors_png:
+        click.echo(f"\nwrote the {min(errors_count, len(labels) - int(np.trace(cm)))} most "
+                   f"confident errors to {errors_png}")

@@ -204,6 +204,18 @@ SCHEMA = {
         "min_delta": Field(NON_NEGATIVE, 0.0,
                            "Smallest rise in validation accuracy that counts as a gain."),
     },
+    "augment": {
+        "shift": Field(number(0, 14, integer=True), 0,
+                       "Largest shift in whole pixels; each image draws dy, dx in ±shift."),
+        "rotate": Field(number(0, 180), 0.0, "Largest rotation in degrees."),
+        "scale": Field(number(0, 1, high_open=True), 0.0,
+                       "Largest zoom: the factor is uniform in 1 ± scale."),
+        "shear": Field(number(0, 90, high_open=True), 0.0, "Largest shear angle in degrees."),
+        "elastic_alpha": Field(NON_NEGATIVE, 0.0,
+                               "Elastic distortion strength in pixels; 0: off."),
+        "elastic_sigma": Field(number(0, low_open=True), 4.0,
+                               "Smoothness of the elastic field in pixels."),
+    },
     "output": {
         "dir": Field(PATH, None, "Run directory; null: `runs/<name>`."),
     },

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import Augmenter
 from .config import network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
@@ -121,7 +122,9 @@ class State:
     rows: list = field(default_factory=list)
 
 
-INIT_STREAM, SHUFFLE_STREAM = 0, 1  # independent random streams derived from train.seed
+# Independent random streams derived from train.seed: weights, each epoch's order, and each
+# iteration's distortions (so a resumed run draws exactly what an uninterrupted one does).
+INIT_STREAM, SHUFFLE_STREAM, AUGMENT_STREAM = 0, 1, 2
 
 
 def seeded_rng(seed, *stream):
@@ -181,6 +184,7 @@ class Trainer:
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
                                   tr["beta2"], tr["eps"])
+        self.augmenter = Augmenter.from_config(cfg["augment"])
         self.state = State()
         self.selected_on = "val" if data.val is not None else "test"
 
@@ -238,6 +242,9 @@ class Trainer:
             t = t_epoch[batch]
             m = len(t)
             x = to_input(x_epoch[batch], self.scale, self.dtype, out=xbuf[:m])
+            if self.augmenter.active:
+                self.augmenter.rng = seeded_rng(tr["seed"], AUGMENT_STREAM, st.iteration)
+                x = self.augmenter(x)
             if tr["schedule"] != "none":
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],

@@ -209,3 +209,19 @@ def test_sigterm_also_checkpoints(bpnet_exe, mnist_session_dir, tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr
     assert "interrupted by SIGTERM" in stderr and (out / "checkpoint.npz").exists()
+
+
+def test_eval_draws_the_most_confident_errors(quick_run, mnist_session_dir, tmp_path):
+    from test_plots import png_size
+    from bpnet.nn.plots import CELL_SIZE, DPI
+    out, _ = quick_run
+    png = tmp_path / "errors.png"
+    r = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors", png,
+            "--errors-count", "12")
+    assert r.exit_code == 0, r.output
+    assert f"wrote the 12 most confident errors to {png}" in r.output
+    width, height = png_size(png)
+    assert (width, height) == (round(8 * CELL_SIZE[0] * DPI), round(2 * CELL_SIZE[1] * DPI))
+    bad = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors",
+              tmp_path / "errors.jpg")
+    one_line_error(bad, 2)

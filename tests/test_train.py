@@ -220,3 +220,26 @@ def test_epochs_are_permutations_fixed_by_seed_and_epoch():
             assert np.array_equal(a.get(e)[0][:, 0], order)  # images travel with their labels
     assert not np.array_equal(firsts[0], firsts[1])
     assert EpochShuffler(x, t, 3, False, None).get(5)[1] is t
+
+
+def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"augment.shift": 2, "augment.rotate": 10.0,
+                               "augment.elastic_alpha": 8.0})
+    plain = run(toy_cfg(tmp_path), data, tmp_path / "plain")
+    full = run(cfg, data, tmp_path / "full")
+    again = run(cfg, data, tmp_path / "again")
+    a, b = params_of(tmp_path / "full" / "weights.npz"), params_of(tmp_path / "again" / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert full["train_loss"] != plain["train_loss"]  # the distortions did reach the batches
+    run_dir = tmp_path / "cut"
+    run_dir.mkdir()
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, 21)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    resumed = Trainer(cfg, data, run_dir)
+    resumed.load_checkpoint()
+    resumed.run()
+    c = params_of(run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], c[k]) for k in a)
