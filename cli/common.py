@@ -48,6 +48,10 @@ def handle_errors(fn):
             if debug_enabled():
                 raise
             fail(str(e), e.exit_code)
+        except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except KeyboardInterrupt:
             if debug_enabled():
                 raise
