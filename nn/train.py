@@ -132,40 +132,65 @@ def seeded_rng(seed, *stream):
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=stream))
 
 
-class EpochShuffler:
-    """Each epoch's shuffled copy of the training set, built one epoch ahead on a thread.
+class BatchStream:
+    """Network-ready mini-batches of each epoch's permutation, prepared a chunk ahead.
 
-    Epoch e's permutation depends only on (seed, e), so a resumed run sees the same
-    batches. Applying it to the images once makes every batch a contiguous slice, and
-    np.take releases the GIL, so the copy overlaps training on another core. Two
-    buffers alternate: epoch e+1 is written while epoch e is read.
+    Epoch e's order depends only on (seed, e), so a resumed run sees the same batches. A
+    background thread gathers the next chunk of ``chunk_batches`` batches from the uint8
+    images and converts it to the input dtype while the current chunk trains; np.take
+    and the conversion release the GIL, so this runs on another core. Two chunk buffers
+    alternate: chunk k+1 is written while chunk k is read.
     """
 
-    def __init__(self, x, t, seed, shuffle, pool):
-        self.x, self.t, self.seed, self.shuffle, self.pool = x, t, seed, shuffle, pool
-        self.buffers = [(np.empty_like(x), np.empty_like(t)) for _ in range(2 if shuffle else 0)]
-        self.ahead = None  # (epoch, future)
+    def __init__(self, x, t, seed, shuffle, batch_size, scale, dtype, pool, chunk_batches=50):
+        self.x, self.t, self.seed, self.shuffle = x, t, seed, shuffle
+        self.bs, self.scale, self.dtype, self.pool = batch_size, scale, dtype, pool
+        per_epoch = math.ceil(len(t) / batch_size)
+        self.cb = min(chunk_batches, per_epoch)  # batches per chunk
+        self.chunks = math.ceil(per_epoch / self.cb)
+        self.rows = min(self.cb * batch_size, len(t))
+        self.buffers = [(np.empty((self.rows, x.shape[1]), dtype=x.dtype),
+                         np.empty((self.rows, x.shape[1]), dtype=dtype),
+                         np.empty(self.rows, dtype=t.dtype)) for _ in range(2)]
+        self.turn = 0
+        self.perm = (None, None)  # (epoch, permutation) of the last epoch gathered
+        self.current = self.ahead = None  # ((epoch, chunk), (x, t)) / ((epoch, chunk), future)
 
     def permutation(self, epoch):
+        if not self.shuffle:
+            return np.arange(len(self.t))
         return seeded_rng(self.seed, SHUFFLE_STREAM, epoch).permutation(len(self.t))
 
-    def _build(self, epoch):
-        xb, tb = self.buffers[epoch % 2]
-        perm = self.permutation(epoch)
-        np.take(self.x, perm, axis=0, out=xb)
-        np.take(self.t, perm, out=tb)
-        return xb, tb
+    def _gather(self, epoch, chunk, buffers):
+        if self.perm[0] != epoch:
+            self.perm = (epoch, self.permutation(epoch))
+        start = chunk * self.cb * self.bs
+        idx = self.perm[1][start:start + self.rows]
+        ubuf, xbuf, tbuf = (b[:len(idx)] for b in buffers)
+        np.take(self.x, idx, axis=0, out=ubuf)
+        np.take(self.t, idx, out=tbuf)
+        return to_input(ubuf, self.scale, self.dtype, out=xbuf), tbuf
 
-    def get(self, epoch):
-        """(images, labels) of ``epoch`` in that epoch's order."""
-        if not self.shuffle:
-            return self.x, self.t
-        if self.ahead and self.ahead[0] == epoch:
-            x, t = self.ahead[1].result()
-        else:
-            x, t = self._build(epoch)
-        self.ahead = (epoch + 1, self.pool.submit(self._build, epoch + 1))
-        return x, t
+    def _next_key(self, epoch, chunk):
+        return (epoch, chunk + 1) if chunk + 1 < self.chunks else (epoch + 1, 0)
+
+    def batch(self, epoch, pos):
+        """(x, t) of batch ``pos`` of ``epoch``: views valid until the next chunk is reached."""
+        key = (epoch, pos // self.cb)
+        if self.current is None or self.current[0] != key:
+            if self.ahead is not None and self.ahead[0] == key:
+                data = self.ahead[1].result()
+            else:  # the first chunk, or a jump (a resumed run): gather it here
+                if self.ahead is not None:
+                    self.ahead[1].result()
+                data = self._gather(*key, self.buffers[self.turn])
+            self.current, self.turn = (key, data), 1 - self.turn
+            self.ahead = (self._next_key(*key),
+                          self.pool.submit(self._gather, *self._next_key(*key),
+                                           self.buffers[self.turn]))
+        x, t = self.current[1]
+        start = (pos % self.cb) * self.bs
+        return x[start:start + self.bs], t[start:start + self.bs]
 
 
 class Trainer:
@@ -196,7 +221,7 @@ class Trainer:
         training; every write has finished (or raised) when this returns or raises.
         """
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
-        self._shuffler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-shuffle")
+        self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
         try:
             result = self._loop()
@@ -204,7 +229,7 @@ class Trainer:
             self._flush(raise_errors=False)
             raise
         finally:
-            self._shuffler.shutdown(wait=True, cancel_futures=True)
+            self._batches.shutdown(wait=True, cancel_futures=True)
         self._flush()
         return result
 
@@ -226,22 +251,18 @@ class Trainer:
     def _loop(self):
         tr, st, net, bs = self.cfg["train"], self.state, self.net, self.batch_size
         xs, ts = self.data.train.x, self.data.train.t
-        xbuf = np.empty((bs, xs.shape[1]), dtype=self.dtype)
-        epochs = EpochShuffler(xs, ts, tr["seed"], tr["shuffle"], self._shuffler)
+        batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
+                              self._batches)
         if st.iteration == 0:
             self.save_checkpoint()  # the last good state, even if the first step diverges
         self.progress.start(self.total, st.iteration)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
-        stopped_early, x_epoch = False, None
+        stopped_early = False
         while st.iteration < self.total:
             pos = st.iteration - st.epoch * self.iters_per_epoch
-            if pos == 0 or x_epoch is None:
-                x_epoch, t_epoch = epochs.get(st.epoch)
-            batch = slice(pos * bs, (pos + 1) * bs)
-            t = t_epoch[batch]
+            x, t = batches.batch(st.epoch, pos)
             m = len(t)
-            x = to_input(x_epoch[batch], self.scale, self.dtype, out=xbuf[:m])
             if self.augmenter.active:
                 self.augmenter.rng = seeded_rng(tr["seed"], AUGMENT_STREAM, st.iteration)
                 x = self.augmenter(x)

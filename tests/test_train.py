@@ -7,7 +7,7 @@ import pytest
 from bpnet.nn.config import load_config
 from bpnet.nn.io import load_npz, load_weights
 from bpnet.nn.optim import SGD, AdaGrad, Adam, Momentum, learning_rate
-from bpnet.nn.train import (Data, EpochShuffler, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
+from bpnet.nn.train import (BatchStream, Data, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
                             split_validation)
 
 
@@ -205,21 +205,29 @@ def test_checkpoint_holds_parameters_optimizer_state_and_counters(tmp_path):
                                                           for p in ("W1", "b1", "W2", "b2")}
 
 
-def test_epochs_are_permutations_fixed_by_seed_and_epoch():
-    x = np.arange(50, dtype=np.uint8).reshape(50, 1)
-    t = np.arange(50)
+@pytest.mark.parametrize("n,bs,chunk", [(50, 7, 3), (50, 10, 50), (48, 16, 2), (5, 8, 4)])
+def test_batches_follow_each_epochs_permutation_fixed_by_seed_and_epoch(n, bs, chunk):
+    x = np.arange(n, dtype=np.uint8).reshape(n, 1)
+    t = np.arange(n)
+    per_epoch = -(-n // bs)
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(1) as pool:
-        a = EpochShuffler(x, t, 3, True, pool)
-        firsts = [a.get(e)[1].copy() for e in range(3)]
-        b = EpochShuffler(x, t, 3, True, pool)
-        assert np.array_equal(b.get(2)[1], firsts[2])  # straight to epoch 2, as a resume does
-        assert np.array_equal(b.get(1)[1], firsts[1])
-        for e, order in enumerate(firsts):
-            assert sorted(order) == list(range(50))
-            assert np.array_equal(a.get(e)[0][:, 0], order)  # images travel with their labels
-    assert not np.array_equal(firsts[0], firsts[1])
-    assert EpochShuffler(x, t, 3, False, None).get(5)[1] is t
+        a = BatchStream(x, t, 3, True, bs, 0.5, np.float32, pool, chunk)
+        epochs = [np.concatenate([a.batch(e, p)[1].copy() for p in range(per_epoch)])
+                  for e in range(3)]  # copies: a batch is a view into a reused buffer
+        b = BatchStream(x, t, 3, True, bs, 0.5, np.float32, pool, chunk)
+        xb, tb = b.batch(2, per_epoch - 1)  # straight to the last batch of epoch 2, as a resume
+        assert np.array_equal(tb, epochs[2][(per_epoch - 1) * bs:])
+        assert np.array_equal(xb[:, 0], 0.5 * tb) and xb.dtype == np.float32  # converted, scaled
+        for e in range(3):
+            assert sorted(epochs[e]) == list(range(n))  # every image once per epoch
+            for p in range(per_epoch):
+                xb, tb = a.batch(e, p)
+                assert np.array_equal(xb[:, 0], 0.5 * tb)  # images travel with their labels
+    assert not np.array_equal(epochs[0], epochs[1])
+    with ThreadPoolExecutor(1) as pool:
+        fixed = BatchStream(x, t, 3, False, bs, 1.0, np.float32, pool, chunk)
+        assert np.array_equal(fixed.batch(4, 0)[1], t[:bs])
 
 
 def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
