@@ -62,9 +62,9 @@ class Affine:
     backward: dx = dY·Wᵀ in x's original shape, dW = xᵀ·dY, db = Σₙ dY.
     """
 
-    def __init__(self, W, b):
+    def __init__(self, W, b, dW=None, db=None):
         self.W, self.b = W, b
-        self.dW = self.db = None
+        self.dW, self.db = dW, db  # gradient buffers, filled in place (made on first use)
 
     def forward(self, x):
         self.x_shape = x.shape
@@ -74,9 +74,11 @@ class Affine:
         return out
 
     def backward(self, dout, need_dx=True):
-        """Store dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
-        self.dW = self.x.T @ dout
-        self.db = _ones(len(dout), dout.dtype) @ dout  # Σ over the batch, as one BLAS call
+        """Fill dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
+        if self.dW is None:
+            self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
+        np.matmul(self.x.T, dout, out=self.dW)
+        np.matmul(_ones(len(dout), dout.dtype), dout, out=self.db)  # Σ over the batch, in BLAS
         return (dout @ self.W.T).reshape(self.x_shape) if need_dx else None
 
 

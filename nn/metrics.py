@@ -20,17 +20,20 @@ def to_input(pixels, scale, dtype, out=None):
 def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
     """(mean loss, accuracy, predicted labels, class probabilities) over a whole split.
 
-    Works through the split ``batch_size`` images at a time, converting each chunk
-    of uint8 pixels into one reused float buffer.
+    ``pixels`` are uint8 images, converted ``batch_size`` at a time into one reused
+    float buffer, or inputs already in the network's dtype (and scaled), used as they are.
     """
     n = len(pixels)
-    buf = np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))), dtype=net.dtype)
+    ready = pixels.dtype == net.dtype
+    buf = None if ready else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))),
+                                      dtype=net.dtype)
     pred = np.empty(n, dtype=np.int64)
     probs = np.empty((n, net.sizes[-1]), dtype=net.dtype)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        x = to_input(pixels[start:stop], scale, net.dtype, out=buf[:stop - start])
+        x = pixels[start:stop] if ready else to_input(pixels[start:stop], scale, net.dtype,
+                                                      out=buf[:stop - start])
         logp = log_softmax(net.predict(x))
         loss_sum -= float(np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64))
         pred[start:stop] = logp.argmax(axis=1)

@@ -4,6 +4,8 @@
 ``TwoLayerNet`` is its one-hidden-layer case with the lesson's signature.
 Parameters live in ``params`` under W1, b1 … Wn, bn; the Affine layers hold
 references to those same arrays, so updating ``params[k]`` in place updates the net.
+All parameters are views into one flat array (``flat_params``) and all gradients into
+another (``flat_grads``), so an optimizer can update the whole net in a few calls.
 """
 from __future__ import annotations
 
@@ -43,17 +45,28 @@ class MultiLayerNet:
         self.activation = activation
         self.weight_decay = float(weight_decay)
         self.dtype = np.dtype(dtype)
-        self.params = {}
+        shapes = {}
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            std = init_std(weight_init_std, fan_in, activation)
-            self.params[f"W{i}"] = (std * rng.standard_normal((fan_in, fan_out))).astype(self.dtype)
-            self.params[f"b{i}"] = np.zeros(fan_out, dtype=self.dtype)
+            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.params, self.grads, start = {}, {}, 0
+        for key, shape in shapes.items():
+            stop = start + int(np.prod(shape))
+            self.params[key] = self.flat_params[start:stop].reshape(shape)
+            self.grads[key] = self.flat_grads[start:stop].reshape(shape)
+            start = stop
+        for i in range(1, self.depth + 1):
+            W = self.params[f"W{i}"]
+            W[...] = init_std(weight_init_std, W.shape[0], activation) * rng.standard_normal(W.shape)
         self._build()
 
     def _build(self):
         self.layers = []
         for i in range(1, self.depth + 1):
-            self.layers.append(Affine(self.params[f"W{i}"], self.params[f"b{i}"]))
+            self.layers.append(Affine(self.params[f"W{i}"], self.params[f"b{i}"],
+                                      self.grads[f"W{i}"], self.grads[f"b{i}"]))
             if i < self.depth:
                 self.layers.append(ACTIVATIONS[self.activation]())
         self.last_layer = SoftmaxWithLoss()
@@ -106,16 +119,16 @@ class MultiLayerNet:
         return self.backward()
 
     def backward(self):
-        """Gradients of the last computed loss (dx of the first layer is never needed)."""
+        """Gradients of the last computed loss, as ``grads`` (views into ``flat_grads``,
+        overwritten by the next call; dx of the first layer is never needed)."""
         dout = self.last_layer.backward(1.0)
         for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
         self.layers[0].backward(dout, need_dx=False)
-        grads = {}
-        for i, layer in enumerate(self.affine_layers, start=1):
-            grads[f"W{i}"] = layer.dW + self.weight_decay * layer.W if self.weight_decay else layer.dW
-            grads[f"b{i}"] = layer.db
-        return grads
+        if self.weight_decay:
+            for layer in self.affine_layers:
+                layer.dW += self.weight_decay * layer.W
+        return self.grads
 
 
 class TwoLayerNet(MultiLayerNet):

@@ -209,7 +209,12 @@ class Trainer:
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
                                   tr["beta2"], tr["eps"])
+        self.flat = {"all": self.net.flat_params}  # the optimizer updates every parameter at once
         self.augmenter = Augmenter.from_config(cfg["augment"])
+        # Validation and test inputs, converted once rather than at every evaluation.
+        self.eval_inputs = {name: (to_input(split.x, self.scale, self.dtype), split.t)
+                            for name, split in (("val", data.val), ("test", data.test))
+                            if split is not None}
         self.state = State()
         self.selected_on = "val" if data.val is not None else "test"
 
@@ -282,7 +287,8 @@ class Trainer:
                     f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
                     f"(iteration {self._checkpoint_iteration}); try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
-            self.opt.update(net.params, net.backward())
+            net.backward()
+            self.opt.update(self.flat, {"all": net.flat_grads})
             st.iteration += 1
             st.loss_sum += loss * m
             st.seen += m
@@ -317,10 +323,8 @@ class Trainer:
                "train_acc": st.correct / max(st.seen, 1)}
         st.loss_sum, st.correct, st.seen = 0.0, 0, 0
         bs = self.cfg["eval"]["batch_size"]
-        for name, split in (("val", self.data.val), ("test", self.data.test)):
-            if split is not None:
-                row[f"{name}_loss"], row[f"{name}_acc"], _, _ = evaluate(
-                    self.net, split.x, split.t, self.scale, bs)
+        for name, (x, t) in self.eval_inputs.items():
+            row[f"{name}_loss"], row[f"{name}_acc"], _, _ = evaluate(self.net, x, t, self.scale, bs)
         row["elapsed"] = round(st.elapsed, 3)
         st.rows.append(row)
         score = row.get(f"{self.selected_on}_acc", -1.0)

@@ -72,3 +72,18 @@ def test_same_seed_same_weights():
     a, b = MultiLayerNet(20, [10], 3, rng=7), MultiLayerNet(20, [10], 3, rng=7)
     for k in a.params:
         assert np.array_equal(a.params[k], b.params[k])
+
+
+def test_parameters_and_gradients_are_views_of_two_flat_arrays():
+    rng = np.random.default_rng(8)
+    net = MultiLayerNet(12, [8], 5, weight_init_std=0.5, weight_decay=0.1, rng=rng)
+    x, t = _data(rng)
+    grads = net.gradient(x, t)
+    assert net.flat_params.size == net.flat_grads.size == 12 * 8 + 8 + 8 * 5 + 5
+    for k in net.params:
+        assert np.shares_memory(net.params[k], net.flat_params)
+        assert np.shares_memory(grads[k], net.flat_grads)
+    before, w1 = net.loss(x, t), net.params["W1"].copy()
+    net.flat_params[:] -= 0.1 * net.flat_grads  # one update moves every parameter...
+    assert not np.array_equal(net.layers[0].W, w1)  # ...including what the layers see
+    assert net.loss(x, t) < before

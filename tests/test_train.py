@@ -201,8 +201,9 @@ def test_checkpoint_holds_parameters_optimizer_state_and_counters(tmp_path):
     assert state["state"]["iteration"] == 48 and state["opt_step"] == 48
     assert {k for k in ckpt if k.startswith("param.")} == {"param.W1", "param.b1", "param.W2",
                                                             "param.b2"}
-    assert {k for k in ckpt if k.startswith("opt.")} == {f"opt.{m}.{p}" for m in "mv"
-                                                          for p in ("W1", "b1", "W2", "b2")}
+    # Adam's moments, kept for all parameters at once (the net's flat parameter vector)
+    assert {k for k in ckpt if k.startswith("opt.")} == {"opt.m.all", "opt.v.all"}
+    assert ckpt["opt.m.all"].shape == (784 * 16 + 16 + 16 * 10 + 10,)
 
 
 @pytest.mark.parametrize("n,bs,chunk", [(50, 7, 3), (50, 10, 50), (48, 16, 2), (5, 8, 4)])
