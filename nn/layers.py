@@ -102,13 +102,11 @@ class SoftmaxWithLoss:
         return (float(np.log(sums).sum()) - float(picked)) / n
 
     def backward(self, dout=1.0):
-        n = self.y.shape[0]
+        scale = dout / self.y.shape[0]
         if self.t.ndim == self.y.ndim:  # one-hot (or any probability rows)
-            dx = self.y - self.t
-        else:
-            dx = self.y.copy()
-            dx[_rows(n), self.t] -= 1
-        dx *= dout / n
+            return (self.y - self.t) * scale
+        dx = self.y * scale
+        dx[_rows(len(dx)), self.t] -= scale
         return dx
 
 
