@@ -34,7 +34,7 @@ class BarProgress(Progress):
             self.bar.set_postfix_str(f"loss {self.ema:.4f}", refresh=False)
 
     def evaluated(self, row):
-        parts = [f"epoch {row['epoch']:g}/{self.total / self.ipe:.4g}", f"iter {row['iteration']}",
+        parts = [f"epoch {row['epoch']:.4g}/{self.total / self.ipe:.4g}", f"iter {row['iteration']}",
                  f"lr {row['lr']:.3g}", f"train loss {row['train_loss']:.4f}",
                  f"acc {row['train_acc']:.4f}"]
         for split in ("val", "test"):
