@@ -225,6 +225,7 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
