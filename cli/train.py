@@ -53,16 +53,14 @@ class BarProgress(Progress):
             self.bar = None
 
 
-def _run_dir(cfg, force):
+def _existing_run(cfg, force):
+    """The run's files already in its directory; an error unless --force."""
     run_dir = Path(cfg["output"]["dir"])
     existing = [f for f in RUN_FILES if (run_dir / f).exists()]
     if existing and not force:
         raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); use --force to "
                          f"overwrite it or --resume {run_dir} to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for f in existing:
-        (run_dir / f).unlink()
-    return run_dir
+    return run_dir, existing
 
 
 @click.command(short_help="Train a network from a YAML config into a run directory.")
@@ -102,9 +100,13 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
         cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
                                    train_iterations=iterations, train_seed=seed, output_dir=out,
                                    data_dir=data_dir)
-        run_dir = _run_dir(cfg, force)
+        run_dir, existing = _existing_run(cfg, force)
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
+    if not resume:  # only now, with the data in hand, is the run directory touched
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for f in existing:
+            (run_dir / f).unlink()
     ipe = math.ceil(len(data.train) / cfg["train"]["batch_size"])
     progress, stop = BarProgress(quiet, ipe), StopFlag()
     trainer = Trainer(cfg, data, run_dir, progress, stop)

@@ -225,3 +225,10 @@ def test_eval_draws_the_most_confident_errors(quick_run, mnist_session_dir, tmp_
     bad = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors",
               tmp_path / "errors.jpg")
     one_line_error(bad, 2)
+
+
+def test_missing_data_leaves_no_run_directory_behind(tmp_path):
+    r = cli("train", "--config", "quick", "--data-dir", tmp_path / "empty", "--out", tmp_path / "r",
+            "--offline")
+    one_line_error(r, 1)
+    assert not (tmp_path / "r").exists()
