@@ -1,5 +1,5 @@
 """The training loop: mini-batch SGD over epoch permutations, with evaluation,
-best-model tracking, early stopping, checkpoints, resume and a NaN stop.
+best-model tracking, early stopping, checkpoints, resume and a divergence (NaN) stop.
 
 A run directory holds:
   weights.npz     final parameters (+ meta)
@@ -41,7 +41,7 @@ RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config
 
 
 class TrainingDiverged(BpnetError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or grew past DIVERGENCE_FACTOR times its first value."""
 
 
 class TrainingInterrupted(BpnetError):
