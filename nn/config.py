@@ -25,10 +25,11 @@ import yaml
 from .data import DATASETS, SPECS
 from .errors import InputError
 from .network import ACTIVATIONS
+from .optim import OPTIMIZERS as _UPDATE_RULES
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
 TRAIN_SIZE = SPECS["mnist"].files[0].count
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")
+OPTIMIZERS = tuple(_UPDATE_RULES)
 SCHEDULES = ("none", "step", "cosine")
 DTYPES = ("float32", "float64")
 LENGTH_KEYS = ("train.epochs", "train.iterations")

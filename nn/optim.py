@@ -24,6 +24,13 @@ class SGD:
             np.multiply(g, self.lr, out=g)
             p -= g
 
+    def _slot(self, name, key, like):
+        """The carried array ``name`` of parameter ``key`` (zeros like it at first use)."""
+        slot = self.state.get(f"{name}.{key}")
+        if slot is None:
+            slot = self.state[f"{name}.{key}"] = np.zeros_like(like)
+        return slot
+
 
 class Momentum(SGD):
     """v ← m·v − lr·g;  p ← p + v"""
@@ -35,10 +42,7 @@ class Momentum(SGD):
     def update(self, params, grads):
         self.step += 1
         for k, p in params.items():
-            v = self.state.get(f"v.{k}")
-            if v is None:
-                v = self.state[f"v.{k}"] = np.zeros_like(p)
-            g = grads[k]
+            v, g = self._slot("v", k, p), grads[k]
             v *= self.momentum
             np.multiply(g, self.lr, out=g)
             v -= g
@@ -55,10 +59,7 @@ class AdaGrad(SGD):
     def update(self, params, grads):
         self.step += 1
         for k, p in params.items():
-            h = self.state.get(f"h.{k}")
-            if h is None:
-                h = self.state[f"h.{k}"] = np.zeros_like(p)
-            g = grads[k]
+            h, g = self._slot("h", k, p), grads[k]
             h += g * g
             denom = np.sqrt(h)
             denom += self.eps
@@ -79,11 +80,7 @@ class Adam(SGD):
         t = self.step
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
         for k, p in params.items():
-            m, v = self.state.get(f"m.{k}"), self.state.get(f"v.{k}")
-            if m is None:
-                m = self.state[f"m.{k}"] = np.zeros_like(p)
-                v = self.state[f"v.{k}"] = np.zeros_like(p)
-            g = grads[k]
+            m, v, g = self._slot("m", k, p), self._slot("v", k, p), grads[k]
             m *= self.beta1
             m += (1.0 - self.beta1) * g
             g *= g
