@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 from .files import atomic_write
-from .network import ACTIVATIONS, MultiLayerNet
+from .network import ACTIVATIONS, MultiLayerNet, param_shapes
 
 FORMAT = "bpnet-weights"
 
@@ -78,9 +78,7 @@ def load_weights(path):
     arrays = load_npz(path)
     meta = _meta(path, arrays)
     sizes = meta["sizes"]
-    expected = {}
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        expected[f"W{i}"], expected[f"b{i}"] = (a, b), (b,)
+    expected = param_shapes(sizes)
     keys = set(arrays) - {"meta"}
     if keys != set(expected):
         missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))

@@ -17,6 +17,14 @@ from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
 
 
+def param_shapes(sizes):
+    """{"W1": (sizes[0], sizes[1]), "b1": (sizes[1],), …}: the parameters of layer sizes."""
+    shapes = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    return shapes
+
+
 def init_std(weight_init, fan_in, activation):
     """Standard deviation for a layer's weights: a number, ``he`` or ``xavier``."""
     if isinstance(weight_init, str):
@@ -45,9 +53,7 @@ class MultiLayerNet:
         self.activation = activation
         self.weight_decay = float(weight_decay)
         self.dtype = np.dtype(dtype)
-        shapes = {}
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
-            shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+        shapes = param_shapes(self.sizes)
         total = sum(int(np.prod(s)) for s in shapes.values())
         self.flat_params = np.zeros(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
