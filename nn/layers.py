@@ -91,10 +91,7 @@ class SoftmaxWithLoss:
 
     def forward(self, x, t):
         # log y = z - log Σ exp z with z = x - rowmax(x): no overflow, and no log(0).
-        # (the row max is taken over a transposed copy: NumPy reduces a short last axis slowly)
-        z = x - np.ascontiguousarray(x.T).max(axis=0)[:, None]
-        self.y = np.exp(z)
-        sums = self.y @ _ones((x.shape[1], 1), x.dtype)  # row sums, as one BLAS call
+        z, self.y, sums = _shifted_exp(x)
         self.y /= sums
         self.t = t
         n = x.shape[0]
@@ -137,10 +134,25 @@ def sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(e.dtype, copy=False)
 
 
+def _shifted_exp(x):
+    """(z, exp z, Σ exp z per row) with z = x - rowmax(x), along the last axis.
+
+    For a batch (N, C) the row max is taken over a transposed copy (NumPy reduces a
+    short last axis slowly) and the row sums are one BLAS product with ones.
+    """
+    if x.ndim == 2:
+        z = x - np.ascontiguousarray(x.T).max(axis=0)[:, None]
+        e = np.exp(z)
+        return z, e, e @ _ones((x.shape[1], 1), e.dtype)
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return z, e, e.sum(axis=-1, keepdims=True)
+
+
 def log_softmax(x):
     """Row-wise log softmax via log-sum-exp with the row max subtracted."""
-    z = x - x.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    z, _, sums = _shifted_exp(x)
+    return z - np.log(sums)
 
 
 def softmax(x):
