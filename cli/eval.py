@@ -8,7 +8,7 @@ from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_d
                               handle_errors)
 from bpnet.nn.data import load_split
 from bpnet.nn.io import network_from_weights
-from bpnet.nn.metrics import confusion_matrix, evaluate
+from bpnet.nn.metrics import confusion_matrix, evaluate, input_scale
 from bpnet.nn.plots import error_grid, most_confident_errors
 
 
@@ -35,7 +35,7 @@ def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_co
     ensure_data(dataset, data_dir, offline, quiet=as_json)
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
-    scale = 1 / 255 if meta.get("normalize", True) else 1.0
+    scale = input_scale(meta.get("normalize", True))
     loss, acc, pred, probs = evaluate(net, images, labels, scale, batch_size)
     if errors_png:
         idx = most_confident_errors(probs, labels, errors_count)

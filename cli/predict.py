@@ -11,7 +11,7 @@ from bpnet.nn.errors import InputError
 from bpnet.nn.images import load_digit
 from bpnet.nn.io import network_from_weights
 from bpnet.nn.layers import softmax
-from bpnet.nn.metrics import to_input
+from bpnet.nn.metrics import input_scale, to_input
 from bpnet.nn.plots import digit_grid
 
 
@@ -49,7 +49,7 @@ def predict(weights, images, top, as_json, grid):
         raise InputError(f"{weights}: the network takes {net.sizes[0]} inputs, expected 784 "
                          f"(28x28 images)")
     digits = np.stack([load_digit(path) for path in images])
-    scale = 1 / 255 if meta.get("normalize", True) else 1.0
+    scale = input_scale(meta.get("normalize", True))
     probs = softmax(net.predict(to_input(digits, scale, net.dtype)).astype(np.float64))
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
     results = [{"file": path, "top": [{"label": int(c), "probability": float(p[c])} for c in order]}

@@ -18,12 +18,12 @@ from bpnet.nn.train import RUN_FILES, Progress, StopFlag, Trainer, load_data
 class BarProgress(Progress):
     """A tqdm bar over iterations with the running loss; one line per evaluation."""
 
-    def __init__(self, quiet, iters_per_epoch):
-        self.quiet, self.ipe, self.bar, self.ema = quiet, iters_per_epoch, None, None
+    def __init__(self, quiet):
+        self.quiet, self.bar, self.ema = quiet, None, None
 
-    def start(self, total, done):
+    def start(self, total, done, iters_per_epoch):
         from tqdm import tqdm
-        self.total = total
+        self.total, self.ipe = total, iters_per_epoch
         self.bar = tqdm(total=total, initial=done, unit="it", disable=True if self.quiet else None,
                         dynamic_ncols=True, leave=False, mininterval=0.25)
 
@@ -107,8 +107,7 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
         run_dir.mkdir(parents=True, exist_ok=True)
         for f in existing:
             (run_dir / f).unlink()
-    ipe = math.ceil(len(data.train) / cfg["train"]["batch_size"])
-    progress, stop = BarProgress(quiet, ipe), StopFlag()
+    progress, stop = BarProgress(quiet), StopFlag()
     trainer = Trainer(cfg, data, run_dir, progress, stop)
     if resume:
         trainer.load_checkpoint()

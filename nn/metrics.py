@@ -6,6 +6,11 @@ import numpy as np
 from .layers import log_softmax
 
 
+def input_scale(normalize):
+    """The factor from uint8 pixels to network input: 1/255 when normalizing, else 1."""
+    return 1 / 255 if normalize else 1.0
+
+
 def to_input(pixels, scale, dtype, out=None):
     """uint8 pixels (N, ...) → (N, D) network input in ``dtype``, multiplied by ``scale``."""
     pixels = pixels.reshape(len(pixels), -1)

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bpnet import __version__
+
 from .augment import Augmenter
 from .config import network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
-from .metrics import evaluate, to_input
+from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
 
@@ -70,27 +72,29 @@ class Data:
     test: Split | None
 
 
+def as_split(x, t):
+    """A Split of images flattened to rows and labels as int64."""
+    return Split(x.reshape(len(x), -1), t.astype(np.int64))
+
+
 def split_validation(x, t, n_val):
     """(train, val): the last ``n_val`` training images are held out for validation."""
-    x = x.reshape(len(x), -1)
-    t = t.astype(np.int64)
     if n_val <= 0:
-        return Split(x, t), None
-    return Split(x[:-n_val], t[:-n_val]), Split(x[-n_val:], t[-n_val:])
+        return as_split(x, t), None
+    return as_split(x[:-n_val], t[:-n_val]), as_split(x[-n_val:], t[-n_val:])
 
 
 def load_data(cfg):
     """The config's dataset as uint8 splits: train (minus validation), val, test."""
     a = load_arrays(cfg["dataset"], cfg["data_dir"])
     train, val = split_validation(a["x_train"], a["t_train"], cfg["data"]["validation"])
-    return Data(train, val, Split(a["x_test"].reshape(len(a["x_test"]), -1),
-                                  a["t_test"].astype(np.int64)))
+    return Data(train, val, as_split(a["x_test"], a["t_test"]))
 
 
 class Progress:
     """Hooks the loop calls; the command layer overrides them (tqdm, printing)."""
 
-    def start(self, total, done): ...
+    def start(self, total, done, iters_per_epoch): ...
     def step(self, iteration, loss): ...
     def evaluated(self, row): ...
     def message(self, text): ...
@@ -185,9 +189,8 @@ class BatchStream:
                     self.ahead[1].result()
                 data = self._gather(*key, self.buffers[self.turn])
             self.current, self.turn = (key, data), 1 - self.turn
-            self.ahead = (self._next_key(*key),
-                          self.pool.submit(self._gather, *self._next_key(*key),
-                                           self.buffers[self.turn]))
+            ahead = self._next_key(*key)
+            self.ahead = (ahead, self.pool.submit(self._gather, *ahead, self.buffers[self.turn]))
         x, t = self.current[1]
         start = (pos % self.cb) * self.bs
         return x[start:start + self.bs], t[start:start + self.bs]
@@ -201,7 +204,7 @@ class Trainer:
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
-        self.scale = 1 / 255 if cfg["data"]["normalize"] else 1.0
+        self.scale = input_scale(cfg["data"]["normalize"])
         self.batch_size = tr["batch_size"]
         n = len(data.train)
         self.iters_per_epoch = math.ceil(n / self.batch_size)
@@ -216,6 +219,7 @@ class Trainer:
                             for name, split in (("val", data.val), ("test", data.test))
                             if split is not None}
         self.state = State()
+        self._ckpt_it = 0  # the iteration of the newest checkpoint written
         self.selected_on = "val" if data.val is not None else "test"
 
     # -- the loop ---------------------------------------------------------------
@@ -250,7 +254,7 @@ class Trainer:
     def _flush(self, raise_errors=True):
         pending, self._pending = self._pending, []
         self._writer.shutdown(wait=True)
-        errors = [f.exception() for f in pending if f.exception() is not None]
+        errors = [e for e in (f.exception() for f in pending) if e is not None]
         if errors and raise_errors:
             raise errors[0]
 
@@ -261,7 +265,7 @@ class Trainer:
                               self._batches)
         if st.iteration == 0:
             self.save_checkpoint()  # the last good state, even if the first step diverges
-        self.progress.start(self.total, st.iteration)
+        self.progress.start(self.total, st.iteration, self.iters_per_epoch)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
         stopped_early = False
@@ -286,7 +290,7 @@ class Trainer:
                     f"training diverged: loss is {what} at iteration {st.iteration + 1} "
                     f"(lr {self.opt.lr:g}); "
                     f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
-                    f"(iteration {self._checkpoint_iteration}); try a smaller train.lr")
+                    f"(iteration {self._ckpt_it}); try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
             net.backward()
             self.opt.update(self.flat, {"all": net.flat_grads})
@@ -354,7 +358,7 @@ class Trainer:
                 "iteration": self.state.iteration, "selected_on": self.selected_on,
                 "metrics": self.state.rows[-1] if self.state.rows else {},
                 "config": self.cfg}
-        meta["bpnet_version"] = _version()
+        meta["bpnet_version"] = __version__
         meta["kind"] = "final" if final else "best"
         return meta
 
@@ -369,10 +373,6 @@ class Trainer:
         for row in self.state.rows:
             w.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
         self._save(atomic_write_text, self.run_dir / "metrics.csv", buf.getvalue())
-
-    @property
-    def _checkpoint_iteration(self):
-        return getattr(self, "_ckpt_it", 0)
 
     def save_checkpoint(self):
         st = self.state
@@ -407,10 +407,3 @@ def _fmt(v):
         return ""
     return f"{v:.6g}" if isinstance(v, float) else str(v)
 
-
-def _version():
-    try:
-        from importlib.metadata import version
-        return version("bpnet")
-    except Exception:
-        return "unknown"

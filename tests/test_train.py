@@ -237,7 +237,7 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
                                "augment.elastic_alpha": 8.0})
     plain = run(toy_cfg(tmp_path), data, tmp_path / "plain")
     full = run(cfg, data, tmp_path / "full")
-    again = run(cfg, data, tmp_path / "again")
+    run(cfg, data, tmp_path / "again")
     a, b = params_of(tmp_path / "full" / "weights.npz"), params_of(tmp_path / "again" / "weights.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert full["train_loss"] != plain["train_loss"]  # the distortions did reach the batches
