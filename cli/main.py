@@ -7,9 +7,11 @@ from bpnet import __version__
 from bpnet.cli.common import _set_debug
 from bpnet.cli.download import download
 from bpnet.cli.eval import eval_cmd
+from bpnet.cli.export import export
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
 from bpnet.cli.predict import predict
+from bpnet.cli.serve import serve
 from bpnet.cli.train import train
 
 
@@ -27,6 +29,8 @@ def main():
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
       bpnet plot runs/mnist                   loss and accuracy curves as a PNG
       bpnet predict weights.npz digit.png     classify your own digit images
+      bpnet export weights.npz -o model.onnx  the network as an ONNX model
+      bpnet serve weights.npz                 a page to draw digits on, at 127.0.0.1:8000
     """
 
 
@@ -36,3 +40,5 @@ main.add_command(train)
 main.add_command(eval_cmd)
 main.add_command(plot)
 main.add_command(predict)
+main.add_command(export)
+main.add_command(serve)

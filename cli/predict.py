@@ -7,11 +7,9 @@ import click
 import numpy as np
 
 from bpnet.cli.common import debug_option, echo_json, handle_errors
-from bpnet.nn.errors import InputError
 from bpnet.nn.images import load_digit
 from bpnet.nn.io import network_from_weights
-from bpnet.nn.layers import softmax
-from bpnet.nn.metrics import input_scale, to_input
+from bpnet.nn.metrics import check_digit_input, input_scale, top_classes
 from bpnet.nn.plots import digit_grid
 
 
@@ -45,15 +43,10 @@ def predict(weights, images, top, as_json, grid):
     pip install 'bpnet[image]'.
     """
     net, meta = network_from_weights(weights)
-    if net.sizes[0] != 28 * 28:
-        raise InputError(f"{weights}: the network takes {net.sizes[0]} inputs, expected 784 "
-                         f"(28x28 images)")
+    check_digit_input(net, weights)
     digits = np.stack([load_digit(path) for path in images])
-    scale = input_scale(meta.get("normalize", True))
-    probs = softmax(net.predict(to_input(digits, scale, net.dtype)).astype(np.float64))
-    ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    results = [{"file": path, "top": [{"label": int(c), "probability": float(p[c])} for c in order]}
-               for path, p, order in zip(images, probs, ranked)]
+    ranked = top_classes(net, digits, input_scale(meta.get("normalize", True)), top)
+    results = [{"file": path, "top": best} for path, best in zip(images, ranked)]
     if grid:
         digit_grid(digits, [_caption(r) for r in results], grid)
     if as_json:

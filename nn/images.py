@@ -38,7 +38,11 @@ class ImageSupportMissing(BpnetError):
 
 def read_image(path):
     """Grey levels 0..255 (float64, shape (H, W)) of a PNG, JPEG, PGM or NPY file."""
-    raw = read_bytes(path, InputError, InputError)
+    return read_image_bytes(read_bytes(path, InputError, InputError), path)
+
+
+def read_image_bytes(raw, path):
+    """``read_image`` of a file's bytes ``raw``; ``path`` names it in errors."""
     if raw.startswith(PNG_MAGIC):
         img = _read_pillow(raw, path, "PNG")
     elif raw.startswith(JPEG_MAGIC):
@@ -187,9 +191,10 @@ def mnist_preprocess(img):
     return field
 
 
-def load_digit(path):
-    """``mnist_preprocess(read_image(path))``, with the file named in any error."""
-    img = read_image(path)
+def load_digit(path, raw=None):
+    """``mnist_preprocess(read_image(path))``, with the file named in any error; with
+    ``raw``, the image is those bytes and ``path`` only its name."""
+    img = read_image(path) if raw is None else read_image_bytes(raw, path)
     try:
         return mnist_preprocess(img)
     except InputError as e:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import log_softmax
+from .errors import InputError
+from .layers import log_softmax, softmax
 
 
 def input_scale(normalize):
@@ -51,3 +52,19 @@ def confusion_matrix(labels, pred, classes=10):
     """counts[i, j]: images of class i predicted as j."""
     return np.bincount(np.asarray(labels) * classes + pred, minlength=classes * classes).reshape(
         classes, classes)
+
+
+def check_digit_input(net, name):
+    """InputError unless ``net`` takes 28×28 = 784 inputs (``name`` names the weights)."""
+    if net.sizes[0] != 28 * 28:
+        raise InputError(f"{name}: the network takes {net.sizes[0]} inputs, expected 784 "
+                         f"(28x28 images)")
+
+
+def top_classes(net, digits, scale, top=3):
+    """For each digit (N, 28, 28) 0..255, its ``top`` most probable classes, best first:
+    [[{"label": int, "probability": float}, …], …] (what ``bpnet predict --json`` prints)."""
+    probs = softmax(net.predict(to_input(digits, scale, net.dtype)).astype(np.float64))
+    ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
+    return [[{"label": int(c), "probability": float(p[c])} for c in order]
+            for p, order in zip(probs, ranked)]

@@ -1,0 +1,29 @@
+"""``bpnet export``: a weights file as an ONNX model."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from bpnet.cli.common import debug_option, handle_errors
+from bpnet.nn.export import export_onnx
+
+
+@click.command("export", short_help="Write a weights file as an ONNX model.")
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The .onnx file to write (replaced atomically).")
+@debug_option
+@handle_errors
+def export(weights, output):
+    """Write the network in WEIGHTS.npz as a standard ONNX model (needs the onnx package:
+    pip install 'bpnet[onnx]').
+
+    The model takes `pixels`, float32 0..255 of shape (N, 784) (images reshaped to rows, as
+    bpnet reads them), and returns `scores` and `probabilities` (N, 10); the input scaling
+    is inside it.
+    """
+    model = export_onnx(weights, output)
+    props = {p.key: p.value for p in model.metadata_props}
+    click.echo(f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "
+               f"{props['activation']} network, ONNX opset {model.opset_import[0].version}")

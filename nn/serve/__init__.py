@@ -1,0 +1,206 @@
+"""``bpnet serve``: a local page to draw digits on, and ``POST /predict`` for scripts.
+
+Built on the standard library's ``http.server`` (one thread per request); the page and its
+script are package data in ``static/``, so nothing is fetched from the internet. A digit
+arrives as a PNG (``Content-Type: image/png``) or as JSON ``{"pixels": 28×28 grey levels
+0..255}`` and goes through the same reading and MNIST preprocessing as ``bpnet predict``
+(``bpnet.nn.images``); the answer is ``{"top": [{"label", "probability"}, …], "input":
+28×28 grey levels the network saw}``, ``top`` being what ``predict --json`` prints.
+Every refused request is a 4xx with ``{"error": "one line"}``, and the server goes on.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+
+from ..errors import BpnetError, InputError
+from ..images import SIDE, load_digit, mnist_preprocess
+from ..io import network_from_weights
+from ..metrics import check_digit_input, input_scale, top_classes
+
+MAX_BODY = 8 * 1024 * 1024  # bytes of a request body: a PNG that `bpnet predict` would read
+TIMEOUT = 10.0  # seconds a client may take to send its request
+PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
+         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/style.css": ("style.css", "text/css; charset=utf-8")}
+
+
+class RequestError(InputError):
+    """A request the server refuses; ``status`` is its HTTP status."""
+
+    def __init__(self, message, status=HTTPStatus.BAD_REQUEST):
+        super().__init__(message)
+        self.status = status
+
+
+class Classifier:
+    """The network of a weights file, answering one digit at a time (the layers keep what
+    ``forward`` saw, so concurrent requests take turns)."""
+
+    def __init__(self, weights):
+        self.net, self.meta = network_from_weights(weights)
+        check_digit_input(self.net, weights)
+        self.scale = input_scale(self.meta.get("normalize", True))
+        self.classes = self.net.sizes[-1]
+        self._lock = threading.Lock()
+
+    def answer(self, digit, top=3):
+        """{"top": …, "input": …} for a preprocessed digit (28, 28) 0..255."""
+        with self._lock:
+            best = top_classes(self.net, digit[None], self.scale, top)[0]
+        return {"top": best, "input": np.round(digit, 1).tolist()}
+
+    def from_png(self, raw, top=3):
+        return self.answer(load_digit("image body", raw), top)
+
+    def from_json(self, raw, top=3):
+        """``{"pixels": 28×28 numbers 0..255}``, preprocessed as ``predict`` does an image
+        unless ``"preprocess": false`` (then the pixels are the network's input as they are)."""
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            raise RequestError(f"JSON body: not valid JSON ({e})") from None
+        if not isinstance(doc, dict) or "pixels" not in doc:
+            raise RequestError('JSON body: expected an object {"pixels": 28x28 grey levels}')
+        try:
+            pixels = np.array(doc["pixels"], dtype=np.float64)
+        except (ValueError, TypeError):
+            raise RequestError("JSON body: pixels must be 28 rows of 28 numbers") from None
+        if pixels.shape != (SIDE, SIDE):
+            raise RequestError(f"JSON body: pixels of shape {pixels.shape}, expected "
+                               f"({SIDE}, {SIDE})")
+        if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
+            raise RequestError("JSON body: pixels must be finite grey levels 0..255")
+        if doc.get("preprocess", True) is False:
+            return self.answer(pixels, top)
+        try:
+            return self.answer(mnist_preprocess(pixels), top)
+        except InputError as e:
+            raise RequestError(f"JSON body: {e}") from None
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET: the page and its assets; POST /predict: a digit's classes. HTTP/1.0, one
+    request per connection, so a refused body never has to be read."""
+
+    server_version = "bpnet"
+    timeout = TIMEOUT
+
+    def send_json(self, status, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_error(self, code, message=None, explain=None):
+        """Every error as one line of JSON (also those http.server raises itself)."""
+        try:
+            phrase = HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "error"
+        self.close_connection = True
+        self.send_json(code, {"error": " ".join(str(message or phrase).split())})
+
+    def do_GET(self):
+        page = PAGES.get(urlsplit(self.path).path)
+        if page is None:
+            return self.send_error(HTTPStatus.NOT_FOUND, f"no page {urlsplit(self.path).path}; "
+                                                        f"try / or POST /predict")
+        body = resources.files(__package__).joinpath("static", page[0]).read_bytes()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", page[1])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        try:
+            self.send_json(HTTPStatus.OK, self.predict())
+        except RequestError as e:
+            self.send_error(e.status, str(e))
+        except InputError as e:
+            self.send_error(HTTPStatus.BAD_REQUEST, str(e))
+        except BpnetError as e:
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
+        except OSError:
+            self.close_connection = True  # the client is gone or too slow: nobody to answer
+        except Exception as e:  # a bug: still one line, and the server goes on
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(e).__name__}: {e}")
+
+    def predict(self):
+        url = urlsplit(self.path)
+        if url.path != "/predict":
+            raise RequestError(f"no endpoint {url.path}; POST /predict", HTTPStatus.NOT_FOUND)
+        classes = self.server.classifier.classes
+        top = parse_qs(url.query).get("top", ["3"])[-1]
+        if not (top.isdigit() and 1 <= int(top) <= classes):
+            raise RequestError(f"top={top!r}: expected a whole number 1..{classes}")
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind not in ("image/png", "application/json"):
+            raise RequestError(f"Content-Type {kind or 'missing'}: expected image/png or "
+                               f"application/json", HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+        raw = self.read_body()
+        reader = (self.server.classifier.from_png if kind == "image/png"
+                  else self.server.classifier.from_json)
+        return reader(raw, int(top))
+
+    def read_body(self):
+        """The request body, at most MAX_BODY bytes, refused from its Content-Length before
+        anything is read."""
+        if self.headers.get("Transfer-Encoding"):
+            raise RequestError("chunked bodies are not accepted: send a Content-Length",
+                               HTTPStatus.LENGTH_REQUIRED)
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise RequestError("no Content-Length", HTTPStatus.LENGTH_REQUIRED)
+        if not length.strip().isdigit():
+            raise RequestError(f"Content-Length {length[:40]!r}: expected a number of bytes")
+        length = int(length)
+        if length > MAX_BODY:
+            raise RequestError(f"body of {length} bytes, more than the {MAX_BODY} accepted",
+                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            raise RequestError(f"body ended after {len(raw)} of {length} bytes")
+        return raw
+
+    def log_message(self, format, *args):
+        if not self.server.quiet:
+            super().log_message(format, *args)
+
+
+def make_server(weights, host="127.0.0.1", port=8000, quiet=False):
+    """A ThreadingHTTPServer for the weights file ``weights``, bound and ready to
+    ``serve_forever()`` (port 0: any free port; see ``server.server_address``)."""
+    classifier = Classifier(weights)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as e:
+        raise BpnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    server.daemon_threads = True
+    server.classifier, server.quiet = classifier, quiet
+    return server
+
+
+def serve(weights, host="127.0.0.1", port=8000, quiet=False, ready=None):
+    """Serve until interrupted (Ctrl-C returns normally); ``ready(url)`` is called once
+    the server listens."""
+    server = make_server(weights, host, port, quiet)
+    try:
+        host, port = server.server_address[:2]
+        if ready:
+            ready(f"http://{f'[{host}]' if ':' in host else host}:{port}/")
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
