@@ -36,7 +36,9 @@ LENGTH_KEYS = ("train.epochs", "train.iterations")
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
 ALIASES = {"lr": ["learning_rate"], "hidden": ["hidden_sizes", "hidden_size", "layers"],
            "weight_init": ["weight_init_std", "init"], "weight_decay": ["l2", "lambda"],
-           "iterations": ["iters", "iters_num", "steps"], "dir": ["out", "output_dir"]}
+           "iterations": ["iters", "iters_num", "steps"], "dir": ["out", "output_dir"],
+           "batchnorm": ["use_batchnorm", "batch_norm", "bn"],
+           "dropout": ["use_dropout", "dropout_ratio", "dropout_ration"], "decay_rate": ["rho"]}
 
 
 class ConfigError(InputError):
@@ -162,6 +164,10 @@ SCHEMA = {
         "activation": Field(choice(*ACTIVATIONS), "relu", "Hidden-layer activation."),
         "weight_init": Field(Kind("a number > 0, he or xavier", _weight_init), 0.01,
                              "Initial weight std; `he`: √(2/fan_in), `xavier`: √(1/fan_in)."),
+        "batchnorm": Field(BOOL, False,
+                           "Batch normalization after every hidden Affine (before the activation)."),
+        "dropout": Field(FRACTION, 0.0,
+                         "Ratio of hidden units dropped at random while training; 0: none."),
     },
     "data": {
         "normalize": Field(BOOL, True, "Scale pixels by 1/255 (false: raw 0..255)."),
@@ -176,12 +182,14 @@ SCHEMA = {
                             "Mini-batch updates instead; setting it clears train.epochs."),
         "batch_size": Field(POSITIVE_INT, 100, "Images per mini-batch."),
         "optimizer": Field(choice(*OPTIMIZERS), "sgd",
-                           "Update rule: plain SGD, SGD with momentum, AdaGrad or Adam."),
+                           "Update rule: plain SGD, SGD with momentum, Nesterov momentum, AdaGrad, "
+                           "RMSprop or Adam."),
         "lr": Field(POSITIVE, 0.1, "Learning rate."),
-        "momentum": Field(FRACTION, 0.9, "`momentum`: velocity decay."),
+        "momentum": Field(FRACTION, 0.9, "`momentum`, `nesterov`: velocity decay."),
+        "decay_rate": Field(FRACTION, 0.99, "`rmsprop`: decay of the mean square gradient."),
         "beta1": Field(FRACTION, 0.9, "`adam`: first-moment decay."),
         "beta2": Field(FRACTION, 0.999, "`adam`: second-moment decay."),
-        "eps": Field(POSITIVE, 1e-8, "`adagrad`, `adam`: denominator guard."),
+        "eps": Field(POSITIVE, 1e-8, "`adagrad`, `rmsprop`, `adam`: denominator guard."),
         "weight_decay": Field(NON_NEGATIVE, 0.0,
                               "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
         "schedule": Field(choice(*SCHEDULES), "none",
@@ -467,4 +475,5 @@ def network_kwargs(cfg, dtype=None):
     return dict(input_size=INPUT_SIZE, hidden_sizes=list(model["hidden"]), output_size=OUTPUT_SIZE,
                 activation=model["activation"], weight_init_std=model["weight_init"],
                 weight_decay=cfg["train"]["weight_decay"],
-                dtype=np.dtype(dtype or cfg["train"]["dtype"]))
+                dtype=np.dtype(dtype or cfg["train"]["dtype"]),
+                batchnorm=model["batchnorm"], dropout=model["dropout"])

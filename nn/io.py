@@ -1,7 +1,10 @@
 """Weights and checkpoints as .npz, written atomically and read without pickle.
 
 A weights file holds W1, b1 … Wn, bn and ``meta``, a JSON string with at least
-``sizes``, ``activation``, ``dataset``, ``normalize`` and ``dtype``.
+``sizes``, ``activation``, ``dataset``, ``normalize`` and ``dtype``. With
+``meta.batchnorm`` it also holds gamma{i}, beta{i}, running_mean{i}, running_var{i} for
+every hidden layer i; ``meta.dropout`` is the training dropout ratio (inference scales by
+1 − dropout). Files without these keys mean false / 0.0.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import numpy as np
 
 from .errors import InputError
 from .files import atomic_write
-from .network import ACTIVATIONS, MultiLayerNet, param_shapes
+from .network import ACTIVATIONS, MultiLayerNet, buffer_shapes, param_shapes
 
 FORMAT = "bpnet-weights"
 
@@ -70,6 +73,13 @@ def _meta(path, arrays):
     if meta.get("activation") not in ACTIVATIONS:
         raise WeightsError(f"{path}: meta.activation must be one of {sorted(ACTIVATIONS)}, "
                            f"got {meta.get('activation')!r}")
+    meta.setdefault("batchnorm", False)
+    meta.setdefault("dropout", 0.0)
+    if not isinstance(meta["batchnorm"], bool):
+        raise WeightsError(f"{path}: meta.batchnorm must be true or false, got {meta['batchnorm']!r}")
+    dropout = meta["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise WeightsError(f"{path}: meta.dropout must be a number in [0, 1), got {dropout!r}")
     return meta
 
 
@@ -78,7 +88,7 @@ def load_weights(path):
     arrays = load_npz(path)
     meta = _meta(path, arrays)
     sizes = meta["sizes"]
-    expected = param_shapes(sizes)
+    expected = {**param_shapes(sizes, meta["batchnorm"]), **buffer_shapes(sizes, meta["batchnorm"])}
     keys = set(arrays) - {"meta"}
     if keys != set(expected):
         missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
@@ -99,10 +109,13 @@ def load_weights(path):
 
 
 def network_from_weights(path, dtype=None):
-    """(MultiLayerNet, meta) rebuilt from a weights file; dtype defaults to the file's."""
+    """(MultiLayerNet in inference mode, meta) rebuilt from a weights file; dtype defaults
+    to the file's."""
     params, meta = load_weights(path)
     sizes = meta["sizes"]
     net = MultiLayerNet(sizes[0], sizes[1:-1], sizes[-1], activation=meta["activation"],
-                        dtype=dtype or params["W1"].dtype)
+                        dtype=dtype or params["W1"].dtype, batchnorm=meta["batchnorm"],
+                        dropout=meta["dropout"])
     net.set_params(params)
+    net.training = False
     return net, meta

@@ -39,7 +39,7 @@ def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
         stop = min(start + batch_size, n)
         x = pixels[start:stop] if ready else to_input(pixels[start:stop], scale, net.dtype,
                                                       out=buf[:stop - start])
-        logp = log_softmax(net.predict(x))
+        logp = log_softmax(net.predict(x, train_flg=False))  # inference mode
         loss_sum -= float(np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64))
         pred[start:stop] = logp.argmax(axis=1)
         np.exp(logp, out=probs[start:stop])

@@ -127,8 +127,9 @@ class State:
 
 
 # Independent random streams derived from train.seed: weights, each epoch's order, and each
-# iteration's distortions (so a resumed run draws exactly what an uninterrupted one does).
-INIT_STREAM, SHUFFLE_STREAM, AUGMENT_STREAM = 0, 1, 2
+# iteration's distortions and dropout masks (so a resumed run draws exactly what an
+# uninterrupted one does).
+INIT_STREAM, SHUFFLE_STREAM, AUGMENT_STREAM, DROPOUT_STREAM = 0, 1, 2, 3
 
 
 def seeded_rng(seed, *stream):
@@ -211,7 +212,7 @@ class Trainer:
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
-                                  tr["beta2"], tr["eps"])
+                                  tr["beta2"], tr["eps"], tr["decay_rate"])
         self.flat = {"all": self.net.flat_params}  # the optimizer updates every parameter at once
         self.augmenter = Augmenter.from_config(cfg["augment"])
         # Validation and test inputs, converted once rather than at every evaluation.
@@ -280,7 +281,9 @@ class Trainer:
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
                                             tr["min_lr"])
-            loss = net.loss(x, t)
+            if net.dropout:
+                net.dropout_rng = seeded_rng(tr["seed"], DROPOUT_STREAM, st.iteration)
+            loss = net.loss(x, t, train_flg=True)
             if st.loss_limit is None:
                 st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
             if not loss <= st.loss_limit:  # also true for NaN
@@ -354,6 +357,7 @@ class Trainer:
     def meta(self, final):
         sizes = self.net.sizes
         meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
+                "batchnorm": self.net.batchnorm, "dropout": self.net.dropout,
                 "normalize": self.cfg["data"]["normalize"], "dtype": self.dtype.name,
                 "iteration": self.state.iteration, "selected_on": self.selected_on,
                 "metrics": self.state.rows[-1] if self.state.rows else {},
@@ -363,7 +367,7 @@ class Trainer:
         return meta
 
     def save_weights(self, path, final):
-        params = {k: v.copy() for k, v in self.net.params.items()}
+        params = {k: v.copy() for k, v in self.net.state_arrays().items()}
         self._save(save_weights, path, params, self.meta(final))
 
     def write_metrics(self):
@@ -377,7 +381,7 @@ class Trainer:
     def save_checkpoint(self):
         st = self.state
         extra = {k: v for k, v in vars(st).items() if k != "rows"}
-        arrays = {f"param.{k}": v.copy() for k, v in self.net.params.items()}
+        arrays = {f"param.{k}": v.copy() for k, v in self.net.state_arrays().items()}
         arrays.update({f"opt.{k}": v.copy() for k, v in self.opt.state.items()})
         arrays["state"] = json.dumps({
             "state": extra, "rows": st.rows, "opt_step": self.opt.step,

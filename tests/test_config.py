@@ -50,7 +50,8 @@ def test_every_shipped_config_loads_with_every_key(name):
 
 def test_mnist_config_is_the_lessons_run():
     cfg = load_config("mnist")
-    assert cfg["model"] == {"hidden": [50], "activation": "relu", "weight_init": 0.01}
+    assert cfg["model"] == {"hidden": [50], "activation": "relu", "weight_init": 0.01,
+                            "batchnorm": False, "dropout": 0.0}
     train = cfg["train"]
     assert (train["iterations"], train["epochs"], train["batch_size"]) == (10000, None, 100)
     assert (train["optimizer"], train["lr"], train["schedule"]) == ("sgd", 0.1, "none")
@@ -191,7 +192,7 @@ BAD_FILES = [
     ("model: {weight_init: 0}", "model.weight_init: expected a number > 0, he or xavier, got 0"),
     ("data_dir: 5", "data_dir: expected a folder path or null, got 5"),
     ("name: runs/x", "name: expected a name (no slashes) or null, got runs/x"),
-    ("model: [50]", "model: expected a mapping of hidden, activation, weight_init, got [50]"),
+    ("model: [50]", "model: expected a mapping of hidden, activation, weight_init, batchnorm, dropout, got [50]"),
     # out of range
     ("train: {lr: -1}", "train.lr: expected a number > 0, got -1"),
     ("train: {lr: 0}", "train.lr: expected a number > 0, got 0"),
@@ -207,8 +208,8 @@ BAD_FILES = [
     # bad choices
     ("dataset: cifar10", "dataset: expected one of mnist, fashion-mnist, got cifar10"),
     ("model: {activation: tanh}", "model.activation: expected one of relu, sigmoid, got tanh"),
-    ("train: {optimizer: rmsprop}",
-     "train.optimizer: expected one of sgd, momentum, adagrad, adam, got rmsprop"),
+    ("train: {optimizer: rmsprop2}",
+     "train.optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, got rmsprop2"),
     ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, got linear"),
     ("train: {dtype: float16}", "train.dtype: expected one of float32, float64, got float16"),
     # rules between keys
