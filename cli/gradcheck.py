@@ -99,7 +99,7 @@ def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, 
     whole network on a small batch. Exit status 0 when all pass, 1 when any fails.
 
     With --config the network is the config's model (hidden sizes, activation, weight_init,
-    weight_decay) in float64, checked on images of its dataset scaled to [0, 1] whatever
+    weight_decay, batchnorm, dropout with its masks held fixed) in float64, checked on images of its dataset scaled to [0, 1] whatever
     data.normalize says (on raw 0..255 pixels centered differences lose the accuracy the
     check needs); --hidden and --activation then give way to --set model.hidden=... etc.
     """
@@ -108,8 +108,10 @@ def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, 
     rng = np.random.default_rng(seed)
     results = check_layers(tol=tol, h=h, rng=rng)
     x, t, source = _batch(cfg["data_dir"], cfg["dataset"], samples, rng)
-    net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng)
+    net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng, dropout_rng=rng)
     arch = "-".join(map(str, net.sizes)) + f" {net.activation}"
+    arch += ", batchnorm" if net.batchnorm else ""
+    arch += f", dropout {net.dropout:g}" if net.dropout else ""
     if cfg["name"]:
         arch += (f", weight_init {cfg['model']['weight_init']}, weight_decay {net.weight_decay:g}"
                  f" (config {cfg['name']})")

@@ -252,3 +252,81 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
     resumed.run()
     c = params_of(run_dir / "weights.npz")
     assert all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_new_rules_match_their_formulas_and_no_optimizer_writes_into_grads():
+    from bpnet.nn.optim import OPTIMIZERS, Nesterov, RMSprop
+    rng = np.random.default_rng(0)
+    p0, g0 = rng.standard_normal(5), rng.standard_normal(5)
+    p, v = p0.copy(), np.zeros(5)
+    for _ in range(2):  # the book's Nesterov form
+        p = p + 0.81 * v - 1.9 * 0.1 * g0
+        v = 0.9 * v - 0.1 * g0
+    q, g = {"w": p0.copy()}, {"w": g0.copy()}
+    opt = Nesterov(0.1, 0.9)
+    opt.update(q, g), opt.update(q, g)
+    np.testing.assert_allclose(q["w"], p)
+    p, h = p0.copy(), np.zeros(5)
+    for _ in range(2):
+        h = 0.99 * h + 0.01 * g0 ** 2
+        p = p - 0.1 * g0 / (np.sqrt(h) + 1e-7)
+    q = {"w": p0.copy()}
+    opt = RMSprop(0.1, 0.99, 1e-7)
+    opt.update(q, g), opt.update(q, g)
+    np.testing.assert_allclose(q["w"], p)
+    for name, cls in OPTIMIZERS.items():
+        grads = {"w": g0.copy(), "x": 3.0}
+        params = {"w": p0.copy(), "x": 1.0}  # a plain number is replaced, as in the book's demo
+        cls().update(params, grads)
+        assert np.array_equal(grads["w"], g0) and grads["x"] == 3.0, name
+        assert not np.array_equal(params["w"], p0) and params["x"] < 1.0, name
+
+
+@pytest.mark.parametrize("stop_at", [7, 16])
+def test_batchnorm_dropout_run_resumes_bit_identically(tmp_path, stop_at):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
+                               "model.dropout": 0.2, "train.optimizer": "rmsprop",
+                               "train.lr": 0.01})
+    full = run(cfg, data, tmp_path / "full")
+    assert full["test_acc"] > 0.9
+    run_dir = tmp_path / "cut"
+    run_dir.mkdir()
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, stop_at)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    resumed = Trainer(cfg, data, run_dir)
+    resumed.load_checkpoint()
+    assert resumed.run()["test_acc"] == full["test_acc"]
+    a, b = load_weights(tmp_path / "full" / "weights.npz"), load_weights(run_dir / "weights.npz")
+    assert set(a[0]) == {"W1", "b1", "W2", "b2", "W3", "b3", "gamma1", "beta1", "gamma2", "beta2",
+                         "running_mean1", "running_var1", "running_mean2", "running_var2"}
+    assert all(np.array_equal(a[0][k], b[0][k]) for k in a[0])
+    assert a[1]["batchnorm"] is True and a[1]["dropout"] == 0.2
+    assert np.all(a[0]["running_var1"] > 0) and not np.all(a[0]["gamma1"] == 1)
+    # a different seed draws different dropout masks
+    other = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
+                                     "model.dropout": 0.2, "train.optimizer": "rmsprop",
+                                     "train.lr": 0.01, "train.shuffle": "false"}),
+                data, tmp_path / "o1")
+    again = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.dropout": 0.2,
+                                     "model.batchnorm": "true", "train.optimizer": "rmsprop",
+                                     "train.lr": 0.01, "train.shuffle": "false", "train.seed": 3}),
+                data, tmp_path / "o2")
+    assert other["train_loss"] != again["train_loss"]
+
+
+def test_evaluation_uses_inference_mode(tmp_path):
+    """The test accuracy of a dropout net equals a fresh inference-mode evaluation of its weights."""
+    from bpnet.nn.io import network_from_weights
+    from bpnet.nn.metrics import evaluate
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.dropout": 0.5, "model.batchnorm": "true"})
+    result = run(cfg, data, tmp_path / "r")
+    net, meta = network_from_weights(tmp_path / "r" / "weights.npz")
+    assert net.training is False and net.batchnorm and net.dropout == 0.5
+    _, acc, _, _ = evaluate(net, data.test.x, data.test.t)
+    assert acc == result["test_acc"]
+    x = (data.test.x / 255).astype(np.float32)
+    assert net.loss(x, data.test.t, train_flg=True) != net.loss(x, data.test.t, train_flg=False)
