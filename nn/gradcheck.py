@@ -163,7 +163,7 @@ def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=
     for layer in net.dropout_layers:
         layer.fixed = True
     try:
-        return check_gradients(name, lambda: net.loss(x, t), net.params, grads,
+        return check_gradients(name, lambda: net.loss(x, t, train_flg=True), net.params, grads,
                                tol=tol, h=h, max_coords=max_coords, rng=rng)
     finally:
         for layer in net.dropout_layers:

@@ -239,10 +239,10 @@ def softmax(x):
 
 def cross_entropy_error(y, t):
     """Mean cross-entropy of probabilities y (N, C) against indices or one-hot t."""
+    if np.ndim(t) == np.ndim(y):  # one-hot rows (or one one-hot row for a single y)
+        t = np.argmax(t, axis=-1)
     y = np.atleast_2d(y)
     n = y.shape[0]
-    if np.ndim(t) == y.ndim:
-        t = np.argmax(t, axis=-1)
     t = np.reshape(t, -1)
     p = y[np.arange(n), t]
     return -float(np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny)))) / n

@@ -65,7 +65,7 @@ class MultiLayerNet:
     sizes: input_size, *hidden_sizes, output_size. weight_decay adds ½·λ·ΣW² to the loss
     (and λ·W to each weight gradient). batchnorm: gamma (ones) and beta (zeros) per hidden
     layer; dropout: the ratio of hidden units dropped while training (0: no Dropout layers).
-    ``rng`` seeds the weights; ``dropout_rng`` (a Generator, settable later as
+    ``rng`` (a seed, Generator, or anything with ``standard_normal``) draws the weights; ``dropout_rng`` (a Generator, settable later as
     ``net.dropout_rng``) draws the masks (None: NumPy's global generator).
     """
 
@@ -76,7 +76,8 @@ class MultiLayerNet:
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a ratio in [0, 1), got {dropout!r}")
-        rng = np.random.default_rng(rng)
+        if not hasattr(rng, "standard_normal"):  # a seed or None (a Generator or RandomState,
+            rng = np.random.default_rng(rng)     # or the np.random module itself, is used as is)
         self.sizes = [int(input_size), *map(int, hidden_sizes), int(output_size)]
         self.activation = activation
         self.weight_decay = float(weight_decay)
@@ -185,21 +186,22 @@ class MultiLayerNet:
         return float(np.mean(y == t))
 
     def numerical_gradient(self, x, t, h=1e-5):
-        """Centered-difference gradient of ``loss(x, t)`` for every parameter (dropout
+        """Centered-difference gradient of the training loss for every parameter (dropout
         masks held fixed at those of the first evaluation)."""
-        self.loss(x, t)
+        self.loss(x, t, train_flg=True)
         for layer in self.dropout_layers:
             layer.fixed = True
         try:
-            f = lambda _: self.loss(x, t)  # noqa: E731
+            f = lambda _: self.loss(x, t, train_flg=True)  # noqa: E731
             return {key: numerical_gradient(f, p, h) for key, p in self.params.items()}
         finally:
             for layer in self.dropout_layers:
                 layer.fixed = False
 
     def gradient(self, x, t):
-        """Backpropagated gradient of ``loss(x, t)``: dict with the keys of ``params``."""
-        self.loss(x, t)
+        """Backpropagated gradient of the training loss ``loss(x, t, train_flg=True)``: dict
+        with the keys of ``params``."""
+        self.loss(x, t, train_flg=True)
         return self.backward()
 
     def backward(self):
