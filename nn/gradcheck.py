@@ -159,12 +159,7 @@ def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=
                   name="net"):
     """Check every parameter of ``net`` (float64) on the batch (x, t), in training mode
     (batch statistics; dropout masks drawn once and then held fixed)."""
-    grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
-    for layer in net.dropout_layers:
-        layer.fixed = True
-    try:
+    with net.fixed_masks():
+        grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
         return check_gradients(name, lambda: net.loss(x, t, train_flg=True), net.params, grads,
                                tol=tol, h=h, max_coords=max_coords, rng=rng)
-    finally:
-        for layer in net.dropout_layers:
-            layer.fixed = False

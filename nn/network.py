@@ -150,6 +150,20 @@ class MultiLayerNet:
         finally:
             self.training = was
 
+    @contextmanager
+    def fixed_masks(self):
+        """``with net.fixed_masks():`` training passes reuse each Dropout layer's last mask
+        (drawing one only if it has none): the loss becomes one function of the parameters."""
+        layers = self.dropout_layers
+        was = [layer.fixed for layer in layers]
+        for layer in layers:
+            layer.fixed = True
+        try:
+            yield self
+        finally:
+            for layer, fixed in zip(layers, was):
+                layer.fixed = fixed
+
     def set_params(self, params):
         """Copy arrays into ``params`` (or ``buffers``) in place (shapes must match)."""
         for key, value in params.items():
@@ -188,15 +202,10 @@ class MultiLayerNet:
     def numerical_gradient(self, x, t, h=1e-5):
         """Centered-difference gradient of the training loss for every parameter (dropout
         masks held fixed at those of the first evaluation)."""
-        self.loss(x, t, train_flg=True)
-        for layer in self.dropout_layers:
-            layer.fixed = True
-        try:
+        with self.fixed_masks():
+            self.loss(x, t, train_flg=True)
             f = lambda _: self.loss(x, t, train_flg=True)  # noqa: E731
             return {key: numerical_gradient(f, p, h) for key, p in self.params.items()}
-        finally:
-            for layer in self.dropout_layers:
-                layer.fixed = False
 
     def gradient(self, x, t):
         """Backpropagated gradient of the training loss ``loss(x, t, train_flg=True)``: dict
