@@ -50,8 +50,7 @@ def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_co
                    "per_class_accuracy": {str(c): float(a) for c, a in enumerate(per_class)},
                    "confusion_matrix": cm.tolist()})
         return
-    arch = "-".join(map(str, net.sizes))
-    click.echo(f"{weights}: {arch} {net.activation}, {dataset} {split} split, {len(labels)} images")
+    click.echo(f"{weights}: {net.describe()}, {dataset} {split} split, {len(labels)} images")
     click.echo(f"accuracy {acc:.4f} ({int(np.trace(cm))}/{len(labels)})   mean loss {loss:.4f}")
     click.echo("")
     click.echo(format_table(["class", "images", "correct", "accuracy"],

@@ -109,9 +109,7 @@ def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, 
     results = check_layers(tol=tol, h=h, rng=rng)
     x, t, source = _batch(cfg["data_dir"], cfg["dataset"], samples, rng)
     net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng, dropout_rng=rng)
-    arch = "-".join(map(str, net.sizes)) + f" {net.activation}"
-    arch += ", batchnorm" if net.batchnorm else ""
-    arch += f", dropout {net.dropout:g}" if net.dropout else ""
+    arch = net.describe()
     if cfg["name"]:
         arch += (f", weight_init {cfg['model']['weight_init']}, weight_decay {net.weight_decay:g}"
                  f" (config {cfg['name']})")

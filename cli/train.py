@@ -116,8 +116,7 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
     else:
         atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
         if not quiet:
-            arch = "-".join(map(str, trainer.net.sizes))
-            click.echo(f"training {arch} {cfg['model']['activation']} on {cfg['dataset']} "
+            click.echo(f"training {trainer.net.describe()} on {cfg['dataset']} "
                        f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
                        f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
                        f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")

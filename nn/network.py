@@ -122,6 +122,12 @@ class MultiLayerNet:
                 self.layers.append(Dropout(self.dropout, dropout_rng))
         self.last_layer = SoftmaxWithLoss()
 
+    def describe(self):
+        """``784-100-10 relu, batchnorm, dropout 0.2``: the architecture in one phrase."""
+        text = "-".join(map(str, self.sizes)) + f" {self.activation}"
+        text += ", batchnorm" if self.batchnorm else ""
+        return text + (f", dropout {self.dropout:g}" if self.dropout else "")
+
     @property
     def depth(self):
         """Number of Affine layers."""

@@ -67,13 +67,9 @@ class Momentum(SGD):
             _add(params, k, v)
 
 
-class Nesterov(SGD):
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient (the book's form, arXiv:1212.0901):
     v ← m·v − lr·g;  p ← p + m·v − lr·g  (= p + m²·v_old − (1 + m)·lr·g)"""
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        super().__init__(lr)
-        self.momentum = momentum
 
     def update(self, params, grads):
         self.step += 1

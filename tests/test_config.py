@@ -17,7 +17,7 @@ from bpnet.nn.config import (FIELDS, SCHEMA, ConfigError, defaults, dump_config,
 from bpnet.nn.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-best", "quick")
+SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-best", "mnist-bn", "quick")
 
 
 def write(tmp_path, text, name="cfg.yaml"):
