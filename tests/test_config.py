@@ -104,7 +104,7 @@ def test_an_existing_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
 def test_missing_config_lists_the_shipped_names(tmp_path):
     message = config_error(str(tmp_path / "nope.yaml"))
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
-    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-best, quick" in message
+    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-best, mnist-bn, quick" in message
     assert "no such file" in config_error("mnist-worst")
 
 
