@@ -412,7 +412,7 @@ def test_installed_gradcheck_with_config(bpnet_exe, tmp_path):
     p = subprocess.run([bpnet_exe, "gradcheck", "--config", "mnist.yaml", "--data-dir",
                         str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "(config mnist)" in p.stdout and "all 15 checks passed" in p.stdout
+    assert "(config mnist)" in p.stdout and "all 19 checks passed" in p.stdout
     bad = write(tmp_path, "train:\n  lr: -1\n", "bad.yaml")
     p = subprocess.run([bpnet_exe, "gradcheck", "--config", str(bad)], capture_output=True,
                        text=True, timeout=120)
