@@ -123,8 +123,10 @@ class Dropout:
         if not train_flg:
             return x * np.asarray(1.0 - self.ratio, dtype=x.dtype)
         if not (self.fixed and self.mask is not None and self.mask.shape == x.shape):
-            u = (np.random.rand(*x.shape) if self.rng is None
-                 else self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64))
+            if self.rng is None:
+                u = np.random.rand(*x.shape)
+            else:  # float32 draws for float32 data: half the cost
+                u = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
             self.mask = u > self.ratio
         return x * self.mask
 

@@ -65,8 +65,9 @@ class MultiLayerNet:
     sizes: input_size, *hidden_sizes, output_size. weight_decay adds ½·λ·ΣW² to the loss
     (and λ·W to each weight gradient). batchnorm: gamma (ones) and beta (zeros) per hidden
     layer; dropout: the ratio of hidden units dropped while training (0: no Dropout layers).
-    ``rng`` (a seed, Generator, or anything with ``standard_normal``) draws the weights; ``dropout_rng`` (a Generator, settable later as
-    ``net.dropout_rng``) draws the masks (None: NumPy's global generator).
+    ``rng`` (a seed, a Generator, or anything with ``standard_normal``) draws the weights;
+    ``dropout_rng`` (a Generator, settable later as ``net.dropout_rng``) draws the masks
+    (None: NumPy's global generator).
     """
 
     def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
