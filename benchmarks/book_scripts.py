@@ -107,13 +107,10 @@ def figures(script, out):
         last = [ln.split() for ln in lines if re.fullmatch(FLOAT + " " + FLOAT, ln.strip())][-1]
         return {"final train acc": float(last[0]), "final test acc": float(last[1])}
     if name == "batch_norm_test":
-        finals, last = [], None
-        for ln in lines:
-            m = re.match(r"epoch:\d+ \| " + FLOAT + " - " + FLOAT, ln)
-            if m:
-                last = (float(m[1]), float(m[2]))
-            elif "/16" in ln and last:
-                finals.append(last)
+        finals = []  # the last epoch line of each weight scale's block (a block follows "i/16")
+        for block in re.split(r"^=+ \d+/16 =+$", out, flags=re.M)[1:]:
+            ends = re.findall(r"^epoch:\d+ \| " + FLOAT + " - " + FLOAT, block, re.M)
+            finals.append((float(ends[-1][0]), float(ends[-1][1])))
         return {"mean final train acc over 16 scales, no BN": statistics.mean(a for a, _ in finals),
                 "mean final train acc over 16 scales, BN": statistics.mean(b for _, b in finals),
                 "scales where BN ends higher (of 16)": sum(b > a for a, b in finals)}
