@@ -121,7 +121,7 @@ def figures(script, out):
     if name in ("optimizer_compare_mnist", "weight_init_compare"):
         block = out.rsplit("iteration:", 1)[1]
         return {f"loss at iteration 1900, {k}": float(v)
-                for k, v in re.findall(r"^([\w.]+):" + FLOAT + "$", block, re.M)}
+                for k, v in re.findall(r"^([\w.=]+):" + FLOAT + "$", block, re.M)}
     if name == "overfit_dropout":
         m = re.findall(r"epoch:(\d+), train acc:" + FLOAT + ", test acc:" + FLOAT, out)[-1]
         return {"last epoch train acc": float(m[1]), "last epoch test acc": float(m[2])}
