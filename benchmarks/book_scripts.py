@@ -101,7 +101,7 @@ def figures(script, out):
     if name.startswith("buy_apple"):
         return {k: float(v) for k, v in re.findall(r"^(\w+): " + FLOAT + "$", out, re.M)}
     if name.endswith("gradient_check"):
-        return {f"mean |backprop-numerical| {k}": float(v)
+        return {f"mean abs(backprop - numerical) {k}": float(v)
                 for k, v in re.findall(r"^(\w+):" + FLOAT + "$", out, re.M)}
     if name == "train_neuralnet":
         last = [ln.split() for ln in lines if re.fullmatch(FLOAT + " " + FLOAT, ln.strip())][-1]
