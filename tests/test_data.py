@@ -1,4 +1,5 @@
 """Loading datasets: IDX decoding, labels, and the cache of decoded arrays."""
+import dataclasses
 import os
 import re
 import zipfile
@@ -28,9 +29,9 @@ def decodes(monkeypatch):
     """A list that grows by one file name for every IDX file decoded from disk."""
     seen = []
 
-    def spy(path, *args):
+    def spy(path, *args, **kw):
         seen.append(os.path.basename(path))
-        return read_idx(path, *args)
+        return read_idx(path, *args, **kw)
     monkeypatch.setattr(data, "read_idx", spy)
     return seen
 
@@ -103,8 +104,9 @@ def test_changed_source_files_rebuild_the_cache(ds, folder, decodes):
 def test_cache_is_not_used_for_a_spec_with_other_checksums(ds, folder):
     load_arrays(data_dir=folder.parent, spec=ds.spec)
     other = synthetic_dataset(seed=1)
-    with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* \(run `bpnet download --dataset "
-                                          r"mnist` to fetch it again\)"):
+    fix = re.escape(f"(run `bpnet download --dataset mnist --data-dir {folder.parent}` to fetch it "
+                    "again)")
+    with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* " + fix):
         load_arrays(data_dir=folder.parent, spec=other.spec)
 
 
@@ -113,8 +115,9 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
     with pytest.raises(DataCorrupt, match="train-labels-idx1-ubyte.gz: corrupt gzip"):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataMissing, match=r"train-labels-idx1-ubyte.gz: no such file \(run `bpnet "
-                                          r"download --dataset mnist` to fetch it\)"):
+    with pytest.raises(DataMissing, match=re.escape(
+            f"train-labels-idx1-ubyte.gz: no such file (run `bpnet download --dataset mnist "
+            f"--data-dir {folder.parent}` to fetch it)")):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     assert not (folder / CACHE_NAME).exists()
 
@@ -154,9 +157,9 @@ def test_unknown_names_are_input_errors(tmp_path):
 def test_idx_header_checks(ds, edit, message):
     f = ds.spec.files[0]
     raw = ds.raw[f.name]
-    assert np.array_equal(decode_idx(raw, "x", f.magic, f.count, f.sha256), ds.arrays["x_train"])
+    assert np.array_equal(decode_idx(raw, f, "x"), ds.arrays["x_train"])
     with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
-        decode_idx(edit(raw), "x", f.magic, f.count)
+        decode_idx(edit(raw), dataclasses.replace(f, sha256=""), "x")
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

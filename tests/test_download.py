@@ -3,6 +3,7 @@ import fcntl
 import gzip
 import os
 import pty
+import re
 import socket
 import struct
 import subprocess
@@ -56,7 +57,13 @@ def assert_verified_only(folder, spec, names=None):
     for f in spec.files:
         if f.name in names:
             assert (folder / f.name).read_bytes()[:2] == GZIP_MAGIC
-            read_idx(folder / f.name, f.magic, f.count, f.sha256)
+            read_idx(folder / f.name, f, decode=False)
+
+
+def hint(data_dir, dataset="mnist"):
+    cmd = f"bpnet download --dataset {dataset} --data-dir {data_dir}"
+    return (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
+            f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)")
 
 
 def run(*args, env=None):
@@ -178,9 +185,10 @@ def test_every_mirror_failing_raises_one_line_per_mirror(ds, tmp_path):
         f"  {a.url}{TRAIN_IMAGES}: HTTP 503 after 3 tries",
         f"  {b.url}{TRAIN_IMAGES}: not gzip/IDX (got HTML?)",
         f"  {dead}{TRAIN_IMAGES}: connection failed (Connection refused) after 3 tries",
-        f"  {missing}/{TRAIN_IMAGES}: No such file or directory"]
+        f"  {missing}/{TRAIN_IMAGES}: No such file or directory",
+        hint(tmp_path)]
     assert e.value.exit_code == 1
-    assert os.listdir(tmp_path / "mnist") == []
+    assert os.listdir(tmp_path) == []
 
 
 # ---- resuming, recompressed and uncompressed files, present files ---------------------------
@@ -269,9 +277,13 @@ def test_mirror_order_env_and_schemes(monkeypatch):
     assert SPECS["mnist"].mirrors == ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                                       "https://storage.googleapis.com/cvdf-datasets/mnist/",
                                       "http://yann.lecun.com/exdb/mnist/")
-    for bad in ("ftp://host/mnist/", "host/mnist", "http:///mnist"):
-        with pytest.raises(InputError, match="expected an http://, https:// or file:// URL"):
+    for bad in ("ftp://host/mnist/", "http:///mnist"):
+        with pytest.raises(InputError, match="expected an http://, https:// or file:// URL, or a "
+                                             "folder"):
             mirror_list(SPECS["mnist"], [bad])
+    with pytest.raises(InputError, match=r"mirror 'host/mnist': no such folder \(expected a "
+                                         r"folder holding the files, or an http://"):
+        mirror_list(SPECS["mnist"], ["host/mnist"])
 
 
 def test_retry_wait_follows_retry_after_within_the_cap():
@@ -319,9 +331,11 @@ def test_ensure_dataset_fetches_only_missing_files_with_progress(ds, tmp_path):
 def test_ensure_dataset_offline_reports_missing_files(ds, tmp_path):
     folder = write_dataset(ds, tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataMissing, match=r"missing t10k-labels-idx1-ubyte.gz; run `bpnet "
-                                          r"download --dataset mnist` to fetch them"):
+    with pytest.raises(DataMissing, match=re.escape(
+            f"missing t10k-labels-idx1-ubyte.gz; run `bpnet download --dataset mnist --data-dir "
+            f"{tmp_path}` to fetch them")):
         ensure_dataset(data_dir=tmp_path, spec=ds.spec, offline=True)
+    ensure_dataset(data_dir=tmp_path, spec=ds.spec, offline=True, splits=("train",))
     assert_verified_only(folder, ds.spec, [f.name for f in ds.spec.files[:3]])
 
 
@@ -384,8 +398,9 @@ def test_cli_all_mirrors_failing_exits_1_with_a_line_per_mirror(ds, tmp_path):
         f"bpnet: warning: {srv.url}{TRAIN_IMAGES}: HTTP 404; trying the next mirror",
         f"bpnet: error: no mirror served a verified {TRAIN_IMAGES} (2 tried):",
         f"  {srv.url}{TRAIN_IMAGES}: HTTP 404",
-        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory"]
-    assert os.listdir(tmp_path / "mnist") == []
+        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory",
+        hint(tmp_path)]
+    assert os.listdir(tmp_path) == []  # the folder made for the download is gone again
 
 
 def test_cli_read_timeout_option(tmp_path):
@@ -395,13 +410,13 @@ def test_cli_read_timeout_option(tmp_path):
     assert r.exit_code == 1
     assert f"{srv.url}{TRAIN_IMAGES}: read timed out (no data for 0.3 s)" in r.output
     assert "Traceback" not in r.output
-    assert os.listdir(tmp_path / "mnist") == []
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "kmnist"], "unknown dataset 'kmnist': expected one of mnist, fashion-mnist"),
     (["--mirror", "ftp://host/mnist/"],
-     "mirror 'ftp://host/mnist/': expected an http://, https:// or file:// URL"),
+     "mirror 'ftp://host/mnist/': expected an http://, https:// or file:// URL, or a folder"),
 ])
 def test_cli_usage_errors_exit_2_in_one_line(tmp_path, args, message):
     r = run(*args, "--data-dir", str(tmp_path))
@@ -432,4 +447,4 @@ def test_cli_fashion_mnist_is_checked_against_its_own_checksums(shared_mnist, tm
     assert r.exit_code == 1
     assert f"{shared_mnist.as_uri()}/{TRAIN_IMAGES}: SHA-256 mismatch (content ba891046e6505d7a…, " \
            "expected c59f468a2f672dc8…)" in r.output
-    assert os.listdir(tmp_path / "fashion-mnist") == []
+    assert os.listdir(tmp_path) == []
