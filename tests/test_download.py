@@ -4,11 +4,15 @@ import gzip
 import os
 import pty
 import re
+import shlex
+import shutil
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -17,12 +21,15 @@ from click.testing import CliRunner
 
 from bpnet import __version__
 from bpnet.cli.main import main
-from bpnet.nn.data import GZIP_MAGIC, SPECS, DataMissing, read_idx
+from bpnet.nn.data import (GZIP_MAGIC, IMAGE_MAGIC, SPECS, DataCorrupt, DataMissing, load_arrays,
+                           max_transfer, read_idx)
 from bpnet.nn.download import (DownloadFailed, HttpOptions, download_dataset, ensure_dataset,
                                mirror_list, retry_wait)
 from bpnet.nn.errors import InputError
+from bpnet.nn.io import save_weights
+from bpnet.nn.network import MultiLayerNet
 from conftest import MNIST_FILES
-from faultserver import FaultServer
+from faultserver import FaultServer, gzip_bomb
 from synthetic import synthetic_dataset, write_dataset
 
 FAST = HttpOptions(connect_timeout=2, read_timeout=0.3, tries=3, backoff=0.01, max_wait=0.05)
@@ -448,3 +455,269 @@ def test_cli_fashion_mnist_is_checked_against_its_own_checksums(shared_mnist, tm
     assert f"{shared_mnist.as_uri()}/{TRAIN_IMAGES}: SHA-256 mismatch (content ba891046e6505d7a…, " \
            "expected c59f468a2f672dc8…)" in r.output
     assert os.listdir(tmp_path) == []
+
+
+# ---- hostile mirrors: bombs, tarpits, redirect loops -----------------------------------------
+
+def idx_header(f):
+    dims = (f.count, 28, 28) if f.magic == IMAGE_MAGIC else (f.count,)
+    return f.magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def test_gzip_bomb_from_a_mirror_fails_it_at_the_spec_size(ds, tmp_path):
+    f = ds.spec.files[0]
+    bomb = gzip_bomb(idx_header(f), 4 << 20)  # 4 MiB of zeros in 4 KB, under max_transfer
+    assert len(bomb) < max_transfer(f)
+    with FaultServer({**ds.files, TRAIN_IMAGES: bomb}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: more than {6 * 784} data bytes, expected "
+                     f"{6 * 784} (not read further); trying the next mirror"]
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_body_longer_than_any_good_copy_is_cut_off(ds, tmp_path):
+    f = ds.spec.files[0]
+    huge = {**ds.files, TRAIN_IMAGES: os.urandom(max_transfer(f) + 1)}
+    with FaultServer(huge) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: {max_transfer(f) + 1} bytes announced, more than "
+                     f"the {max_transfer(f)} a good copy can have; trying the next mirror"]
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_gzip_bomb_already_in_the_folder_is_discarded_and_fetched_again(ds, tmp_path):
+    folder = write_dataset(ds, tmp_path)
+    f = ds.spec.files[0]
+    bomb = gzip_bomb(idx_header(f), 64 << 20)
+    (folder / TRAIN_IMAGES).write_bytes(b"".join(bomb.chunks()))
+    with pytest.raises(DataCorrupt, match="more than 4704 data bytes, expected 4704"):
+        load_arrays(data_dir=tmp_path, spec=ds.spec)
+    with FaultServer(ds.files) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    assert notes == [f"{folder / TRAIN_IMAGES}: more than 4704 data bytes, expected 4704 (not read "
+                     "further); fetching it again"]
+    assert [r.source is not None for r in results] == [True, False, False, False]
+    assert_verified_only(folder, ds.spec)
+
+
+def test_cli_gzip_bomb_of_8_gib_then_a_good_mirror_in_bounded_memory(shared_mnist, tmp_path,
+                                                                      bpnet_exe):
+    """The real MNIST spec; the bomb inflates to 8 GiB (8 MB on the wire). The child's peak
+    resident memory is measured by a wrapper process (RUSAGE_CHILDREN of its one child)."""
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    f = SPECS["mnist"].files[0]
+    bomb = gzip_bomb(idx_header(f), 8 << 30)
+    measure = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+               "sys.exit(p.returncode)")
+    with FaultServer({**files, TRAIN_IMAGES: bomb}) as bad, FaultServer(files) as good:
+        p = subprocess.run([sys.executable, "-c", measure, bpnet_exe, "download", "--mirror",
+                            bad.url, "--mirror", good.url, "--mirrors-only", "--data-dir",
+                            str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    *lines, peak_kib = p.stderr.splitlines()
+    assert lines == [f"bpnet: warning: {bad.url}{TRAIN_IMAGES}: more than 47040000 data bytes, "
+                     "expected 47040000 (not read further); trying the next mirror"]
+    assert f"{TRAIN_IMAGES}  fetched from {good.url}{TRAIN_IMAGES}" in p.stdout
+    print(f"peak RSS of bpnet download against an 8 GiB gzip bomb: {int(peak_kib) / 1024:.0f} MiB")
+    assert int(peak_kib) < 300 * 1024  # the bomb's content alone would be 8192 MiB
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_tarpit_fails_over_at_the_transfer_deadline(ds, tmp_path):
+    size = len(ds.files[TRAIN_IMAGES])
+    opt = HttpOptions(connect_timeout=2, read_timeout=1.5, tries=2, backoff=0.01, min_rate=size)
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["drip"]}, drip=0.2) as bad, \
+            FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url, options=opt)
+    assert len(notes) == 1
+    assert re.fullmatch(
+        rf"{re.escape(bad.url + TRAIN_IMAGES)}: too slow: \d+ of {size} bytes in 4\.\d s \(the "
+        r"deadline for this file is 4\.0 s: tries × timeout \+ size / min rate \d+ B/s\); trying "
+        r"the next mirror", notes[0]), notes[0]
+    assert len(bad.hits(TRAIN_IMAGES)) == 1  # the drip never went silent: one request
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+def test_cli_tarpit_dripping_a_byte_a_second_then_a_good_mirror(shared_mnist, tmp_path,
+                                                                  bpnet_exe):
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files, {TRAIN_IMAGES: ["drip"]}) as bad, FaultServer(files) as good:
+        p = subprocess.run([bpnet_exe, "download", "--mirror", bad.url, "--mirror", good.url,
+                            "--mirrors-only", "--timeout", "2", "--tries", "1", "--min-rate",
+                            "10000", "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(rf"bpnet: warning: {re.escape(bad.url + TRAIN_IMAGES)}: too slow: \d of "
+                        r"9912422 bytes in 3\.\d s \(the deadline for this file is 3\.0 s: .*\); "
+                        r"trying the next mirror\n", p.stderr), p.stderr
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_redirect_loop_says_too_many_redirects(ds, tmp_path):
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["loop"]}) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url)
+    assert notes == [f"{bad.url}{TRAIN_IMAGES}: too many redirects (more than 10); trying the "
+                     "next mirror"]
+    assert len(bad.hits(TRAIN_IMAGES)) == 11
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+
+
+# ---- several processes, killed processes ------------------------------------------------------
+
+def test_cli_two_downloads_racing_into_one_folder_both_succeed(shared_mnist, tmp_path, bpnet_exe):
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files) as srv:
+        for round_ in range(3):
+            data_dir = tmp_path / f"round{round_}"
+            cmd = [bpnet_exe, "download", "--mirror", srv.url, "--mirrors-only", "--data-dir",
+                   str(data_dir)]
+            procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=120) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], outs
+            assert sorted(o.count("fetched from") for o, _ in outs) == [0, 4], outs
+            assert_verified_only(data_dir / "mnist", SPECS["mnist"])
+    assert len(srv.requests) == 12  # every file fetched once per round
+
+
+def test_two_processes_building_the_cache_at_once_both_load(mnist_data_dir):
+    code = ("import sys; from bpnet.nn.data import load_arrays; "
+            "a = load_arrays('mnist', sys.argv[1]); print(a['x_train'].shape, a['t_test'][:3])")
+    for _ in range(2):
+        (mnist_data_dir / "mnist" / "cache.npz").unlink(missing_ok=True)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(mnist_data_dir)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert [o for o, _ in outs] == ["(60000, 28, 28) [7 2 1]\n"] * 2
+        assert sorted(os.listdir(mnist_data_dir / "mnist")) == sorted([*MNIST_FILES, "cache.npz"])
+
+
+def test_leftovers_of_a_killed_process_are_removed(ds, tmp_path, bpnet_exe):
+    """A real `bpnet download` killed mid-transfer, plus the temporaries that a process killed
+    while writing a file or the cache leaves: the next run resumes or removes them all."""
+    folder = tmp_path / "mnist"
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["drip"]}, drip=0.05) as srv:
+        p = subprocess.Popen([bpnet_exe, "download", "--mirror", srv.url, "--mirrors-only",
+                              "--data-dir", str(tmp_path)], stderr=subprocess.DEVNULL)
+        part = folder / (TRAIN_IMAGES + ".part")
+        for _ in range(600):
+            if part.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        p.kill()
+        p.wait()
+    assert part.exists()
+    orphans = [f".{TRAIN_IMAGES}.0123abcd.tmp", ".cache.npz.deadbeef.tmp"]
+    for name in orphans:
+        (folder / name).write_bytes(b"half written")
+    with FaultServer(ds.files) as srv:
+        results, _ = fetch(ds, tmp_path, srv.url)
+    assert results[0].source == srv.url + TRAIN_IMAGES
+    assert_verified_only(folder, ds.spec)
+    for name in orphans:  # the cache writer cleans up too
+        (folder / name).write_bytes(b"half written")
+    load_arrays(data_dir=tmp_path, spec=ds.spec)
+    assert sorted(os.listdir(folder)) == sorted([*ds.files, "cache.npz"])
+
+
+# ---- a failed download leaves the user a way forward ---------------------------------------------
+
+def test_import_bpnet_nn_does_not_load_requests():
+    code = ("import sys, bpnet.nn; "
+            "print(sorted(m for m in ('requests', 'urllib3', 'filelock') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "[]\n", p.stderr
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_cli_plain_folder_as_mirror(shared_mnist, tmp_path, monkeypatch, relative):
+    src = tmp_path / "usb stick"
+    shutil.copytree(shared_mnist, src)
+    monkeypatch.chdir(tmp_path)
+    r = run("--mirror", "usb stick" if relative else str(src), "--mirrors-only", "--data-dir",
+            str(tmp_path / "data"))
+    assert r.exit_code == 0, r.output
+    assert f"fetched from {src.as_uri()}/{TRAIN_IMAGES}" in r.output
+    assert_verified_only(tmp_path / "data" / "mnist", SPECS["mnist"])
+
+
+def test_cli_no_mirror_reachable_names_commands_that_work_as_typed(shared_mnist, tmp_path,
+                                                                  monkeypatch):
+    """Every built-in mirror unreachable (the tests' proxy is a closed port): the hint's
+    command, typed as shown with a folder of the files, then works."""
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "my data"
+    r = run("--data-dir", str(d), "--tries", "1")
+    assert r.exit_code == 1
+    last = r.output.splitlines()[-1]
+    cmd = f"bpnet download --dataset mnist --data-dir '{d}'"
+    assert last == (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror "
+                    f"FOLDER`, or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for "
+                    "every command)")
+    assert os.listdir(tmp_path) == []  # no empty data folder left behind
+    typed = shlex.split(last.split("`")[1].replace("FOLDER", shlex.quote(str(shared_mnist))))
+    assert typed[:2] == ["bpnet", "download"]
+    r = CliRunner().invoke(main, typed[1:])
+    assert r.exit_code == 0, r.output
+    assert_verified_only(d / "mnist", SPECS["mnist"])
+
+
+def tiny_weights(path):
+    net = MultiLayerNet(784, [16], 10)
+    save_weights(path, net.params, {"sizes": [784, 16, 10], "activation": "relu"})
+    return path
+
+
+def test_cli_eval_elsewhere_failing_to_download_leaves_nothing_and_names_the_data_dir(
+        tmp_path, monkeypatch, bpnet_exe):
+    weights = tiny_weights(tmp_path / "w.npz")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    p = subprocess.run([bpnet_exe, "eval", str(weights)], cwd=work, capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "BPNET_MIRROR": "http://127.0.0.1:9/"})
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    assert p.stderr.splitlines()[-1].endswith(
+        "(BPNET_MIRROR=URL for every command) (data dir data, the default; --data-dir DIR or "
+        "BPNET_DATA_DIR=DIR choose another)")
+    assert os.listdir(work) == []
+
+
+def test_cli_train_offline_suggests_a_download_into_its_data_dir(shared_mnist, tmp_path,
+                                                                 monkeypatch, bpnet_exe):
+    d = tmp_path / "D"
+    p = subprocess.run([bpnet_exe, "train", "--data-dir", str(d), "--offline", "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    m = re.search(r"run `(bpnet download [^`]*)`", p.stderr)
+    assert m and m[1] == f"bpnet download --dataset mnist --data-dir {d}", p.stderr
+    monkeypatch.setenv("BPNET_MIRROR", str(shared_mnist))
+    r = CliRunner().invoke(main, shlex.split(m[1])[1:] + ["--mirrors-only"])
+    assert r.exit_code == 0, r.output
+    assert_verified_only(d / "mnist", SPECS["mnist"])
+
+
+def test_cli_eval_of_the_test_split_needs_only_the_test_files(shared_mnist, tmp_path):
+    d = tmp_path / "data"
+    (d / "mnist").mkdir(parents=True)
+    for n in MNIST_FILES[2:]:
+        shutil.copyfile(shared_mnist / n, d / "mnist" / n)
+    weights = tiny_weights(tmp_path / "w.npz")
+    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--data-dir", str(d), "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"images": 10000' in r.output
+    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--split", "train",
+                                  "--data-dir", str(d)])
+    assert r.exit_code == 1
+    assert r.output == (f"bpnet: error: {d / 'mnist'}: missing train-images-idx3-ubyte.gz, "
+                        f"train-labels-idx1-ubyte.gz; run `bpnet download --dataset mnist "
+                        f"--data-dir {d}` to fetch them\n")
+    assert sorted(os.listdir(d / "mnist")) == sorted(MNIST_FILES[2:])  # no cache of half a dataset
