@@ -271,7 +271,8 @@ def dataset_lock(folder, report=None):
     try:
         for tmp in Path(folder).glob(".*.tmp"):
             if TEMP_NAME.fullmatch(tmp.name):
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # gone already, or a read-only folder
+                    tmp.unlink()
         yield
     finally:
         lock.release()
