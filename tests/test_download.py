@@ -60,7 +60,7 @@ def fetch(ds, data_dir, *mirrors, **kw):
 def assert_verified_only(folder, spec, names=None):
     """``folder`` holds exactly the named files of ``spec`` (default all), each gzip and verified."""
     names = [f.name for f in spec.files] if names is None else names
-    assert sorted(os.listdir(folder)) == sorted(names)
+    assert sorted(os.listdir(folder)) == sorted(names)  # nothing else: no .part, no temporaries
     for f in spec.files:
         if f.name in names:
             assert (folder / f.name).read_bytes()[:2] == GZIP_MAGIC
@@ -583,6 +583,27 @@ def test_cli_two_downloads_racing_into_one_folder_both_succeed(shared_mnist, tmp
             assert sorted(o.count("fetched from") for o, _ in outs) == [0, 4], outs
             assert_verified_only(data_dir / "mnist", SPECS["mnist"])
     assert len(srv.requests) == 12  # every file fetched once per round
+
+
+def test_cli_two_trainings_downloading_into_one_fresh_folder_both_succeed(shared_mnist, tmp_path,
+                                                                         bpnet_exe):
+    """`bpnet train` downloads first: two of them racing on a fresh data dir share the files
+    and the cache."""
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files) as srv:
+        for round_ in range(2):
+            d = tmp_path / f"data{round_}"
+            procs = [subprocess.Popen(
+                [bpnet_exe, "train", "--config", "quick.yaml", "--iterations", "5", "--quiet",
+                 "--data-dir", str(d), "--out", str(tmp_path / f"run{round_}-{i}")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "BPNET_MIRROR": srv.url}) for i in range(2)]
+            outs = [p.communicate(timeout=300) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], outs
+            assert_verified_only(d / "mnist", SPECS["mnist"], [*MNIST_FILES, "cache.npz"])
+            for i in range(2):
+                assert (tmp_path / f"run{round_}-{i}" / "weights.npz").is_file()
+    assert len(srv.requests) == 8
 
 
 def test_two_processes_building_the_cache_at_once_both_load(mnist_data_dir):
