@@ -464,27 +464,32 @@ def idx_header(f):
     return f.magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
 
 
+def failover(ds, tmp_path, body=None, plan=None, options=FAST, **server):
+    """Fetch from a mirror serving ``body`` for the training images (or following ``plan``), then
+    a good one: the good one must serve the file. Returns (bad server, the one note reported)."""
+    files = ds.files if body is None else {**ds.files, TRAIN_IMAGES: body}
+    plan = {TRAIN_IMAGES: plan} if plan else None
+    with FaultServer(files, plan, **server) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url, options=options)
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+    assert len(notes) == 1 and notes[0].startswith(bad.url + TRAIN_IMAGES + ": ")
+    assert notes[0].endswith("; trying the next mirror")
+    return bad, notes[0][len(bad.url + TRAIN_IMAGES + ": "):-len("; trying the next mirror")]
+
+
 def test_gzip_bomb_from_a_mirror_fails_it_at_the_spec_size(ds, tmp_path):
     f = ds.spec.files[0]
     bomb = gzip_bomb(idx_header(f), 4 << 20)  # 4 MiB of zeros in 4 KB, under max_transfer
     assert len(bomb) < max_transfer(f)
-    with FaultServer({**ds.files, TRAIN_IMAGES: bomb}) as bad, FaultServer(ds.files) as good:
-        results, notes = fetch(ds, tmp_path, bad.url, good.url)
-    assert notes == [f"{bad.url}{TRAIN_IMAGES}: more than {6 * 784} data bytes, expected "
-                     f"{6 * 784} (not read further); trying the next mirror"]
-    assert results[0].source == good.url + TRAIN_IMAGES
-    assert_verified_only(tmp_path / "mnist", ds.spec)
+    _, note = failover(ds, tmp_path, bomb)
+    assert note == "more than 4704 data bytes, expected 4704 (not read further)"
 
 
 def test_body_longer_than_any_good_copy_is_cut_off(ds, tmp_path):
-    f = ds.spec.files[0]
-    huge = {**ds.files, TRAIN_IMAGES: os.urandom(max_transfer(f) + 1)}
-    with FaultServer(huge) as bad, FaultServer(ds.files) as good:
-        results, notes = fetch(ds, tmp_path, bad.url, good.url)
-    assert notes == [f"{bad.url}{TRAIN_IMAGES}: {max_transfer(f) + 1} bytes announced, more than "
-                     f"the {max_transfer(f)} a good copy can have; trying the next mirror"]
-    assert results[0].source == good.url + TRAIN_IMAGES
-    assert_verified_only(tmp_path / "mnist", ds.spec)
+    n = max_transfer(ds.spec.files[0])
+    _, note = failover(ds, tmp_path, os.urandom(n + 1))
+    assert note == f"{n + 1} bytes announced, more than the {n} a good copy can have"
 
 
 def test_gzip_bomb_already_in_the_folder_is_discarded_and_fetched_again(ds, tmp_path):
@@ -529,17 +534,10 @@ def test_cli_gzip_bomb_of_8_gib_then_a_good_mirror_in_bounded_memory(shared_mnis
 def test_tarpit_fails_over_at_the_transfer_deadline(ds, tmp_path):
     size = len(ds.files[TRAIN_IMAGES])
     opt = HttpOptions(connect_timeout=2, read_timeout=1.5, tries=2, backoff=0.01, min_rate=size)
-    with FaultServer(ds.files, {TRAIN_IMAGES: ["drip"]}, drip=0.2) as bad, \
-            FaultServer(ds.files) as good:
-        results, notes = fetch(ds, tmp_path, bad.url, good.url, options=opt)
-    assert len(notes) == 1
-    assert re.fullmatch(
-        rf"{re.escape(bad.url + TRAIN_IMAGES)}: too slow: \d+ of {size} bytes in 4\.\d s \(the "
-        r"deadline for this file is 4\.0 s: tries × timeout \+ size / min rate \d+ B/s\); trying "
-        r"the next mirror", notes[0]), notes[0]
+    bad, note = failover(ds, tmp_path, plan=["drip"], options=opt, drip=0.2)
+    assert re.fullmatch(rf"too slow: \d+ of {size} bytes in 4\.\d s \(the deadline for this file "
+                        r"is 4\.0 s: tries × timeout \+ size / min rate \d+ B/s\)", note), note
     assert len(bad.hits(TRAIN_IMAGES)) == 1  # the drip never went silent: one request
-    assert results[0].source == good.url + TRAIN_IMAGES
-    assert_verified_only(tmp_path / "mnist", ds.spec)
 
 
 def test_cli_tarpit_dripping_a_byte_a_second_then_a_good_mirror(shared_mnist, tmp_path,
@@ -558,13 +556,9 @@ def test_cli_tarpit_dripping_a_byte_a_second_then_a_good_mirror(shared_mnist, tm
 
 
 def test_redirect_loop_says_too_many_redirects(ds, tmp_path):
-    with FaultServer(ds.files, {TRAIN_IMAGES: ["loop"]}) as bad, FaultServer(ds.files) as good:
-        results, notes = fetch(ds, tmp_path, bad.url, good.url)
-    assert notes == [f"{bad.url}{TRAIN_IMAGES}: too many redirects (more than 10); trying the "
-                     "next mirror"]
+    bad, note = failover(ds, tmp_path, plan=["loop"])
+    assert note == "too many redirects (more than 10)"
     assert len(bad.hits(TRAIN_IMAGES)) == 11
-    assert results[0].source == good.url + TRAIN_IMAGES
-    assert_verified_only(tmp_path / "mnist", ds.spec)
 
 
 # ---- several processes, killed processes ------------------------------------------------------
