@@ -123,14 +123,15 @@ def download_command(dataset, data_dir=None):
     return f"bpnet download --dataset {dataset}{where}"
 
 
-def _where(data_dir):
-    """How a message names the data dir, pointing at the ways to choose another."""
+def data_dir_note(data_dir):
+    """How a message names the default data dir, pointing at the ways to choose another."""
     if data_dir is not None:
         return ""
-    d = default_data_dir()
-    origin = "BPNET_DATA_DIR" if os.environ.get("BPNET_DATA_DIR") else "the default"
-    return (f" (data dir {d}, {origin}; --data-dir DIR or BPNET_DATA_DIR=DIR "
-            "choose another)")
+    if os.environ.get("BPNET_DATA_DIR"):
+        return (f" (data dir {default_data_dir()} from BPNET_DATA_DIR; --data-dir DIR chooses "
+                "another)")
+    return (f" (data dir {default_data_dir()}/ under the current folder, the default; "
+            "--data-dir DIR or BPNET_DATA_DIR=DIR choose another)")
 
 
 def _inflate(chunks, name):
@@ -159,7 +160,8 @@ def _inflate(chunks, name):
                         carry = data
                         break
                     if data[:2] != GZIP_MAGIC:
-                        raise DataCorrupt(f"{name}: corrupt gzip (data after the end of the stream)")
+                        raise DataCorrupt(f"{name}: corrupt gzip (data after the end of the "
+                                          "stream)")
                     d = zlib.decompressobj(31)
                 out = d.decompress(data, CHUNK)
                 data = d.unused_data if d.eof else d.unconsumed_tail

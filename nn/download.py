@@ -27,8 +27,9 @@ from urllib.request import url2pathname
 
 from bpnet import __version__
 
-from .data import (CHUNK, GZIP_MAGIC, DataCorrupt, DataMissing, _where, check_idx, dataset_dir,
-                   dataset_lock, download_command, get_spec, max_transfer, read_idx, split_files)
+from .data import (CHUNK, GZIP_MAGIC, DataCorrupt, DataMissing, check_idx, data_dir_note,
+                   dataset_dir, dataset_lock, download_command, get_spec, max_transfer, read_idx,
+                   split_files)
 from .errors import BpnetError, InputError
 from .files import atomic_write, commit_file
 
@@ -284,8 +285,8 @@ class _Fetcher:
         if now > self._end:
             raise MirrorFailed(
                 f"too slow: {fh.tell()} of {total or '?'} bytes in {now - self._started:.1f} s "
-                f"(the deadline for this file is {self._end - self._started:.1f} s: tries × timeout "
-                f"+ size / min rate {self.options.min_rate:g} B/s)")
+                f"(the deadline for this file is {self._end - self._started:.1f} s: "
+                f"tries × timeout + size / min rate {self.options.min_rate:g} B/s)")
 
     @property
     def _timed_out(self):
@@ -361,7 +362,7 @@ def _hint(dataset, data_dir):
     cmd = download_command(dataset, data_dir)
     return (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
             f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
-            + _where(data_dir))
+            + data_dir_note(data_dir))
 
 
 def _verified(path, f, report):
@@ -397,7 +398,8 @@ def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, pr
 
 
 def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), progress=None,
-                   report=None, spec=None, options=None, builtin_mirrors=True, splits=("train", "test")):
+                   report=None, spec=None, options=None, builtin_mirrors=True,
+                   splits=("train", "test")):
     """Download whichever files of a dataset's ``splits`` are missing; returns the dataset's folder.
 
     Present files are left to the loader to check. Before downloading, ``report`` is told which
@@ -411,8 +413,9 @@ def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), pr
         return folder
     if offline:
         names = ", ".join(f.name for f in files if not (folder / f.name).exists())
-        raise DataMissing(f"{folder}: missing {names}; run `{download_command(spec.name, data_dir)}`"
-                          f" to fetch them{_where(data_dir)}")
+        raise DataMissing(f"{folder}: missing {names}; run "
+                          f"`{download_command(spec.name, data_dir)}` to fetch them"
+                          + data_dir_note(data_dir))
     with dataset_lock(folder, report):
         missing = [f for f in files if not (folder / f.name).exists()]
         if missing and report:

@@ -697,12 +697,13 @@ def test_cli_eval_elsewhere_failing_to_download_leaves_nothing_and_names_the_dat
     work = tmp_path / "elsewhere"
     work.mkdir()
     p = subprocess.run([bpnet_exe, "eval", str(weights)], cwd=work, capture_output=True,
-                       text=True, timeout=120, env={**os.environ, "BPNET_MIRROR": "http://127.0.0.1:9/"})
+                       text=True, timeout=120,
+                       env={**os.environ, "BPNET_MIRROR": "http://127.0.0.1:9/"})
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
     assert p.stderr.splitlines()[-1].endswith(
-        "(BPNET_MIRROR=URL for every command) (data dir data, the default; --data-dir DIR or "
-        "BPNET_DATA_DIR=DIR choose another)")
+        "(BPNET_MIRROR=URL for every command) (data dir data/ under the current folder, the "
+        "default; --data-dir DIR or BPNET_DATA_DIR=DIR choose another)")
     assert os.listdir(work) == []
 
 
@@ -726,7 +727,8 @@ def test_cli_eval_of_the_test_split_needs_only_the_test_files(shared_mnist, tmp_
     for n in MNIST_FILES[2:]:
         shutil.copyfile(shared_mnist / n, d / "mnist" / n)
     weights = tiny_weights(tmp_path / "w.npz")
-    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--data-dir", str(d), "--json"])
+    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--data-dir", str(d),
+                                  "--json"])
     assert r.exit_code == 0, r.output
     assert '"images": 10000' in r.output
     r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--split", "train",
