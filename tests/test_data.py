@@ -1,5 +1,6 @@
 """Loading datasets: IDX decoding, labels, and the cache of decoded arrays."""
 import dataclasses
+import gzip
 import os
 import re
 import zipfile
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from bpnet.nn import data, load_dataset
-from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, decode_idx, load_arrays,
-                           load_split, read_idx)
+from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, check_idx, decode_idx,
+                           load_arrays, load_split, read_idx)
 from bpnet.nn.files import atomic_write
 from synthetic import synthetic_dataset, write_dataset
 
@@ -173,3 +174,40 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with atomic_write(target) as fh:
         fh.write(b"new")
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["weights.bin"]
+
+
+def chunked(data, size):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000, 1 << 16])
+def test_check_idx_streams_gzip_members_and_raw_idx_in_any_chunking(ds, size):
+    f = ds.spec.files[0]
+    raw = ds.raw[f.name]
+    two_members = gzip.compress(raw[:100]) + gzip.compress(raw[100:])
+    for data in (ds.files[f.name], two_members, raw):
+        out = np.empty(data.idx_size(f), np.uint8)
+        assert check_idx(chunked(data, size), f, "x", out) == (16, [6, 28, 28])
+        assert out.tobytes() == raw
+    for bad, message in [(ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
+                         (ds.files[f.name][:-9], "corrupt gzip (Compressed file ended")]:
+        with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
+            check_idx(chunked(bad, size), f, "x")
+
+
+def test_load_split_with_only_that_splits_files_reads_them_without_a_cache(ds, folder, decodes):
+    for f in ds.spec.files[:2]:
+        (folder / f.name).unlink()
+    x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
+    assert np.array_equal(x, ds.arrays["x_test"]) and np.array_equal(t, ds.arrays["t_test"])
+    assert decodes == [f.name for f in ds.spec.files[2:]]
+    assert not (folder / CACHE_NAME).exists()
+    with pytest.raises(DataMissing, match="train-images-idx3-ubyte.gz: no such file"):
+        load_split(folder.parent, "mnist", "train", spec=ds.spec)
+
+
+def test_load_split_with_the_whole_dataset_reads_only_its_arrays_from_the_cache(ds, folder,
+                                                                               decodes):
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
+    assert np.array_equal(x, ds.arrays["x_test"]) and len(decodes) == 4
