@@ -185,9 +185,9 @@ def test_check_idx_streams_gzip_members_and_raw_idx_in_any_chunking(ds, size):
     f = ds.spec.files[0]
     raw = ds.raw[f.name]
     two_members = gzip.compress(raw[:100]) + gzip.compress(raw[100:])
-    for data in (ds.files[f.name], two_members, raw):
+    for content in (ds.files[f.name], two_members, raw):
         out = np.empty(data.idx_size(f), np.uint8)
-        assert check_idx(chunked(data, size), f, "x", out) == (16, [6, 28, 28])
+        assert check_idx(chunked(content, size), f, "x", out) == (16, [6, 28, 28])
         assert out.tobytes() == raw
     for bad, message in [(ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
                          (ds.files[f.name][:-9], "corrupt gzip (Compressed file ended")]:
