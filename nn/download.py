@@ -6,6 +6,11 @@ on 429/5xx answers, timeouts and dropped connections, and a partial file is resu
 request. Whatever arrives must decompress to the spec's IDX header and SHA-256, or it is discarded
 and the next mirror tried. Downloads in progress live in ``<name>.part``, never under the final name.
 
+Every bound comes from the spec, not from the mirror: a body may not outgrow :func:`max_transfer`,
+its content not :func:`idx_size` (checked in chunks, so a decompression bomb costs constant memory),
+and a mirror gets :meth:`HttpOptions.deadline` seconds per file. One process at a time downloads
+into a folder (:func:`dataset_lock`). ``requests`` is imported when a download starts.
+
 Progress is injected: ``progress(desc=..., total=..., initial=...)`` returns a bar with
 ``update(n)`` and ``close()`` (``tqdm.tqdm`` fits); ``report(message)`` receives notes such as a
 mirror that failed.
@@ -42,10 +47,6 @@ class DownloadFailed(BpnetError):
 
 class MirrorFailed(Exception):
     """One mirror could not serve one file; the message says why."""
-
-
-class _TooLarge(MirrorFailed):
-    """A mirror sent more bytes than a good copy of the file can have."""
 
 
 class _Retry(Exception):
@@ -142,14 +143,14 @@ def _span(response, have):
 
 def _pump(chunks, fh, bar, limit, deadline=None):
     """Write byte chunks to ``fh``, advancing ``bar``; the bar is closed either way. More than
-    ``limit`` bytes in ``fh`` raise :class:`_TooLarge`; ``deadline()`` is called after each chunk
+    ``limit`` bytes in ``fh`` fail the mirror; ``deadline()`` is called after each chunk
     (it raises when the transfer has taken too long)."""
     try:
         for chunk in chunks:
             fh.write(chunk)
             bar.update(len(chunk))
             if fh.tell() > limit:
-                raise _TooLarge(f"more than {limit} bytes, the most a good copy can have")
+                raise MirrorFailed(f"more than {limit} bytes, the most a good copy can have")
             if deadline:
                 deadline()
     finally:
@@ -317,7 +318,7 @@ class _Fetcher:
                 raise MirrorFailed(f"HTTP {code}")
             start, total = span
             if total is not None and total > limit:
-                raise _TooLarge(f"{total} bytes announced, more than the {limit} a good copy "
+                raise MirrorFailed(f"{total} bytes announced, more than the {limit} a good copy "
                                 "can have")
             if self._end is None:
                 self._end = self._started + opt.deadline(total or limit)
