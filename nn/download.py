@@ -338,10 +338,14 @@ class _Fetcher:
         return start
 
 
-def _fetch(folder, files, urls, progress, report, options, dataset, data_dir):
-    """Fetch FileSpecs ``files`` into ``folder`` (the caller holds its lock); {name: URL}.
+def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
+    """Fetch FileSpecs ``files`` of ``spec`` into ``folder`` (the caller holds its lock);
+    {name: URL}. The ``.part`` of a file already in place (a killed process's) is removed.
 
     Folders made here are removed again when the fetch fails, so nothing is left behind."""
+    for f in spec.files:
+        if f not in files and (folder / f.name).exists():
+            (folder / (f.name + ".part")).unlink(missing_ok=True)
     if not files:
         return {}
     made = [p for p in (folder, *folder.parents) if not p.exists()]
@@ -355,7 +359,7 @@ def _fetch(folder, files, urls, progress, report, options, dataset, data_dir):
                 p.rmdir()
             except OSError:  # not empty (a partial file kept for resuming) or not ours
                 break
-        raise DownloadFailed(f"{e}\n{_hint(dataset, data_dir)}") from None
+        raise DownloadFailed(f"{e}\n{_hint(spec.name, data_dir)}") from None
 
 
 def _hint(dataset, data_dir):
@@ -394,7 +398,7 @@ def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, pr
     urls = mirror_list(spec, mirrors, builtin_mirrors)
     with dataset_lock(folder, report):
         todo = [f for f in spec.files if force or not _verified(folder / f.name, f, report)]
-        fetched = _fetch(folder, todo, urls, progress, report, options, spec.name, data_dir)
+        fetched = _fetch(folder, spec, todo, urls, progress, report, options, data_dir)
     return [FetchResult(f.name, folder / f.name, fetched.get(f.name)) for f in spec.files]
 
 
@@ -421,5 +425,5 @@ def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), pr
         missing = [f for f in files if not (folder / f.name).exists()]
         if missing and report:
             report(f"downloading {', '.join(f.name for f in missing)} into {folder}")
-        _fetch(folder, missing, urls, progress, report, options, spec.name, data_dir)
+        _fetch(folder, spec, missing, urls, progress, report, options, data_dir)
     return folder
