@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import shlex
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -243,6 +244,8 @@ def read_idx(path, f, decode=True):
     or with ``decode=False`` only the check (constant memory). Missing: :class:`DataMissing`."""
     out = np.empty(idx_size(f), np.uint8) if decode else None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, /dev/zero never end
+            raise DataCorrupt(f"{path}: not a regular file")
         with open(path, "rb") as fh:
             offset, dims = check_idx(iter(lambda: fh.read(CHUNK), b""), f, str(path), out)
     except FileNotFoundError:
@@ -263,13 +266,18 @@ def dataset_lock(folder, report=None):
     """
     from filelock import FileLock, Timeout
     key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    lock = FileLock(Path(tempfile.gettempdir()) / f"bpnet-{key}.lock", mode=0o666)
+    path = Path(tempfile.gettempdir()) / f"bpnet-{key}.lock"
+    lock = FileLock(path, mode=0o666)
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if report:
-            report(f"waiting for another bpnet process writing into {folder}")
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if report:
+                report(f"waiting for another bpnet process writing into {folder}")
+            lock.acquire()
+    except OSError as e:
+        raise BpnetError(f"{path}: cannot create the lock for {folder} ({e.strerror or e}); "
+                         "point TMPDIR at a writable folder") from None
     try:
         for tmp in Path(folder).glob(".*.tmp"):
             if TEMP_NAME.fullmatch(tmp.name):

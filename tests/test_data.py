@@ -211,3 +211,19 @@ def test_load_split_with_the_whole_dataset_reads_only_its_arrays_from_the_cache(
     load_arrays(data_dir=folder.parent, spec=ds.spec)
     x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
     assert np.array_equal(x, ds.arrays["x_test"]) and len(decodes) == 4
+
+
+def test_a_fifo_in_place_of_a_file_is_refused_at_once(ds, folder):
+    name = ds.spec.files[3].name
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    with pytest.raises(DataCorrupt, match=re.escape(f"{folder / name}: not a regular file")):
+        load_dataset(data_dir=folder.parent, spec=ds.spec)
+
+
+def test_an_unwritable_temporary_folder_is_one_clear_error(ds, folder, monkeypatch, tmp_path):
+    (tmp_path / "a file").write_bytes(b"")
+    monkeypatch.setattr(data.tempfile, "gettempdir", lambda: str(tmp_path / "a file" / "tmp"))
+    with pytest.raises(data.BpnetError, match="cannot create the lock for .*; point TMPDIR at a "
+                                              "writable folder"):
+        load_arrays(data_dir=folder.parent, spec=ds.spec)
