@@ -30,7 +30,8 @@ from .augment import Augmenter
 from .config import network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
-from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
+from .io import (WeightsError, atomic_write_text, load_npz, parse_json, save_npz,
+                 save_weights)
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
@@ -389,7 +390,7 @@ class Trainer:
         path = self.run_dir / "checkpoint.npz"
         arrays = load_npz(path, "checkpoint")
         try:
-            doc = json.loads(str(arrays.pop("state")[()]))
+            doc = parse_json(path, str(arrays.pop("state")[()]), "state")
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
             self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
             self.opt.step = doc["opt_step"]
