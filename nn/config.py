@@ -24,6 +24,8 @@ import yaml
 
 from .data import DATASETS, SPECS
 from .errors import InputError
+from .files import describe, read_bytes
+from .limits import MAX_DEPTH, human, limit
 from .network import ACTIVATIONS
 from .optim import OPTIMIZERS as _UPDATE_RULES
 
@@ -76,6 +78,8 @@ def number(low=None, high=None, low_open=False, high_open=False, integer=False):
         bounds = ""
 
     def convert(v):
+        if isinstance(v, BigInt) or (_is_int(v) and abs(v) > MAX_INT):
+            raise ValueError("far too large")
         if isinstance(v, str) and not integer and YAML11_MISSED_FLOAT.match(v):
             v = float(v)  # 1e-3: a number in YAML 1.2 that PyYAML's YAML 1.1 reads as text
         if isinstance(v, str) and _looks_numeric(v):
@@ -86,6 +90,70 @@ def number(low=None, high=None, low_open=False, high_open=False, integer=False):
             raise ValueError
         return v if integer else float(v)
     return Kind(("an integer" if integer else "a number") + bounds, convert)
+
+
+MAX_INT = 2 ** 63 - 1  # no config integer needs more; a seed or size beyond is a mistake
+MAX_INT_DIGITS = 30  # longer integer literals are not converted (Python refuses > 4300 digits)
+MAX_KEY_PARTS = 8  # dotted parts of a --set key; the schema's keys have at most 2
+
+
+class BigInt:
+    """An integer literal of more than MAX_INT_DIGITS digits, kept as its digit count."""
+
+    def __init__(self, text):
+        self.digits = sum(c.isdigit() for c in text)
+
+    def __repr__(self):
+        return f"an integer of {self.digits} digits"
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that huge integer literals stay unconverted."""
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if len(text) > MAX_INT_DIGITS:
+        return BigInt(text)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_yaml(text, source, value=False):
+    """``yaml.safe_load(text)`` with nesting bounded by MAX_DEPTH (checked on the event
+    stream, before anything is built) and any failure a one-line ConfigError; ``value``:
+    ``text`` is one --set value rather than a file."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
+                    raise ConfigError(f"{source}: {where}nested more than {MAX_DEPTH} levels "
+                                      f"deep; a config has sections of keys, 2 levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.load(text, Loader=_Loader)
+    except ConfigError:
+        raise
+    except yaml.YAMLError as e:
+        if value:
+            raise ConfigError(f"{source}: expected a YAML value, got {_clip(repr(text), 60)} "
+                              f"({_clip(getattr(e, 'problem', None) or e)})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
+        raise ConfigError(f"{source}: {where}invalid YAML ({_clip(what or str(e))})") from None
+    except (RecursionError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{source}: unreadable YAML ({_clip(str(e))})") from None
+
+
+def _clip(text, width=80):
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
@@ -244,9 +312,15 @@ def defaults(schema=SCHEMA):
 
 def _show(value):
     """A value as YAML writes it, on one short line."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    if isinstance(value, (list, dict)) and len(value) > 60:
+        return f"a {'list' if isinstance(value, list) else 'mapping'} of {len(value)} entries"
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    except (yaml.YAMLError, RecursionError, ValueError):  # a BigInt, a deeply nested value
+        return _clip(repr(value), 60) if isinstance(value, BigInt) else \
+            f"a {type(value).__name__} nested too deeply to show"
     text = text[:-len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _clip(text, 60)
 
 
 def _did_you_mean(key):
@@ -358,13 +432,15 @@ def parse_override(text):
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not all(key.split(".")):
-        raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted key, "
+        raise ConfigError(f"--set {_clip(text)}: expected KEY=VALUE with a dotted key, "
                           "e.g. --set train.lr=0.05")
-    try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text}: {key}: expected a YAML value, "
-                          f"got {raw!r} ({getattr(e, 'problem', None) or e})") from None
+    if key.count(".") >= MAX_KEY_PARTS:
+        raise ConfigError(f"--set {_clip(text)}: {_clip(key, 40)}: unknown key of "
+                          f"{key.count('.') + 1} parts; config keys have at most 2 (train.lr)")
+    if len(raw) > limit("config_bytes"):
+        raise ConfigError(f"--set {_clip(text)}: {key}: a value of {len(raw)} characters, over "
+                          f"the limit for a config ({limit('config_bytes')} bytes)")
+    return key, load_yaml(raw, f"--set {_clip(text)}: {key}", value=True)
 
 
 def _shipped():
@@ -403,19 +479,15 @@ def resolve_config_path(path_or_name):
 
 def _read(path):
     """The top-level mapping of a YAML file ({} for an empty one)."""
+    raw = read_bytes(path, ConfigError, ConfigError, limit("config_bytes"),
+                     "a config file (BPNET_MAX_CONFIG_BYTES)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: expected UTF-8 text, got undecodable bytes") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
-        raise ConfigError(f"{path}: {where}invalid YAML ({what or e})") from None
+        what = describe(raw[:512])
+        what = "undecodable bytes" if what.startswith(("binary", "a text")) else what
+        raise ConfigError(f"{path}: expected UTF-8 text, got {what}") from None
+    doc = load_yaml(text, str(path))
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -434,7 +506,7 @@ def load_config(path_or_name, overrides=(), cli=None):
     cfg, origin = defaults(), {}
     _apply(cfg, _read(path), str(path), origin)
     for text in overrides:
-        _apply(cfg, _nest(*parse_override(text)), f"--set {text}", origin)
+        _apply(cfg, _nest(*parse_override(text)), f"--set {_clip(text)}", origin)
     for key, value in (cli or {}).items():
         if value is not None:
             _apply(cfg, _nest(key, value), "command line", origin)

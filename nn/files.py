@@ -60,7 +60,7 @@ def regular_file(path, missing, unreadable):
     return st
 
 
-def read_bytes(path, missing, unreadable, limit=None, what="file"):
+def read_bytes(path, missing, unreadable, limit=None, what="a file"):
     """The bytes of the regular file ``path``, at most ``limit`` of them: a missing file
     raises ``missing``, a larger, non-regular or unreadable one ``unreadable`` (exception
     classes), each with a one-line message naming the path."""
@@ -69,15 +69,15 @@ def read_bytes(path, missing, unreadable, limit=None, what="file"):
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size  # the file opened, not a swapped-in one
             if limit is not None and size > limit:
-                raise unreadable(f"{path}: {size} bytes, larger than the largest {what} read "
-                                 f"({limit} bytes)")
+                raise unreadable(f"{path}: {size} bytes, over the limit of {limit} bytes for "
+                                 f"{what}")
             data = fh.read(size + 1 if limit is None else min(size, limit) + 1)
     except FileNotFoundError:
         raise missing(f"{path}: no such file") from None
     except OSError as e:
         raise unreadable(f"{path}: cannot read ({e.strerror or e})") from None
     if limit is not None and len(data) > limit:  # it grew while being read
-        raise unreadable(f"{path}: larger than the largest {what} read ({limit} bytes)")
+        raise unreadable(f"{path}: over the limit of {limit} bytes for {what}")
     return data
 
 

@@ -45,7 +45,8 @@ def read_image(path):
     Only regular files of at most ``limit("image_bytes")`` bytes are read, and an image of
     more than ``limit("image_pixels")`` pixels is refused from its header, before decoding.
     """
-    raw = read_bytes(path, InputError, InputError, limit("image_bytes"), "image file")
+    raw = read_bytes(path, InputError, InputError, limit("image_bytes"),
+                     "an image (BPNET_MAX_IMAGE_BYTES)")
     if raw.startswith(PNG_MAGIC):
         img = _read_pillow(raw, path, "PNG")
     elif raw.startswith(JPEG_MAGIC):
