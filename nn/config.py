@@ -12,6 +12,7 @@ what was expected.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -30,7 +31,7 @@ from .network import ACTIVATIONS
 from .optim import OPTIMIZERS as _UPDATE_RULES
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
-TRAIN_SIZE = SPECS["mnist"].files[0].count
+TRAIN_SIZE, TEST_SIZE = SPECS["mnist"].files[0].count, SPECS["mnist"].files[2].count
 OPTIMIZERS = tuple(_UPDATE_RULES)
 SCHEDULES = ("none", "step", "cosine")
 DTYPES = ("float32", "float64")
@@ -211,6 +212,7 @@ def _weight_init(v):
     return v if v in ("he", "xavier") else POSITIVE.convert(v)
 
 
+MAX_SIGMA = 1000.0  # the elastic field's Gaussian kernel has 8·sigma + 57 entries
 POSITIVE = number(0, low_open=True)
 POSITIVE_INT = number(0, low_open=True, integer=True)
 NON_NEGATIVE = number(0)
@@ -282,8 +284,9 @@ SCHEMA = {
         "shear": Field(number(0, 90, high_open=True), 0.0, "Largest shear angle in degrees."),
         "elastic_alpha": Field(NON_NEGATIVE, 0.0,
                                "Elastic distortion strength in pixels; 0: off."),
-        "elastic_sigma": Field(number(0, low_open=True), 4.0,
-                               "Smoothness of the elastic field in pixels."),
+        "elastic_sigma": Field(number(0, MAX_SIGMA, low_open=True), 4.0,
+                               "Smoothness of the elastic field in pixels (beyond about 100, "
+                               "one shift for the whole 28x28 image)."),
     },
     "output": {
         "dir": Field(PATH, None, "Run directory; null: `runs/<name>`."),
@@ -420,6 +423,76 @@ def _check_rules(cfg, origin):
                  "the cosine schedule needs train.min_lr < train.lr")
 
 
+INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2}  # arrays per parameter
+
+
+def memory_needs(cfg):
+    """{part: (bytes, the config key that drives it)}: an upper estimate of what training
+    with ``cfg`` allocates, each part computed from the config alone.
+
+    parameters: weights, gradients, optimizer state and the copies a save snapshots;
+    activations: each layer's forward output, mask and gradient for one mini-batch;
+    batches: the two chunks of input batches prepared ahead; evaluation: validation and test
+    inputs converted once plus one evaluation batch through the net; augmentation: the
+    float64 coordinate arrays of one batch and the elastic field's Gaussian kernel
+    (8·elastic_sigma + 57 entries); data: the uint8 dataset.
+    """
+    tr, model, aug = cfg["train"], cfg["model"], cfg["augment"]
+    item = np.dtype(tr["dtype"]).itemsize
+    sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
+    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    slots = OPTIMIZER_SLOTS.get(tr["optimizer"], 2)
+    width, bs = sum(sizes), tr["batch_size"]
+    n_eval = TEST_SIZE + cfg["data"]["validation"]
+    chunk = min(50 * bs, TRAIN_SIZE)
+    needs = {
+        "parameters": (weights * item * 2 * (2 + slots), "model.hidden"),
+        "activations": (bs * width * item * 4, "train.batch_size"),
+        "batches": (2 * chunk * INPUT_SIZE * (1 + item), "train.batch_size"),
+        "evaluation": (n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval)
+                       * width * item * 3, "eval.batch_size"),
+        "data": ((TRAIN_SIZE + TEST_SIZE) * (INPUT_SIZE + 8), "dataset"),
+    }
+    if any(aug[k] for k in ("shift", "rotate", "scale", "shear", "elastic_alpha")):
+        kernel = (8 * math.ceil(aug["elastic_sigma"]) + 57) * 8 * 3 if aug["elastic_alpha"] else 0
+        needs["augmentation"] = (bs * INPUT_SIZE * 8 * 12 + kernel,
+                                 "augment.elastic_sigma" if kernel > bs * INPUT_SIZE * 96
+                                 else "train.batch_size")
+    return needs
+
+
+MEMORY_KEYS = ("model.hidden", "train.batch_size", "eval.batch_size", "augment.elastic_sigma",
+               "train.optimizer", "train.dtype", "data.validation")
+
+
+def _costliest_key(cfg, total):
+    """The key of MEMORY_KEYS whose default would save the most memory (None: none saves)."""
+    saved = {}
+    for key in MEMORY_KEYS:
+        trial = copy.deepcopy(cfg)
+        _set(trial, key, _get(defaults(), key))
+        saved[key] = total - INTERPRETER - sum(b for b, _ in memory_needs(trial).values())
+    key = max(saved, key=saved.get)
+    return key if saved[key] > 0 else None
+
+
+def check_memory(cfg, origin=None):
+    """ConfigError when ``memory_needs(cfg)`` exceeds ``limit("memory")``, naming the key
+    behind the largest part and the estimate; nothing is allocated before this passes."""
+    needs = memory_needs(cfg)
+    total = INTERPRETER + sum(b for b, _ in needs.values())
+    available = limit("memory")
+    if total <= available:
+        return total
+    key = _costliest_key(cfg, total) or needs[max(needs, key=lambda p: needs[p][0])][1]
+    parts = ", ".join(f"{p} {human(b)}" for p, (b, _) in
+                      sorted(needs.items(), key=lambda kv: -kv[1][0])[:3])
+    raise ConfigError(f"{(origin or {}).get(key, 'defaults')}: {key}: {_show(_get(cfg, key))} "
+                      f"needs about {human(total)} of memory to train ({parts}), more than "
+                      f"the {human(available)} available (BPNET_MAX_MEMORY)")
+
+
 def _nest(dotted, value):
     for part in reversed(dotted.split(".")):
         value = {part: value}
@@ -511,6 +584,7 @@ def load_config(path_or_name, overrides=(), cli=None):
         if value is not None:
             _apply(cfg, _nest(key, value), "command line", origin)
     _check_rules(cfg, origin)
+    check_memory(cfg, origin)
     cfg["name"] = cfg["name"] or path.stem
     cfg["output"]["dir"] = cfg["output"]["dir"] or f"runs/{cfg['name']}"
     return cfg
