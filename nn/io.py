@@ -141,7 +141,11 @@ class Npz:
 
 
 def _hint(first):
-    return "; did you mean `bpnet predict WEIGHTS IMAGE`?" if image_kind(first) else ""
+    if image_kind(first):
+        return "; this looks like an image: did you mean `bpnet predict WEIGHTS IMAGE`?"
+    if first.startswith(b"\x93NUMPY"):
+        return " (if it is a digit image: `bpnet predict WEIGHTS IMAGE`)"
+    return ""
 
 
 def load_npz(path, what="weights file"):

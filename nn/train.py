@@ -8,7 +8,10 @@ A run directory holds:
   checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
                   state, counters (each epoch's permutation is a function of seed and epoch)
   metrics.csv     one row per evaluation
-  config.yaml     the resolved config (written by the caller)
+  config.yaml     the resolved config
+With ``replace=True`` an existing run directory is replaced whole, and only once the new
+run has started (data loaded, network built, first checkpoint written): the new run is built
+in a sibling folder and swapped in; until then the old run stays as it was.
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,9 +31,10 @@ import numpy as np
 from bpnet import __version__
 
 from .augment import Augmenter
-from .config import network_kwargs
+from .config import dump_config, network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
+from .files import clean_leftovers, staging_dir, swap_dirs
 from .io import (WeightsError, atomic_write_text, load_npz, parse_json, save_npz,
                  save_weights)
 from .metrics import evaluate, input_scale, to_input
@@ -41,6 +46,7 @@ METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_lo
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
+DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
 
 
 class TrainingDiverged(BpnetError):
@@ -200,8 +206,9 @@ class BatchStream:
 class Trainer:
     """Trains the config's network on ``data``, writing into ``run_dir``."""
 
-    def __init__(self, cfg, data, run_dir, progress=None, stop=None):
+    def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.replace = replace  # run_dir holds an old run, replaced once this one has started
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
@@ -230,6 +237,10 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
+        clean_leftovers(self.run_dir)
+        self.final_dir = None
+        if self.replace and self.run_dir.exists():  # build the new run beside the old one
+            self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
@@ -238,6 +249,9 @@ class Trainer:
             result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
+            if self.final_dir is not None:  # never started: the old run stays as it was
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                self.run_dir, self.final_dir = self.final_dir, None
             raise
         finally:
             self._batches.shutdown(wait=True, cancel_futures=True)
@@ -252,6 +266,14 @@ class Trainer:
             f.result()
         self._pending.append(self._writer.submit(fn, *args))
 
+    def _replace_old_run(self):
+        """The new run has started (data, network, first checkpoint on disk): swap it in."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+        swap_dirs(self.run_dir, self.final_dir)
+        self.run_dir, self.final_dir = self.final_dir, None
+
     def _flush(self, raise_errors=True):
         pending, self._pending = self._pending, []
         self._writer.shutdown(wait=True)
@@ -265,7 +287,10 @@ class Trainer:
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
                               self._batches)
         if st.iteration == 0:
+            self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
+        if self.final_dir is not None:
+            self._replace_old_run()
         self.progress.start(self.total, st.iteration, self.iters_per_epoch)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
