@@ -73,7 +73,12 @@ def _read_pillow(raw, path, kind):
     try:
         with warnings.catch_warnings():  # the size is checked here, against bpnet's own limit
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as im:  # reads the header only
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(io.BytesIO(raw))  # reads the header only
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+            with im:
                 _check_pixels(path, kind, *im.size)
                 im.load()
                 return _pillow_grey(im)

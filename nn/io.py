@@ -148,10 +148,16 @@ def _hint(first):
     return ""
 
 
-def load_npz(path, what="weights file"):
+def load_npz(path, what="weights file", shape_of=None):
     """Every array of an .npz as a dict, each header checked before its data is read, the
-    total bounded by the ``weights_bytes`` limit; refuses pickles and anything not an .npz."""
+    total bounded by the ``weights_bytes`` limit; refuses pickles and anything not an .npz.
+    ``shape_of(key)``, if given, is the shape an array must have (None: any)."""
     with Npz(path, what) as z:
+        for key, (shape, _) in z.headers.items():
+            expected = shape_of(key) if shape_of else None
+            if expected is not None and shape != tuple(expected):
+                z.fail(f"{excerpt(key, 40)} has shape {excerpt(shape)}, expected "
+                       f"{tuple(expected)}")
         z.check_total()
         return {k: z.read(k) for k in z.headers}
 

@@ -413,7 +413,9 @@ class Trainer:
 
     def load_checkpoint(self):
         path = self.run_dir / "checkpoint.npz"
-        arrays = load_npz(path, "checkpoint")
+        shapes = {f"param.{k}": v.shape for k, v in self.net.params.items()}
+        arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
+            key, self.net.flat_params.shape if key.startswith("opt.") else None))
         try:
             doc = parse_json(path, str(arrays.pop("state")[()]), "state")
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
