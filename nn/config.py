@@ -545,6 +545,8 @@ def resolve_config_path(path_or_name):
                 return Path(str(entry))
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+    if path.exists():  # a FIFO or a device: _read refuses it by name, without opening it
+        return path
     names = ", ".join(name for name, _ in list_configs())
     raise ConfigError(f"{path}: no such file, nor a shipped config of that name "
                       f"(shipped: {names})")

@@ -287,6 +287,13 @@ def test_a_50_mb_config_is_refused_before_parsing(bpnet_exe, tmp_path):
             seconds=20)
 
 
+def test_a_config_that_never_ends_is_refused_at_once(bpnet_exe, tmp_path):
+    fifo = tmp_path / "cfg.yaml"
+    os.mkfifo(fifo)
+    refused(run(bpnet_exe, "train", "--config", fifo, timeout=30), 2, "FIFO", seconds=20)
+    refused(run(bpnet_exe, "train", "--config", "/dev/zero"), 2, "character device")
+
+
 @pytest.mark.parametrize("text, needles", [
     ("{a: " * 5000 + "1" + "}" * 5000, ["nested more than 32 levels"]),
     ("".join(f"{'  ' * i}k{i}:\n" for i in range(200)), ["nested more than 32 levels"]),
