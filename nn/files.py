@@ -108,7 +108,7 @@ def head(path, n=512):
 
 
 def image_kind(first):
-    """``"PNG"``, ``"JPEG"``, … when ``first`` (a file's first bytes) starts an image, else None."""
+    """``"PNG"``, ``"JPEG"``, … when ``first`` (a file's first bytes) opens an image; else None."""
     return next((k for magic, k in IMAGE_MAGIC.items() if first.startswith(magic)), None)
 
 

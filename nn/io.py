@@ -22,6 +22,7 @@ from .network import ACTIVATIONS, MultiLayerNet, param_shapes
 FORMAT = "bpnet-weights"
 MAX_MEMBERS = 10_000  # arrays in one .npz (a 1000-layer net with batch norm has 6000)
 MAX_HEADER = 10_000  # bytes of one .npy header (numpy's own default limit)
+MAX_DEFLATE_RATIO = 1032  # deflate's largest expansion: a member holds at most this x its size
 MAX_LAYERS, MAX_UNITS = 1000, 10 ** 8  # layers and units per layer in meta.sizes
 
 
@@ -57,6 +58,7 @@ class Npz:
         if not first.startswith(ZIP_MAGIC):
             self.fail(f"not a {what}: {describe(first)}{_hint(first)}; expected the .npz "
                       f"archive bpnet train writes")
+        self.size = self.path.stat().st_size
         try:
             self.zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
@@ -94,10 +96,14 @@ class Npz:
                 self.fail(f"array {excerpt(key, 40)} holds pickled objects, which are never "
                           f"loaded")
             nbytes = math.prod(shape) * dtype.itemsize
-            if nbytes > info.file_size:  # the member cannot hold what its header claims
+            stored = info.compress_type == zipfile.ZIP_STORED
+            room = info.compress_size * (1 if stored else MAX_DEFLATE_RATIO) + MAX_HEADER
+            if nbytes > min(info.file_size, room) or \
+                    info.header_offset + info.compress_size > self.size:
+                # the member cannot hold what its header claims
                 self.fail(f"array {excerpt(key, 40)} is truncated: its header claims "
                           f"{excerpt(shape)} {dtype}, {human(nbytes)}, in a member of "
-                          f"{human(info.file_size)}")
+                          f"{human(min(info.file_size, room))}")
             headers[key] = (shape, dtype)
         return headers
 

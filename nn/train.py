@@ -416,8 +416,14 @@ class Trainer:
         shapes = {f"param.{k}": v.shape for k, v in self.net.params.items()}
         arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
             key, self.net.flat_params.shape if key.startswith("opt.") else None))
+        state = arrays.get("state")
+        if state is None or state.shape != () or state.dtype.kind != "U":
+            raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
+        doc = parse_json(path, str(arrays.pop("state")[()]), "state")
+        if not _is_checkpoint_state(doc):
+            raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected opt_step, "
+                               f"total, rows and state of numbers)")
         try:
-            doc = parse_json(path, str(arrays.pop("state")[()]), "state")
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
             self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
             self.opt.step = doc["opt_step"]
@@ -428,6 +434,17 @@ class Trainer:
         if doc["total"] != self.total:
             raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
                                f"asks for {self.total}")
+
+
+def _is_checkpoint_state(doc):
+    def number(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    return (isinstance(doc, dict)
+            and all(isinstance(doc.get(k), int) for k in ("opt_step", "total"))
+            and isinstance(doc.get("rows"), list) and isinstance(doc.get("state"), dict)
+            and all(number(v) for v in doc["state"].values())
+            and all(isinstance(r, dict) and not any(isinstance(v, (list, dict)) for v in r.values())
+                    for r in doc["rows"]))
 
 
 def _fmt(v):

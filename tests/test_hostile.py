@@ -273,7 +273,12 @@ def test_a_damaged_checkpoint_is_refused_on_resume(bpnet_exe, tmp_path, mnist_da
     refused(r, 2, "checkpoint.npz", "'param.W1' has shape (784, 17), expected (784, 16)")
     write_npz(run_dir / "checkpoint.npz", {"state": np.array("[" * 100000 + "]" * 100000)})
     r = run(bpnet_exe, "train", "--resume", run_dir, "--offline", "--data-dir", mnist_data_dir)
-    refused(r, 2, "checkpoint.npz", "state is nested too deeply")
+    line = refused(r, 2, "checkpoint.npz", "state is nested too deeply")
+    assert line.count("checkpoint.npz") == 1
+    write_npz(run_dir / "checkpoint.npz", {"state": np.array(json.dumps(
+        {"opt_step": "1", "total": [], "rows": {}, "state": {}}))})
+    r = run(bpnet_exe, "train", "--resume", run_dir, "--offline", "--data-dir", mnist_data_dir)
+    refused(r, 2, "checkpoint.npz", "state is not a bpnet checkpoint's")
 
 
 # --- configs and --set -------------------------------------------------------------------------
