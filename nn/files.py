@@ -144,7 +144,7 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>new|old)-(?P<pid>\d+)-[0-9a-f
 
 def staging_dir(target):
     """A new empty sibling folder of ``target`` to build its replacement in (see swap_dirs)."""
-    target = Path(target)
+    target = Path(target).resolve()  # beside the real folder when target is a symlink
     target.parent.mkdir(parents=True, exist_ok=True)
     path = target.with_name(f".{target.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
     path.mkdir()
@@ -182,7 +182,7 @@ def swap_dirs(new, target):
     delete the old one. At every instant one of the two is whole at ``target``: on Linux they
     swap in one atomic step; elsewhere the old folder is first renamed aside, and a process
     killed between the two renames leaves it there for ``clean_leftovers`` to put back."""
-    new, target = Path(new), Path(target)
+    new, target = Path(new), Path(target).resolve()
     if _exchange(new, target):
         old = new  # now holds the old folder
     else:
@@ -207,7 +207,7 @@ def clean_leftovers(target):
     """Tidy what killed processes left beside ``target`` (a folder): a half-built
     replacement is deleted; an old folder renamed aside is put back when ``target`` is
     missing, else deleted. Folders of processes still running are left alone."""
-    target = Path(target)
+    target = Path(target).resolve()
     with contextlib.suppress(OSError):
         for entry in sorted(target.parent.iterdir()):
             m = _LEFTOVER.match(entry.name)

@@ -535,3 +535,15 @@ def test_atomic_exchange_is_used_where_the_system_has_it(tmp_path):
     if not files._exchange(a, b):
         pytest.skip("no renameat2(RENAME_EXCHANGE) here")
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def test_a_symlinked_run_directory_stays_a_symlink(tmp_path):
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    (real / "weights.npz").write_bytes(b"old")
+    link.symlink_to(real)
+    new = files.staging_dir(link)
+    (new / "weights.npz").write_bytes(b"new")
+    files.swap_dirs(new, link)
+    assert link.is_symlink() and (real / "weights.npz").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
