@@ -136,11 +136,18 @@ def _read_pgm(raw, path):
                              f"{count * dtype.itemsize} for {width}x{height}")
         pixels = np.frombuffer(data, dtype=dtype)
     else:
-        body = re.sub(rb"#[^\r\n]*", b" ", raw[pos:]).split()
-        if len(body) < count or not all(v.isdigit() for v in body[:count]):
-            raise InputError(f"{path}: PGM has {len(body)} values, expected {count} "
+        body = re.sub(rb"#[^\r\n]*", b" ", raw[pos:])
+        chars = np.frombuffer(body, dtype=np.uint8)
+        digit = (chars >= ord("0")) & (chars <= ord("9"))
+        values = int(np.count_nonzero(digit[1:] & ~digit[:-1])) + bool(digit[:1].any())
+        if not np.isin(chars[~digit], np.frombuffer(b" \t\r\n\v\f", np.uint8)).all():
+            raise InputError(f"{path}: PGM pixels hold characters other than digits and "
+                             f"spaces, expected non-negative integers")
+        if values < count:
+            raise InputError(f"{path}: PGM has {values} values, expected {count} "
                              f"non-negative integers for {width}x{height}")
-        pixels = np.array([int(v) for v in body[:count]], dtype=np.int64)
+        # whitespace-separated decimal integers, parsed in C (no Python object per pixel)
+        pixels = np.fromstring(body, dtype=np.int64, sep=" ")[:count]
     if pixels.size and pixels.max() > maxval:
         raise InputError(f"{path}: PGM pixel value {pixels.max()} above maxval {maxval}")
     return pixels.reshape(height, width) * (255.0 / maxval)

@@ -533,3 +533,22 @@ def test_the_peak_measurement_sees_what_the_child_allocates():
     assert small.peak_mb < 60 and big.peak_mb > 300, (small.peak_mb, big.peak_mb)
     limited = run_measured([sys.executable, "-c", "bytearray(3 * 2**30)"], as_limit=AS_LIMIT)
     assert limited.code == 1 and "MemoryError" in limited.err
+
+
+def test_a_plain_pgm_is_parsed_without_a_python_object_per_pixel(bpnet_exe, good_weights,
+                                                                  tmp_path):
+    side = 2000
+    img = np.zeros((side, side), np.uint8)
+    img[400:1600, 900:1100] = 255  # a bar: a "1"
+    path = tmp_path / "one.pgm"
+    path.write_bytes(f"P2\n# drawn\n{side} {side}\n255\n".encode()
+                     + b"\n".join(b" ".join(b"%d" % v for v in row) for row in img) + b"\n")
+    r = run(bpnet_exe, "predict", good_weights, path, "--json")
+    assert r.code == 0, r.err
+    assert r.peak_mb < 300, r.peak_mb  # 4 Mpx: ~35 MB as float64; a list of tokens was ~400 MB
+    bad = tmp_path / "bad.pgm"
+    bad.write_bytes(b"P2\n3 2\n255\n0 255 0\n255 -1 255\n")
+    refused(run(bpnet_exe, "predict", good_weights, bad), 2, "other than digits")
+    short = tmp_path / "short.pgm"
+    short.write_bytes(b"P2\n3 2\n255\n0 255 0\n255\n")
+    refused(run(bpnet_exe, "predict", good_weights, short), 2, "PGM has 4 values, expected 6")
