@@ -11,6 +11,7 @@ from bpnet.cli.common import (config_options, data_dir_option, debug_option, ens
                               handle_errors, load_config_from_cli)
 from bpnet.nn.config import load_config
 from bpnet.nn.errors import InputError
+from bpnet.nn.files import clean_leftovers
 from bpnet.nn.train import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer, load_data
 
 
@@ -56,6 +57,7 @@ def _existing_run(cfg, force):
     """The run's files already in its directory; an error unless --force, and with --force
     an error when the directory also holds files that are not a run's (it is replaced whole)."""
     run_dir = Path(cfg["output"]["dir"])
+    clean_leftovers(run_dir)  # a run a killed --force had set aside is back before we look
     existing = [f for f in RUN_FILES + DERIVED_FILES if (run_dir / f).exists()]
     if existing and not force:
         raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); use --force to "
