@@ -26,7 +26,7 @@ import yaml
 from .data import DATASETS, SPECS
 from .errors import InputError
 from .files import describe, read_bytes
-from .limits import MAX_DEPTH, human, limit
+from .limits import MAX_DEPTH, clip, human, limit
 from .network import ACTIVATIONS
 from .optim import OPTIMIZERS as _UPDATE_RULES
 
@@ -142,19 +142,14 @@ def load_yaml(text, source, value=False):
         raise
     except yaml.YAMLError as e:
         if value:
-            raise ConfigError(f"{source}: expected a YAML value, got {_clip(repr(text), 60)} "
-                              f"({_clip(getattr(e, 'problem', None) or e)})") from None
+            raise ConfigError(f"{source}: expected a YAML value, got {clip(repr(text), 60)} "
+                              f"({clip(getattr(e, 'problem', None) or e)})") from None
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
-        raise ConfigError(f"{source}: {where}invalid YAML ({_clip(what or str(e))})") from None
+        raise ConfigError(f"{source}: {where}invalid YAML ({clip(what or str(e))})") from None
     except (RecursionError, ValueError, OverflowError) as e:
-        raise ConfigError(f"{source}: unreadable YAML ({_clip(str(e))})") from None
-
-
-def _clip(text, width=80):
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+        raise ConfigError(f"{source}: unreadable YAML ({clip(str(e))})") from None
 
 
 YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
@@ -320,10 +315,10 @@ def _show(value):
     try:
         text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
     except (yaml.YAMLError, RecursionError, ValueError):  # a BigInt, a deeply nested value
-        return _clip(repr(value), 60) if isinstance(value, BigInt) else \
+        return clip(repr(value), 60) if isinstance(value, BigInt) else \
             f"a {type(value).__name__} nested too deeply to show"
     text = text[:-len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
-    return _clip(text, 60)
+    return clip(text, 60)
 
 
 def _did_you_mean(key):
@@ -505,15 +500,15 @@ def parse_override(text):
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not all(key.split(".")):
-        raise ConfigError(f"--set {_clip(text)}: expected KEY=VALUE with a dotted key, "
+        raise ConfigError(f"--set {clip(text)}: expected KEY=VALUE with a dotted key, "
                           "e.g. --set train.lr=0.05")
     if key.count(".") >= MAX_KEY_PARTS:
-        raise ConfigError(f"--set {_clip(text)}: {_clip(key, 40)}: unknown key of "
+        raise ConfigError(f"--set {clip(text)}: {clip(key, 40)}: unknown key of "
                           f"{key.count('.') + 1} parts; config keys have at most 2 (train.lr)")
     if len(raw) > limit("config_bytes"):
-        raise ConfigError(f"--set {_clip(text)}: {key}: a value of {len(raw)} characters, over "
+        raise ConfigError(f"--set {clip(text)}: {key}: a value of {len(raw)} characters, over "
                           f"the limit for a config ({limit('config_bytes')} bytes)")
-    return key, load_yaml(raw, f"--set {_clip(text)}: {key}", value=True)
+    return key, load_yaml(raw, f"--set {clip(text)}: {key}", value=True)
 
 
 def _shipped():
@@ -581,7 +576,7 @@ def load_config(path_or_name, overrides=(), cli=None):
     cfg, origin = defaults(), {}
     _apply(cfg, _read(path), str(path), origin)
     for text in overrides:
-        _apply(cfg, _nest(*parse_override(text)), f"--set {_clip(text)}", origin)
+        _apply(cfg, _nest(*parse_override(text)), f"--set {clip(text)}", origin)
     for key, value in (cli or {}).items():
         if value is not None:
             _apply(cfg, _nest(key, value), "command line", origin)

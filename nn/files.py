@@ -44,6 +44,22 @@ def atomic_write(path):
         raise
 
 
+def npy_header(fp, max_header_size=10_000):
+    """(shape, fortran_order, dtype) of the .npy header at ``fp``'s position, before any data is
+    read; a garbled header of any kind is a ValueError."""
+    import tokenize
+
+    import numpy as np
+    try:
+        version = np.lib.format.read_magic(fp)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        return read(fp, max_header_size=max_header_size)
+    except (SyntaxError, tokenize.TokenError, EOFError, NotImplementedError, TypeError,
+            MemoryError, RecursionError) as e:
+        raise ValueError(f"garbled .npy header ({type(e).__name__})") from None
+
+
 def regular_file(path, missing, unreadable):
     """``os.stat`` of ``path`` if it is a regular file; a FIFO, device, socket or folder
     raises ``unreadable`` (without opening it: a FIFO would block, /dev/zero never ends)."""

@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 
 from .errors import BpnetError, InputError
-from .files import ZIP_MAGIC, describe, read_bytes
-from .limits import excerpt, limit
+from .files import ZIP_MAGIC, describe, npy_header, read_bytes
+from .limits import clip, excerpt, limit
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
 FORMATS = "PNG, JPEG, PGM (P2/P5) or NPY"
@@ -85,7 +85,7 @@ def _read_pillow(raw, path, kind):
     except InputError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: cannot decode {kind} ({e})") from None  # Pillow's errors
+        raise InputError(f"{path}: cannot decode {kind} ({clip(e)})") from None  # Pillow's errors
 
 
 def _check_pixels(path, kind, width, height):
@@ -156,10 +156,7 @@ def _read_pgm(raw, path):
 def _read_npy(raw, path):
     """A 2-D array: uint8/integers 0..255, bool (True is ink), or floats in 0..1 or 0..255."""
     try:
-        fp = io.BytesIO(raw)
-        version = np.lib.format.read_magic(fp)
-        shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)(fp)
+        shape, _, dtype = npy_header(io.BytesIO(raw))
         if dtype.hasobject:
             raise InputError(f"{path}: NPY holds pickled objects, which are never loaded")
         if len(shape) != 2:
@@ -175,9 +172,9 @@ def _read_npy(raw, path):
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise InputError(f"{path}: NPY holds pickled objects, which are never loaded") from None
-        raise InputError(f"{path}: not a readable NPY array ({e})") from None
+        raise InputError(f"{path}: not a readable NPY array ({clip(e)})") from None
     except (OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable NPY array ({e})") from None
+        raise InputError(f"{path}: not a readable NPY array ({clip(e)})") from None
     if a.ndim != 2:
         raise InputError(f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) "
                          f"image")

@@ -15,13 +15,18 @@ import numpy as np
 
 from .data import DATASETS
 from .errors import InputError
-from .files import ZIP_MAGIC, atomic_write, describe, head, image_kind, regular_file
-from .limits import excerpt, human, limit
+from .files import (ZIP_MAGIC, atomic_write, describe, head, image_kind, npy_header,
+                    regular_file)
+from .limits import clip, excerpt, human, limit
 from .network import ACTIVATIONS, MultiLayerNet, param_shapes
 
 FORMAT = "bpnet-weights"
 MAX_MEMBERS = 10_000  # arrays in one .npz (a 1000-layer net with batch norm has 6000)
 MAX_HEADER = 10_000  # bytes of one .npy header (numpy's own default limit)
+# What zipfile and numpy raise for damaged archives: bad CRCs and headers, unsupported
+# compression methods (NotImplementedError), encrypted members (RuntimeError).
+ZIP_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+              RuntimeError)
 MAX_DEFLATE_RATIO = 1032  # deflate's largest expansion: a member holds at most this x its size
 MAX_LAYERS, MAX_UNITS = 1000, 10 ** 8  # layers and units per layer in meta.sizes
 
@@ -61,8 +66,8 @@ class Npz:
         self.size = self.path.stat().st_size
         try:
             self.zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            self.fail(f"not a readable {what}: a damaged or truncated zip archive ({e})")
+        except ZIP_ERRORS as e:
+            self.fail(f"not a readable {what}: a damaged or truncated zip archive ({clip(e)})")
         try:
             self.headers = self._read_headers()
         except BaseException:
@@ -84,14 +89,10 @@ class Npz:
             key = info.filename[:-len(".npy")]
             try:
                 with self.zip.open(info) as fp:
-                    version = np.lib.format.read_magic(fp)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, fortran, dtype = read_header(fp, max_header_size=MAX_HEADER)
-            except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error,
-                    NotImplementedError) as e:
+                    shape, _, dtype = npy_header(fp, MAX_HEADER)
+            except ZIP_ERRORS as e:
                 self.fail(f"array {excerpt(key, 40)} has no readable .npy header "
-                          f"({excerpt(str(e), 80)})")
+                          f"({clip(e)})")
             if dtype.hasobject:
                 self.fail(f"array {excerpt(key, 40)} holds pickled objects, which are never "
                           f"loaded")
@@ -121,8 +122,8 @@ class Npz:
         try:
             with self.zip.open(f"{key}.npy") as fp:
                 return np.lib.format.read_array(fp, allow_pickle=False)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
-            self.fail(f"array {excerpt(key, 40)} is damaged ({excerpt(str(e), 80)})")
+        except ZIP_ERRORS as e:
+            self.fail(f"array {excerpt(key, 40)} is damaged ({clip(e)})")
 
     def text(self, key):
         """The string stored as the 0-d unicode array ``key`` (``meta``, ``state``)."""
@@ -212,7 +213,7 @@ def parse_json(path, text, what):
     except RecursionError:
         raise WeightsError(f"{path}: {what} is nested too deeply to be bpnet's") from None
     except ValueError as e:
-        raise WeightsError(f"{path}: {what} is not valid JSON ({excerpt(str(e), 80)})") from None
+        raise WeightsError(f"{path}: {what} is not valid JSON ({clip(e)})") from None
 
 
 def check_meta(path, meta):

@@ -69,6 +69,12 @@ def human(n):
     return f"{n:.3g} PB"
 
 
+def clip(text, width=80):
+    """``text`` on one line (runs of whitespace made one space), cut to ``width`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def excerpt(value, width=60):
     """``repr``-like text of ``value``, cut to ``width`` characters (huge values stay short)."""
     if isinstance(value, (list, tuple, dict)) and len(value) > width:

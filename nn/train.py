@@ -37,6 +37,7 @@ from .errors import BpnetError
 from .files import clean_leftovers, staging_dir, swap_dirs
 from .io import (WeightsError, atomic_write_text, load_npz, parse_json, save_npz,
                  save_weights)
+from .limits import clip
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
@@ -429,7 +430,8 @@ class Trainer:
             self.opt.step = doc["opt_step"]
             self.state = State(**doc["state"], rows=doc["rows"])
         except (KeyError, ValueError, TypeError) as e:
-            raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None
+            raise WeightsError(f"{path}: not a usable checkpoint "
+                               f"({type(e).__name__}: {clip(e)})") from None
         self._ckpt_it = self.state.iteration
         if doc["total"] != self.total:
             raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "

@@ -552,3 +552,77 @@ def test_a_plain_pgm_is_parsed_without_a_python_object_per_pixel(bpnet_exe, good
     short = tmp_path / "short.pgm"
     short.write_bytes(b"P2\n3 2\n255\n0 255 0\n255\n")
     refused(run(bpnet_exe, "predict", good_weights, short), 2, "PGM has 4 values, expected 6")
+
+
+# --- mutations: whatever a damaged file holds, the library raises its own one-line error -------
+
+def _mutations(raw, rng, n):
+    """Truncations at spread offsets, then random byte flips and random spliced runs."""
+    for cut in np.linspace(0, len(raw) - 1, n // 3).astype(int):
+        yield raw[:cut]
+    for _ in range(n - n // 3):
+        b = bytearray(raw)
+        for pos in rng.integers(0, len(b), rng.integers(1, 8)):
+            b[pos] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            at = int(rng.integers(0, len(b)))
+            b[at:at] = rng.bytes(int(rng.integers(1, 64)))
+        yield bytes(b)
+
+
+def test_damaged_weights_files_raise_only_weights_errors(good_weights, tmp_path):
+    from bpnet.nn.io import WeightsError, load_weights
+    rng = np.random.default_rng(1)
+    path = tmp_path / "damaged.npz"
+    outcomes = {"refused": 0, "loaded": 0}
+    for raw in _mutations(good_weights.read_bytes(), rng, 300):
+        path.write_bytes(raw)
+        try:
+            params, meta = load_weights(path)
+        except WeightsError as e:
+            assert "\n" not in str(e) and len(str(e)) < 400 and str(path) in str(e), str(e)
+            outcomes["refused"] += 1
+        else:  # a flip in the data of a member: still the expected arrays
+            assert {k: v.shape for k, v in params.items()} == param_shapes(meta["sizes"])
+            outcomes["loaded"] += 1
+    assert outcomes["refused"] > 100, outcomes
+
+
+def test_damaged_configs_raise_only_config_errors(tmp_path):
+    from bpnet.nn.config import ConfigError, load_config, resolve_config_path
+    rng = np.random.default_rng(2)
+    raw = resolve_config_path("mnist-best").read_bytes()
+    path = tmp_path / "damaged.yaml"
+    refusals = 0
+    for mutated in _mutations(raw, rng, 300):
+        path.write_bytes(mutated)
+        try:
+            load_config(path)
+        except ConfigError as e:
+            assert "\n" not in str(e) and len(str(e)) < 400, str(e)
+            refusals += 1
+    assert refusals > 50
+
+
+def test_damaged_images_raise_only_input_errors(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from bpnet.nn.errors import InputError
+    from bpnet.nn.images import load_digit
+    digit = np.zeros((40, 40), np.uint8)
+    digit[8:32, 18:22] = 255
+    rng = np.random.default_rng(3)
+    sources = {}
+    Image.fromarray(digit).save(tmp_path / "d.png")
+    Image.fromarray(digit).save(tmp_path / "d.jpg")
+    np.save(tmp_path / "d.npy", digit)
+    (tmp_path / "d.pgm").write_bytes(b"P5 40 40 255\n" + digit.tobytes())
+    for name in ("d.png", "d.jpg", "d.npy", "d.pgm"):
+        sources[name] = (tmp_path / name).read_bytes()
+    path = tmp_path / "damaged"
+    for name, raw in sources.items():
+        for mutated in _mutations(raw, rng, 150):
+            path.write_bytes(mutated)
+            try:
+                assert load_digit(path).shape == (28, 28)
+            except InputError as e:
+                assert "\n" not in str(e) and len(str(e)) < 400, (name, str(e))
