@@ -19,7 +19,7 @@ from .files import atomic_write, describe, read_bytes
 
 INSTALL_HINT = "pip install 'bpnet[plot]'"
 DPI = 100
-MAX_METRICS_BYTES = 256 * 1024 ** 2  # a metrics.csv row is ~100 bytes: millions of evaluations
+MAX_METRICS_BYTES = 64 * 1024 ** 2  # a metrics.csv row is ~100 bytes: 600 000 evaluations
 METRICS_SIZE = (10.0, 4.0)  # inches: 1000 x 400 pixels at DPI
 CELL_SIZE = (1.3, 1.5)  # inches per digit of an error grid: 130 x 150 pixels at DPI
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
