@@ -418,7 +418,7 @@ class Trainer:
 
     def load_checkpoint(self):
         path = self.run_dir / "checkpoint.npz"
-        shapes = {f"param.{k}": v.shape for k, v in self.net.params.items()}
+        shapes = {f"param.{k}": v.shape for k, v in self.net.state_arrays().items()}
         arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
             key, self.net.flat_params.shape if key.startswith("opt.") else None))
         state = arrays.get("state")

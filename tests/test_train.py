@@ -330,3 +330,15 @@ def test_evaluation_uses_inference_mode(tmp_path):
     assert acc == result["test_acc"]
     x = (data.test.x / 255).astype(np.float32)
     assert net.loss(x, data.test.t, train_flg=True) != net.loss(x, data.test.t, train_flg=False)
+
+
+def test_checkpoint_with_a_wrong_batchnorm_buffer_is_refused(tmp_path):
+    from bpnet.nn.io import WeightsError, save_npz
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.batchnorm": "true", "train.epochs": 1})
+    run(cfg, data, tmp_path / "r")
+    arrays = load_npz(tmp_path / "r" / "checkpoint.npz")
+    arrays["param.running_var1"] = np.ones(5, dtype=np.float32)
+    save_npz(tmp_path / "r" / "checkpoint.npz", arrays)
+    with pytest.raises(WeightsError, match="running_var1 has shape"):
+        Trainer(cfg, data, tmp_path / "r").load_checkpoint()
