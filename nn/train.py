@@ -3,12 +3,13 @@ best-model tracking, early stopping, checkpoints, resume and a divergence (NaN) 
 
 A run directory holds:
   weights.npz     final parameters (+ meta)
-  best.npz        parameters with the best validation accuracy (test accuracy when
-                  there is no validation split; ``meta.selected_on`` says which)
+  best.npz        parameters with the best validation accuracy; only with a validation
+                  split (nothing is ever selected on the test set)
   checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
                   state, counters (each epoch's permutation is a function of seed and epoch)
-  metrics.csv     one row per evaluation
-  config.yaml     the resolved config (written by the caller)
+  metrics.csv     one row per evaluation; every ``*_loss`` is the mean cross-entropy,
+                  the weight-decay term of the training objective is ``train_penalty``
+  config.yaml     the resolved config, so ``bpnet train --resume RUN_DIR`` can continue it
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from bpnet import __version__
 
 from .augment import Augmenter
-from .config import network_kwargs
+from .config import dump_config, network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
 from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
@@ -35,8 +36,8 @@ from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
 
-METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                  "test_loss", "test_acc", "elapsed"]
+METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
+                  "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
@@ -114,7 +115,8 @@ class State:
 
     iteration: int = 0
     epoch: int = 0
-    loss_sum: float = 0.0
+    loss_sum: float = 0.0  # cross-entropy of the epoch's batches, times their sizes
+    penalty_sum: float = 0.0  # the weight-decay term at each of those batches, likewise
     correct: int = 0
     seen: int = 0
     best: float = -1.0
@@ -197,10 +199,12 @@ class BatchStream:
 
 
 class Trainer:
-    """Trains the config's network on ``data``, writing into ``run_dir``."""
+    """Trains the config's network on ``data``, writing into ``run_dir`` (whose path the
+    run's config.yaml records as ``output.dir``)."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None):
-        self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.run_dir, self.data = Path(run_dir), data
+        self.cfg = cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
@@ -220,7 +224,10 @@ class Trainer:
                             if split is not None}
         self.state = State()
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
-        self.selected_on = "val" if data.val is not None else "test"
+        self.resumed = False  # set by load_checkpoint
+        # best.npz is chosen on validation accuracy; without validation images nothing is
+        # selected (choosing on the test set would make its accuracy an optimistic estimate).
+        self.selected_on = "val" if data.val is not None else None
 
     # -- the loop ---------------------------------------------------------------
     def run(self):
@@ -234,6 +241,8 @@ class Trainer:
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
         try:
+            if not self.resumed:
+                self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
@@ -280,7 +289,7 @@ class Trainer:
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
                                             tr["min_lr"])
-            loss = net.loss(x, t)
+            loss = net.loss(x, t)  # the objective: cross-entropy + weight-decay penalty
             if st.loss_limit is None:
                 st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
             if not loss <= st.loss_limit:  # also true for NaN
@@ -295,9 +304,10 @@ class Trainer:
             net.backward()
             self.opt.update(self.flat, {"all": net.flat_grads})
             st.iteration += 1
-            st.loss_sum += loss * m
+            st.loss_sum += net.cross_entropy * m
+            st.penalty_sum += (loss - net.cross_entropy) * m
             st.seen += m
-            self.progress.step(st.iteration, loss)
+            self.progress.step(st.iteration, net.cross_entropy)
             if pos + 1 == self.iters_per_epoch:
                 st.epoch += 1
                 if st.epoch % eval_every == 0:
@@ -320,25 +330,28 @@ class Trainer:
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
     def evaluate_and_save(self):
-        """Evaluate, append a metrics row, keep the best model; True when stopping early."""
+        """Evaluate, append a metrics row, keep the best model (when there is a validation
+        split); True when stopping early."""
         started = time.perf_counter()
         st = self.state
+        seen = max(st.seen, 1)
         row = {"epoch": round(st.iteration / self.iters_per_epoch, 4), "iteration": st.iteration,
-               "lr": self.opt.lr, "train_loss": st.loss_sum / max(st.seen, 1),
-               "train_acc": st.correct / max(st.seen, 1)}
-        st.loss_sum, st.correct, st.seen = 0.0, 0, 0
+               "lr": self.opt.lr, "train_loss": st.loss_sum / seen, "train_acc": st.correct / seen,
+               "train_penalty": st.penalty_sum / seen}
+        st.loss_sum, st.penalty_sum, st.correct, st.seen = 0.0, 0.0, 0, 0
         bs = self.cfg["eval"]["batch_size"]
         for name, (x, t) in self.eval_inputs.items():
             row[f"{name}_loss"], row[f"{name}_acc"], _, _ = evaluate(self.net, x, t, self.scale, bs)
         row["elapsed"] = round(st.elapsed, 3)
         st.rows.append(row)
-        score = row.get(f"{self.selected_on}_acc", -1.0)
         es = self.cfg["early_stopping"]
-        if score > st.best + es["min_delta"] or st.best < 0:
-            st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
-            self.save_weights(self.run_dir / "best.npz", final=False)
-        else:
-            st.bad_evals += 1
+        if self.selected_on is not None:
+            score = row[f"{self.selected_on}_acc"]
+            if score > st.best + es["min_delta"] or st.best < 0:
+                st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
+                self.save_weights(self.run_dir / "best.npz", final=False)
+            else:
+                st.bad_evals += 1
         self.write_metrics()
         st.eval_seconds += time.perf_counter() - started
         self.save_checkpoint()
@@ -397,6 +410,7 @@ class Trainer:
         except (KeyError, ValueError, TypeError) as e:
             raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None
         self._ckpt_it = self.state.iteration
+        self.resumed = True
         if doc["total"] != self.total:
             raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
                                f"asks for {self.total}")
