@@ -27,6 +27,25 @@ def loopback_only(monkeypatch):
     monkeypatch.delenv("BPNET_DATA_DIR", raising=False)
 
 
+def _listing(folder):
+    """{name: (size, mtime)} of a folder's files ({} when it does not exist)."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_mnist_stays_untouched():
+    """Tests read the shared MNIST folder and never write into it: data dirs are copies in a
+    temporary folder (``mnist_data_dir``, ``mnist_session_dir``); loading from the shared
+    folder itself would leave a 55 MB cache.npz there."""
+    before = _listing(SHARED_MNIST)
+    yield
+    after = _listing(SHARED_MNIST)
+    assert after == before, (f"the tests changed {SHARED_MNIST}: "
+                             f"{sorted(set(after.items()) ^ set(before.items()))}")
+
+
 def have_shared_mnist():
     return all((SHARED_MNIST / f).is_file() for f in MNIST_FILES)
 
