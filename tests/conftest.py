@@ -68,7 +68,7 @@ def mnist_data_dir(shared_mnist, tmp_path):
     return d.parent
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bpnet_exe():
     """The installed ``bpnet`` console script next to this interpreter."""
     exe = Path(sys.executable).with_name("bpnet")
