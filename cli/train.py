@@ -77,9 +77,10 @@ def _existing_run(cfg, force, data_dir):
 
 @click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
-@click.option("--epochs", type=click.IntRange(min=1), help="Shortcut for --set train.epochs=N.")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Shortcut for --set train.epochs=N (not with --iterations).")
 @click.option("--iterations", type=click.IntRange(min=1),
-              help="Shortcut for --set train.iterations=N.")
+              help="Shortcut for --set train.iterations=N (not with --epochs).")
 @click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<config name>].")

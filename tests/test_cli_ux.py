@@ -145,3 +145,31 @@ def test_ctrl_c_while_running_is_one_line_and_130(bpnet_exe, tmp_path):
     assert proc.returncode == 130, out + err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err and lines[-1].startswith("bpnet: ") and "interrupted" in lines[-1]
+
+
+def test_bpnet_train_resume_continues_a_library_run(mnist_session_dir, tmp_path):
+    """Trainer(cfg, load_data(cfg), run_dir).run() writes config.yaml itself, so the command
+    line resumes the run (here stopped at iteration 10 of 30) to the uninterrupted weights."""
+    from bpnet.nn.config import load_config
+    from bpnet.nn.io import load_weights
+    from bpnet.nn.train import Progress, Trainer, TrainingInterrupted, load_data
+    cfg = load_config("quick", ["train.iterations=30", "model.hidden=[20]"],
+                      {"data_dir": str(mnist_session_dir)})
+    data = load_data(cfg)
+    Trainer(cfg, data, tmp_path / "whole").run()
+    trainer = Trainer(cfg, data, tmp_path / "lib")
+
+    class StopAt10(Progress):
+        def step(self, iteration, loss):
+            if iteration == 10:
+                trainer.stop.requested = "SIGINT"
+
+    trainer.progress = StopAt10()
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    r = cli("train", "--resume", tmp_path / "lib", "--offline")
+    assert r.exit_code == 0, r.output
+    assert f"resuming {tmp_path / 'lib'} at iteration 10 of 30" in r.output
+    a, _ = load_weights(tmp_path / "whole" / "weights.npz")
+    b, _ = load_weights(tmp_path / "lib" / "weights.npz")
+    assert all((a[k] == b[k]).all() for k in a)
