@@ -90,3 +90,25 @@ def mnist_session_dir(tmp_path_factory):
         shutil.copyfile(SHARED_MNIST / f, root / "mnist" / f)
     load_arrays("mnist", root)  # builds cache.npz once
     return root
+
+
+def train_mnist_net(data_dir, hidden, steps, path):
+    """A 784-hidden-10 ReLU net (He init, float32) after ``steps`` momentum steps on batches of
+    100 real MNIST training images from ``data_dir``, also saved as a weights file at ``path``."""
+    import numpy as np
+
+    from bpnet.nn import TwoLayerNet
+    from bpnet.nn.data import load_split
+    from bpnet.nn.io import save_weights
+    from bpnet.nn.optim import make_optimizer
+    x, t = load_split(data_dir, "mnist", "train")
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(784, hidden, 10, weight_init_std="he", dtype=np.float32, rng=0)
+    opt = make_optimizer("momentum", 0.05)
+    for _ in range(steps):
+        idx = rng.integers(0, len(x), 100)
+        xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
+        opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
+    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
+                                    "normalize": True, "dtype": "float32"})
+    return net

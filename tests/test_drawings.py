@@ -7,14 +7,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import train_mnist_net
 from drawings import redraw
 
 from bpnet.cli.main import main
-from bpnet.nn import TwoLayerNet
 from bpnet.nn.data import load_split
 from bpnet.nn.images import load_digit, stroke_width
-from bpnet.nn.io import save_weights
-from bpnet.nn.optim import make_optimizer
 
 DIGITS = slice(1000, 1024)  # 24 test digits, every class among them
 
@@ -23,17 +21,8 @@ DIGITS = slice(1000, 1024)  # 24 test digits, every class among them
 def mnist_net(mnist_session_dir, tmp_path_factory):
     """(weights path, test digits (24, 28, 28) uint8, their labels, MNIST's stroke width and ink
     ranges): 784-100-10 trained for 2000 momentum steps on real MNIST (about 97%)."""
-    x, t = load_split(mnist_session_dir, "mnist", "train")
-    rng = np.random.default_rng(0)
-    net = TwoLayerNet(784, 100, 10, weight_init_std="he", dtype=np.float32, rng=0)
-    opt = make_optimizer("momentum", 0.05)
-    for _ in range(2000):
-        idx = rng.integers(0, len(x), 100)
-        xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
-        opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
     path = tmp_path_factory.mktemp("net") / "weights.npz"
-    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
-                                    "normalize": True, "dtype": "float32"})
+    train_mnist_net(mnist_session_dir, 100, 2000, path)
     xt, tt = load_split(mnist_session_dir, "mnist", "test")
     sample = xt[::10].astype(np.float64)  # 1000 test digits: MNIST's own ranges, 1st to 99th
     widths = np.percentile([stroke_width(d) for d in sample], [1, 99])

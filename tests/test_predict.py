@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import train_mnist_net
 
 from bpnet.cli.main import main
 from bpnet.nn import TwoLayerNet
@@ -14,7 +15,6 @@ from bpnet.nn.data import load_split
 from bpnet.nn.errors import InputError
 from bpnet.nn.images import mnist_preprocess, read_image, resize_matrix
 from bpnet.nn.io import save_weights
-from bpnet.nn.optim import make_optimizer
 
 N = 100
 
@@ -23,17 +23,8 @@ N = 100
 def trained(mnist_session_dir, tmp_path_factory):
     """(weights path, net, first N test digits uint8 (N, 28, 28), the net's labels for them):
     784-50-10 trained for 300 momentum steps on real MNIST (about 93% test accuracy)."""
-    x, t = load_split(mnist_session_dir, "mnist", "train")
-    rng = np.random.default_rng(0)
-    net = TwoLayerNet(784, 50, 10, weight_init_std="he", dtype=np.float32, rng=0)
-    opt = make_optimizer("momentum", 0.05)
-    for _ in range(300):
-        idx = rng.integers(0, len(x), 100)
-        xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
-        opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
     path = tmp_path_factory.mktemp("net") / "weights.npz"
-    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
-                                    "normalize": True, "dtype": "float32"})
+    net = train_mnist_net(mnist_session_dir, 50, 300, path)
     digits = load_split(mnist_session_dir, "mnist", "test")[0][:N]
     labels = net.predict((digits.reshape(N, -1) / 255.0).astype(np.float32)).argmax(axis=1)
     return path, net, digits, labels
