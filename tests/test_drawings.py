@@ -31,7 +31,7 @@ def mnist_net(mnist_session_dir, tmp_path_factory):
 
 
 # (canvas pixels, pen pixels): the digit's 20-pixel box fills 70% of the canvas, so a pen of
-# canvas/30 draws MNIST's median stroke; thin pens draw a tenth of that
+# about canvas/12 draws MNIST's median stroke (2.5 pixels); thin pens draw a tenth of that
 PENS = {"thin": [(600, 4), (1200, 6), (300, 3), (120, 1)],
         "medium": [(600, 12), (300, 8), (120, 3)],
         "thick": [(600, 40), (300, 20), (120, 8)]}
