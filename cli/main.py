@@ -26,7 +26,8 @@ class BpnetGroup(click.Group):
             return super().invoke(ctx)
 
 
-@click.group(cls=BpnetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=BpnetGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="bpnet")
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
               help="Show full tracebacks on errors (also BPNET_DEBUG=1).")
