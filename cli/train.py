@@ -110,6 +110,9 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
             raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
                                    f"combined with --{given[0].replace('sets', 'set')}")
         run_dir = Path(resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise InputError(f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
+                             f"folder that bpnet train or Trainer.run() wrote")
         cfg = load_config(run_dir / "config.yaml", cli={"data_dir": data_dir})
         cfg["output"]["dir"] = str(run_dir)
     else:

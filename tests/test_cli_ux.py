@@ -34,6 +34,13 @@ def test_epochs_with_iterations_is_a_usage_error(tmp_path):
     assert r.exit_code == 1 and "cannot be combined" not in r.output  # gets as far as the data
 
 
+def test_resume_of_a_folder_that_is_no_run_says_so(tmp_path):
+    r = cli("train", "--resume", tmp_path)
+    assert r.exit_code == 2
+    assert r.output == (f"bpnet: error: {tmp_path}: not a run directory (no config.yaml); --resume "
+                        f"takes a folder that bpnet train or Trainer.run() wrote\n")
+
+
 def _env_with_bpnet(bpnet_exe):
     """The environment of a shell where the typed `bpnet` is this installation's."""
     return {**os.environ, "PATH": f"{Path(bpnet_exe).parent}{os.pathsep}{os.environ['PATH']}"}
