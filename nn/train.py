@@ -359,7 +359,7 @@ class Trainer:
         stop = bool(es["patience"]) and st.bad_evals >= es["patience"]
         if stop:
             self.progress.message(
-                f"early stop: {self.selected_on} accuracy has not improved for {st.bad_evals} "
+                f"early stop: validation accuracy has not improved for {st.bad_evals} "
                 f"evaluations (best {st.best:.4f} at iteration {st.best_iteration})")
         return stop
 
