@@ -12,7 +12,8 @@ from bpnet.cli.common import (config_options, data_dir_option, debug_option, ens
                               handle_errors, load_config_from_cli)
 from bpnet.nn.config import load_config
 from bpnet.nn.errors import InputError
-from bpnet.nn.train import RUN_FILES, Progress, StopFlag, Trainer, load_data
+from bpnet.nn.files import clean_leftovers
+from bpnet.nn.train import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer, load_data
 
 
 class BarProgress(Progress):
@@ -57,9 +58,11 @@ class BarProgress(Progress):
 
 def _existing_run(cfg, force, data_dir):
     """The run's files already in its directory; an error unless --force, naming commands
-    that work as typed: resume it, replace it, or train a new run beside it."""
+    that work as typed: resume it, replace it, or train a new run beside it. With --force an
+    error when the directory also holds files that are not a run's (it is replaced whole)."""
     run_dir = Path(cfg["output"]["dir"])
-    existing = [f for f in RUN_FILES if (run_dir / f).exists()]
+    clean_leftovers(run_dir)  # a run a killed --force had set aside is back before we look
+    existing = [f for f in RUN_FILES + DERIVED_FILES if (run_dir / f).exists()]
     if existing and not force:
         ways = []
         if "checkpoint.npz" in existing:
@@ -72,6 +75,14 @@ def _existing_run(cfg, force, data_dir):
                  f"train a new run beside it by adding --out {shlex.quote(str(free))}"]
         raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}): "
                          f"{', '.join(ways[:-1])}, or {ways[-1]}")
+    if existing:
+        others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")
+                        and p.name not in RUN_FILES + DERIVED_FILES)
+        if others:
+            raise InputError(f"{run_dir} holds files that are not part of a run "
+                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
+                             f"--force replaces a run directory whole: move them, or train "
+                             f"into another --out")
     return run_dir, existing
 
 
@@ -122,12 +133,8 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
         run_dir, existing = _existing_run(cfg, force, data_dir)
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
-    if not resume:  # only now, with the data in hand, is the run directory touched
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for f in existing:
-            (run_dir / f).unlink()
     progress, stop = BarProgress(quiet), StopFlag()
-    trainer = Trainer(cfg, data, run_dir, progress, stop)
+    trainer = Trainer(cfg, data, run_dir, progress, stop, replace=not resume and bool(existing))
     if resume:
         trainer.load_checkpoint()
         if not quiet:

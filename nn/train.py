@@ -10,6 +10,9 @@ A run directory holds:
   metrics.csv     one row per evaluation; every ``*_loss`` is the mean cross-entropy,
                   the weight-decay term of the training objective is ``train_penalty``
   config.yaml     the resolved config, so ``bpnet train --resume RUN_DIR`` can continue it
+With ``replace=True`` an existing run directory is replaced whole, and only once the new
+run has started (data loaded, network built, first checkpoint written): the new run is built
+in a sibling folder and swapped in; until then the old run stays as it was.
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
 from __future__ import annotations
@@ -18,6 +21,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +35,10 @@ from .augment import Augmenter
 from .config import dump_config, network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
-from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
+from .files import clean_leftovers, staging_dir, swap_dirs
+from .io import (WeightsError, atomic_write_text, load_npz, parse_json, save_npz,
+                 save_weights)
+from .limits import clip
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
@@ -41,6 +48,7 @@ METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
+DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
 
 
 class TrainingDiverged(BpnetError):
@@ -202,9 +210,10 @@ class Trainer:
     """Trains the config's network on ``data``, writing into ``run_dir`` (whose path the
     run's config.yaml records as ``output.dir``)."""
 
-    def __init__(self, cfg, data, run_dir, progress=None, stop=None):
+    def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
         self.run_dir, self.data = Path(run_dir), data
         self.cfg = cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
+        self.replace = replace  # run_dir holds an old run, replaced once this one has started
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
@@ -224,7 +233,6 @@ class Trainer:
                             if split is not None}
         self.state = State()
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
-        self.resumed = False  # set by load_checkpoint
         # best.npz is chosen on validation accuracy; without validation images nothing is
         # selected (choosing on the test set would make its accuracy an optimistic estimate).
         self.selected_on = "val" if data.val is not None else None
@@ -236,16 +244,21 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
+        clean_leftovers(self.run_dir)
+        self.final_dir = None
+        if self.replace and self.run_dir.exists():  # build the new run beside the old one
+            self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
         try:
-            if not self.resumed:
-                self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
+            if self.final_dir is not None:  # never started: the old run stays as it was
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                self.run_dir, self.final_dir = self.final_dir, None
             raise
         finally:
             self._batches.shutdown(wait=True, cancel_futures=True)
@@ -260,6 +273,14 @@ class Trainer:
             f.result()
         self._pending.append(self._writer.submit(fn, *args))
 
+    def _replace_old_run(self):
+        """The new run has started (data, network, first checkpoint on disk): swap it in."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+        swap_dirs(self.run_dir, self.final_dir)
+        self.run_dir, self.final_dir = self.final_dir, None
+
     def _flush(self, raise_errors=True):
         pending, self._pending = self._pending, []
         self._writer.shutdown(wait=True)
@@ -273,7 +294,10 @@ class Trainer:
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
                               self._batches)
         if st.iteration == 0:
+            self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
+        if self.final_dir is not None:
+            self._replace_old_run()
         self.progress.start(self.total, st.iteration, self.iters_per_epoch)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
@@ -368,9 +392,11 @@ class Trainer:
         sizes = self.net.sizes
         meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
                 "normalize": self.cfg["data"]["normalize"], "dtype": self.dtype.name,
-                "iteration": self.state.iteration, "selected_on": self.selected_on,
+                "iteration": self.state.iteration,
                 "metrics": self.state.rows[-1] if self.state.rows else {},
                 "config": self.cfg}
+        if self.selected_on is not None:  # best.npz is chosen on it
+            meta["selected_on"] = self.selected_on
         meta["bpnet_version"] = __version__
         meta["kind"] = "final" if final else "best"
         return meta
@@ -400,20 +426,39 @@ class Trainer:
 
     def load_checkpoint(self):
         path = self.run_dir / "checkpoint.npz"
-        arrays = load_npz(path, "checkpoint")
+        shapes = {f"param.{k}": v.shape for k, v in self.net.params.items()}
+        arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
+            key, self.net.flat_params.shape if key.startswith("opt.") else None))
+        state = arrays.get("state")
+        if state is None or state.shape != () or state.dtype.kind != "U":
+            raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
+        doc = parse_json(path, str(arrays.pop("state")[()]), "state")
+        if not _is_checkpoint_state(doc):
+            raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected opt_step, "
+                               f"total, rows and state of numbers)")
         try:
-            doc = json.loads(str(arrays.pop("state")[()]))
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
             self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
             self.opt.step = doc["opt_step"]
             self.state = State(**doc["state"], rows=doc["rows"])
         except (KeyError, ValueError, TypeError) as e:
-            raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None
+            raise WeightsError(f"{path}: not a usable checkpoint "
+                               f"({type(e).__name__}: {clip(e)})") from None
         self._ckpt_it = self.state.iteration
-        self.resumed = True
         if doc["total"] != self.total:
             raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
                                f"asks for {self.total}")
+
+
+def _is_checkpoint_state(doc):
+    def number(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    return (isinstance(doc, dict)
+            and all(isinstance(doc.get(k), int) for k in ("opt_step", "total"))
+            and isinstance(doc.get("rows"), list) and isinstance(doc.get("state"), dict)
+            and all(number(v) for v in doc["state"].values())
+            and all(isinstance(r, dict) and not any(isinstance(v, (list, dict)) for v in r.values())
+                    for r in doc["rows"]))
 
 
 def _fmt(v):

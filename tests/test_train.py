@@ -158,7 +158,7 @@ def test_without_validation_nothing_is_selected_on_test(tmp_path):
     run(cfg, data, tmp_path / "nv")
     assert not (tmp_path / "nv" / "best.npz").exists()
     _, meta = load_weights(tmp_path / "nv" / "weights.npz")
-    assert meta["selected_on"] is None
+    assert "selected_on" not in meta
     rows = list(csv.DictReader(open(tmp_path / "nv" / "metrics.csv")))
     assert len(rows) == 3 and all(r["val_loss"] == r["val_acc"] == "" for r in rows)
     assert all(float(r["test_acc"]) > 0.5 for r in rows)
