@@ -168,6 +168,9 @@ SCHEMA = {
         "validation": Field(
             number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
             "Training images held out for validation and early stopping; 0: none."),
+        "subset": Field(nullable(POSITIVE_INT), None,
+                        "Train on the first N training images only (validation is the last "
+                        "`data.validation` of them); null: all."),
     },
     "train": {
         "epochs": Field(nullable(POSITIVE_INT), 10,
@@ -340,6 +343,10 @@ def _check_rules(cfg, origin):
     if cfg["early_stopping"]["patience"] > 0 and cfg["data"]["validation"] == 0:
         conflict(("early_stopping.patience", "data.validation"),
                  "early stopping (patience > 0) needs validation images (data.validation > 0)")
+    subset = cfg["data"]["subset"]
+    if subset is not None and not cfg["data"]["validation"] < subset <= TRAIN_SIZE:
+        conflict(("data.subset", "data.validation"), f"the subset must hold more than the "
+                 f"validation images and at most {TRAIN_SIZE}")
     train = cfg["train"]
     if train["schedule"] == "cosine" and train["min_lr"] >= train["lr"]:
         conflict(("train.min_lr", "train.lr", "train.schedule"),
@@ -401,8 +408,8 @@ def resolve_config_path(path_or_name):
                       f"(shipped: {names})")
 
 
-def _read(path):
-    """The top-level mapping of a YAML file ({} for an empty one)."""
+def _read(path, keys=SCHEMA):
+    """The top-level mapping of a YAML file ({} for an empty one); ``keys`` name what it holds."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -419,7 +426,7 @@ def _read(path):
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(SCHEMA)}) at the top "
+        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(keys)}) at the top "
                           f"level, got {_show(doc)}")
     return doc
 

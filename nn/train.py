@@ -84,10 +84,13 @@ def split_validation(x, t, n_val):
     return as_split(x[:-n_val], t[:-n_val]), as_split(x[-n_val:], t[-n_val:])
 
 
-def load_data(cfg):
-    """The config's dataset as uint8 splits: train (minus validation), val, test."""
-    a = load_arrays(cfg["dataset"], cfg["data_dir"])
-    train, val = split_validation(a["x_train"], a["t_train"], cfg["data"]["validation"])
+def load_data(cfg, arrays=None):
+    """The config's dataset as uint8 splits: train (minus validation), val, test; with
+    ``data.subset`` N, only the first N training images, of which the last ``data.validation``
+    validate. ``arrays``: the dataset's arrays already loaded (``load_arrays``)."""
+    a = arrays if arrays is not None else load_arrays(cfg["dataset"], cfg["data_dir"])
+    n = cfg["data"].get("subset") or len(a["t_train"])
+    train, val = split_validation(a["x_train"][:n], a["t_train"][:n], cfg["data"]["validation"])
     return Data(train, val, as_split(a["x_test"], a["t_test"]))
 
 
@@ -197,10 +200,12 @@ class BatchStream:
 
 
 class Trainer:
-    """Trains the config's network on ``data``, writing into ``run_dir``."""
+    """Trains the config's network on ``data``, writing into ``run_dir`` (None: no files,
+    the metrics stay in ``state.rows``: a sweep's trials)."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None):
-        self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.cfg, self.data = cfg, data
+        self.run_dir = None if run_dir is None else Path(run_dir)
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
@@ -229,7 +234,8 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
@@ -289,8 +295,9 @@ class Trainer:
                 raise TrainingDiverged(
                     f"training diverged: loss is {what} at iteration {st.iteration + 1} "
                     f"(lr {self.opt.lr:g}); "
-                    f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
-                    f"(iteration {self._ckpt_it}); try a smaller train.lr")
+                    + (f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
+                       f"(iteration {self._ckpt_it}); " if self.run_dir else "")
+                    + "try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
             net.backward()
             self.opt.update(self.flat, {"all": net.flat_grads})
@@ -315,7 +322,7 @@ class Trainer:
         st.elapsed = time.perf_counter() - started
         if not st.rows or st.rows[-1]["iteration"] != st.iteration:
             self.evaluate_and_save()
-        self.save_weights(self.run_dir / "weights.npz", final=True)
+        self.save_weights(self.run_dir and self.run_dir / "weights.npz", final=True)
         self.save_checkpoint()
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
@@ -336,7 +343,7 @@ class Trainer:
         es = self.cfg["early_stopping"]
         if score > st.best + es["min_delta"] or st.best < 0:
             st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
-            self.save_weights(self.run_dir / "best.npz", final=False)
+            self.save_weights(self.run_dir and self.run_dir / "best.npz", final=False)
         else:
             st.bad_evals += 1
         self.write_metrics()
@@ -363,10 +370,14 @@ class Trainer:
         return meta
 
     def save_weights(self, path, final):
+        if self.run_dir is None:
+            return
         params = {k: v.copy() for k, v in self.net.params.items()}
         self._save(save_weights, path, params, self.meta(final))
 
     def write_metrics(self):
+        if self.run_dir is None:
+            return
         buf = io.StringIO()
         w = csv.DictWriter(buf, METRIC_COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -375,6 +386,8 @@ class Trainer:
         self._save(atomic_write_text, self.run_dir / "metrics.csv", buf.getvalue())
 
     def save_checkpoint(self):
+        if self.run_dir is None:
+            return
         st = self.state
         extra = {k: v for k, v in vars(st).items() if k != "rows"}
         arrays = {f"param.{k}": v.copy() for k, v in self.net.params.items()}
