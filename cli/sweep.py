@@ -93,12 +93,15 @@ def _fmt(v):
 @click.option("--study", "study_name", help="Study name [default: the sweep's name].")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Folder for journal, trials.csv, best.yaml, sweep.png [default: sweeps/<name>].")
+@click.option("--grace", type=click.FloatRange(min=1), default=10.0, show_default=True,
+              help="Seconds without a heartbeat after which a running trial counts as FAIL "
+                   "(its process died).")
 @data_dir_option
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @debug_option
 @handle_errors
-def sweep(sweep_file, config, jobs, storage, study_name, out, data_dir, offline, quiet):
+def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, offline, quiet):
     """Run the hyperparameter search a sweep file describes (see --list) as an Optuna study.
 
     Running the same command again, or on another machine with the same --storage and
@@ -126,7 +129,7 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, data_dir, offline,
     bar = TrialBar(sw, quiet)
     started = time.perf_counter()
     try:
-        study = run_sweep(sw, storage, study_name, jobs, cli, monitor=bar)
+        study = run_sweep(sw, storage, study_name, jobs, cli, monitor=bar, grace=grace)
     except KeyboardInterrupt:
         bar.close()
         from bpnet.nn.sweep import open_study

@@ -280,10 +280,17 @@ def open_storage(url):
     if url.startswith(("redis://", "rediss://", "unix://")):
         return JournalStorage(JournalRedisBackend(url))
     if "://" in url:
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except ImportError as e:
-            raise OptunaMissing(f"storage {url.split('://')[0]}: {e}; {INSTALL_HINT}") from None
+        for attempt in range(5):  # processes starting together race to create the tables
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            except ImportError as e:
+                raise OptunaMissing(f"storage {url.split('://')[0]}: {e}; "
+                                    f"pip install 'bpnet[postgres]'") from None
+            except Exception as e:  # sqlalchemy's errors: a table another process just made
+                if attempt == 4 or "already exists" not in str(e) and "duplicate" not in str(e):
+                    raise BpnetError(f"storage {url.split('@')[-1]}: {e}".splitlines()[0]) \
+                        from None
+                time.sleep(0.5)
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(url))
 
@@ -388,6 +395,8 @@ class _Reporter:
     def close(self): ...
 
     def evaluated(self, row):
+        if self.metric is None:  # no pruner: nothing to feed (each report is a storage write)
+            return
         optuna = _optuna()
         step = round(row["epoch"])
         self.trial.report(row[self.metric], step)
@@ -405,7 +414,8 @@ def run_trial(sweep, trial, arrays, cli=None):
         arrays[key] = load_arrays(*key)
     data = load_data(cfg, arrays[key])
     data.test = None  # selection happens on validation images only, and it saves the time
-    trainer = Trainer(cfg, data, None, _Reporter(trial, sweep.metric))
+    trainer = Trainer(cfg, data, None,
+                      _Reporter(trial, sweep.metric if sweep.pruner != "none" else None))
     try:
         row = trainer.run()
     finally:
@@ -421,7 +431,7 @@ def limit_blas_threads():
     return threadpool_limits(1)
 
 
-def work(sweep, storage_url, study_name, cli=None, arrays=None):
+def work(sweep, storage_url, study_name, cli=None, arrays=None, grace=GRACE):
     """One worker: claim and run trials of the study until its budget is spent. A trial
     that raises a bpnet error (e.g. a diverged loss) is FAIL with the message; Ctrl-C marks the
     running trial FAIL (interrupted) and returns."""
@@ -431,7 +441,7 @@ def work(sweep, storage_url, study_name, cli=None, arrays=None):
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=_pruner(sweep))
     arrays = {} if arrays is None else arrays
     while True:
-        fail_stale_trials(study)
+        fail_stale_trials(study, grace)
         frozen = claim_trial(study)
         if frozen is None:
             return
@@ -460,9 +470,9 @@ def work(sweep, storage_url, study_name, cli=None, arrays=None):
         study.tell(trial, value, state=state, skip_if_finished=True)
 
 
-def _worker_main(sweep, storage_url, study_name, cli, arrays):
+def _worker_main(*args):
     try:
-        work(sweep, storage_url, study_name, cli, arrays)
+        work(*args)
     except KeyboardInterrupt:
         pass
 
@@ -471,17 +481,19 @@ def default_jobs():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None, poll=0.5):
+def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None, poll=0.5,
+              grace=GRACE):
     """Run the study with ``jobs`` worker processes (forked after the dataset is loaded, so
     they share it) until its budget is spent; ``monitor(study)`` is called every ``poll``
-    seconds. Returns the study. Ctrl-C stops the workers (their running trials are FAIL) and
+    seconds; a running trial without a heartbeat for ``grace`` seconds is marked FAIL.
+    Returns the study. Ctrl-C stops the workers (their running trials are FAIL) and
     raises KeyboardInterrupt; the same call later continues the study."""
     from .data import load_arrays
     study = open_study(sweep, storage_url, study_name)
     arrays = {(sweep.base["dataset"], sweep.base["data_dir"]):
               load_arrays(sweep.base["dataset"], sweep.base["data_dir"])}
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker_main, args=(sweep, storage_url, study_name, cli, arrays),
+    procs = [ctx.Process(target=_worker_main, args=(sweep, storage_url, study_name, cli, arrays, grace),
                          daemon=False) for _ in range(jobs or default_jobs())]
     for p in procs:
         p.start()
@@ -490,7 +502,7 @@ def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None,
         while True:
             alive = any(p.is_alive() for p in procs)
             if not alive:
-                fail_stale_trials(study)
+                fail_stale_trials(study, grace)
                 running = study.get_trials(deepcopy=False,
                                            states=(optuna.trial.TrialState.RUNNING,))
             if monitor:
