@@ -59,7 +59,8 @@ def _results(study, sweep, out, cli, k=10):
         click.echo(format_table(["trial", sweep.metric, *keys, "seconds"], table))
     write_trials_csv(study, sweep, out / "trials.csv")
     written = [out / "trials.csv"]
-    if write_best_yaml(study, sweep, out / "best.yaml", cli):
+    best_yaml = write_best_yaml(study, sweep, out / "best.yaml", cli)
+    if best_yaml:
         written.append(out / "best.yaml")
     try:
         plot_sweep(study, sweep, out / "sweep.png")
@@ -70,7 +71,7 @@ def _results(study, sweep, out, cli, k=10):
             raise
         click.echo(f"no picture: {e}")
     click.echo("wrote " + ", ".join(map(str, written)))
-    if len(written) > 1:
+    if best_yaml:
         click.echo(f"retrain the best on all images: bpnet train --config {out / 'best.yaml'}")
 
 

@@ -445,29 +445,29 @@ def work(sweep, storage_url, study_name, cli=None, arrays=None, grace=GRACE):
         frozen = claim_trial(study)
         if frozen is None:
             return
-        beat = _Heartbeat(storage, frozen._trial_id)
+        tid, started = frozen._trial_id, time.perf_counter()
+        beat = _Heartbeat(storage, tid)
         beat.start()
-        study.sampler = _sampler(sweep, frozen.number)
-        trial = optuna.Trial(study, frozen._trial_id)
-        started = time.perf_counter()
         try:
+            study.sampler = _sampler(sweep, frozen.number)
+            trial = optuna.Trial(study, tid)
             value = run_trial(sweep, trial, arrays, cli)
         except optuna.TrialPruned:
             state, value = optuna.trial.TrialState.PRUNED, None
         except KeyboardInterrupt:
-            trial.set_user_attr("error", "interrupted")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            storage.set_trial_user_attr(tid, "error", "interrupted")
+            storage.set_trial_state_values(tid, optuna.trial.TrialState.FAIL)
             return
         except (BpnetError, FloatingPointError) as e:
-            trial.set_user_attr("error", str(e))
+            storage.set_trial_user_attr(tid, "error", str(e))
             state, value = optuna.trial.TrialState.FAIL, None
         else:
             state = optuna.trial.TrialState.COMPLETE
         finally:
             beat.done.set()
             beat.join()
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-        study.tell(trial, value, state=state, skip_if_finished=True)
+        storage.set_trial_user_attr(tid, "seconds", round(time.perf_counter() - started, 3))
+        study.tell(frozen.number, value, state=state, skip_if_finished=True)
 
 
 def _worker_main(*args):
@@ -594,7 +594,8 @@ def plot_sweep(study, sweep, path, k=10):
             ax1.plot(curve["epoch"], curve[sweep.metric], label=f"#{t.number} {t.value:.3f}")
     ax1.set(xlabel="epoch", ylabel=sweep.metric.replace("_", " "),
             title=f"best {k} trials of {sweep.name}")
-    ax1.legend(fontsize=7)
+    if ax1.lines:
+        ax1.legend(fontsize=7)
     dims = [d for d in sweep.space if d.kind in ("log_uniform", "uniform", "int")][:2]
     done = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     if len(dims) == 2 and done:

@@ -174,7 +174,7 @@ def _wait_running(storage, name, proc, timeout=120):
             ts = trials(storage, name)
         except KeyError:  # the study is not created yet
             ts = []
-        if any(t.state.name == "RUNNING" for t in ts):
+        if any(t.state.name == "RUNNING" and "heartbeat" in t.user_attrs for t in ts):
             return
         time.sleep(0.05)
     pytest.fail("no trial started")
@@ -183,7 +183,7 @@ def _wait_running(storage, name, proc, timeout=120):
 def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     """Kill a sweep (its worker too) in the middle of a trial, then finish the study with two
     other processes: the killed trial is FAIL, the total exact."""
-    path = sweep_file(tmp_path, n=6, epochs=40)
+    path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
     args = [str(path), "--jobs", "1", "--storage", storage, "--grace", "3"]
     victim = subprocess.Popen([bpnet_exe, "sweep", *args, "--data-dir", str(data_dir),
                                "--offline", "--quiet"], cwd=tmp_path, start_new_session=True,
@@ -198,10 +198,10 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     outs = [p.communicate(timeout=600) for p in rest]
     assert [p.returncode for p in rest] == [0, 0], outs
     ts = trials(storage, "tiny")
-    assert_exact(ts, 6)
+    assert_exact(ts, 4)
     failed = [t for t in ts if t.state.name == "FAIL"]
     assert len(failed) == 1 and failed[0].user_attrs["error"] == "worker lost (no heartbeat)"
-    assert sum(t.state.name == "COMPLETE" for t in ts) == 5
+    assert sum(t.state.name == "COMPLETE" for t in ts) == 3
 
 
 def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(bpnet_exe, tmp_path,
@@ -210,7 +210,7 @@ def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(bpnet_exe, tmp_p
 
 
 def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_session_dir):
-    path = sweep_file(tmp_path, n=8, epochs=40)
+    path = sweep_file(tmp_path, n=4, epochs=400)
     cmd = [bpnet_exe, "sweep", str(path), "--jobs", "1", "--data-dir", str(mnist_session_dir),
            "--offline"]
     p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -220,13 +220,13 @@ def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_sessio
     os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, err
-    assert "run the same command to continue" in err and "of 8 trials" in out
+    assert "run the same command to continue" in err and "of 4 trials" in out
     assert (tmp_path / "sweeps" / "tiny" / "trials.csv").is_file()
     r = subprocess.run(cmd + ["--quiet"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
     ts = trials(journal, "tiny")
-    assert_exact(ts, 8)
+    assert_exact(ts, 4)
     assert [t.user_attrs.get("error") for t in ts if t.state.name == "FAIL"] == ["interrupted"]
 
 
