@@ -61,8 +61,8 @@ def main():
     args = ap.parse_args()
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [(f"bpnet sweep {s} --jobs {args.jobs}", *run_bpnet(s, args.data_dir, args.jobs, tmp))
-                for s in args.sweeps.split(",")]
+        rows = [(f"bpnet sweep {s} --jobs {args.jobs}",
+                 *run_bpnet(s, args.data_dir, args.jobs, tmp)) for s in args.sweeps.split(",")]
         book = run_book(args.book, args.data_dir, tmp)
     print(f"{'run':40s} {'seconds':>8s} {'best val acc':>13s} {'speed-up':>9s}")
     print(f"{'book ch06/hyperparameter_optimization.py':40s} {book[0]:8.1f} {book[1]:13.4f}")

@@ -89,7 +89,7 @@ def _fmt(v):
               help="Worker processes, one trial each [default: the cores this process may use].")
 @click.option("--storage", metavar="URL",
               help="Optuna storage shared by every process and machine of the study: "
-                   "postgresql://…, mysql://…, sqlite:///…, redis://…, or a journal file path "
+                   "postgresql://…, mysql://…, sqlite:///…, redis://…, or a journal file "
                    "[default: OUT/journal.log].")
 @click.option("--study", "study_name", help="Study name [default: the sweep's name].")
 @click.option("--out", type=click.Path(file_okay=False),

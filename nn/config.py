@@ -374,15 +374,16 @@ def parse_override(text):
                           f"got {raw!r} ({getattr(e, 'problem', None) or e})") from None
 
 
-def _shipped():
-    return resources.files("bpnet.configs")
+def _shipped(folder=""):
+    files = resources.files("bpnet.configs")
+    return files / folder if folder else files
 
 
-def list_configs():
-    """``[(name, description)]`` of the shipped configs; the description is the
-    first comment line of the file."""
+def list_configs(folder=""):
+    """``[(name, description)]`` of the shipped configs (in ``folder`` of them: ``sweeps``);
+    the description is the first comment line of the file."""
     found = []
-    for entry in _shipped().iterdir():
+    for entry in _shipped(folder).iterdir():
         if entry.name.endswith(".yaml"):
             lines = entry.read_text(encoding="utf-8").splitlines()
             about = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
@@ -390,21 +391,21 @@ def list_configs():
     return sorted(found)
 
 
-def resolve_config_path(path_or_name):
-    """An existing file path; else the shipped config of that bare name (with or
-    without ``.yaml``); else a ConfigError listing the shipped names."""
+def resolve_config_path(path_or_name, folder="", what="config"):
+    """An existing file path; else the shipped config (in ``folder``) of that bare name
+    (with or without ``.yaml``); else a ConfigError listing the shipped names."""
     path = Path(path_or_name)
     if path.is_file():
         return path
     if len(path.parts) == 1:
         for name in (path.name, f"{path.name}.yaml"):
-            entry = _shipped() / name
+            entry = _shipped(folder) / name
             if entry.is_file():
                 return Path(str(entry))
     if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
-    names = ", ".join(name for name, _ in list_configs())
-    raise ConfigError(f"{path}: no such file, nor a shipped config of that name "
+        raise ConfigError(f"{path}: is a directory, expected a YAML {what} file")
+    names = ", ".join(name for name, _ in list_configs(folder))
+    raise ConfigError(f"{path}: no such file, nor a shipped {what} of that name "
                       f"(shipped: {names})")
 
 

@@ -26,13 +26,13 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from .config import (FIELDS, ConfigError, Field, _did_you_mean, _is_name, _read, _show, choice,
-                     dump_config, load_config, nullable, number, resolve_config_path, text)
+                     dump_config, list_configs, load_config, nullable, number,
+                     resolve_config_path, text)
 from .errors import BpnetError, InputError
 from .files import atomic_write
 
@@ -63,7 +63,7 @@ def _optuna():
 
 SCHEMA = {
     "name": Field(nullable(text("a name (no slashes)", _is_name)), None,
-                  "Sweep name: the default study name and folder `sweeps/<name>`; null: file stem."),
+                  "Sweep name: the default study name and `sweeps/<name>`; null: the file stem."),
     "config": Field(text("a config path or shipped name"), "mnist.yaml",
                     "Base config: a path (relative to the sweep file) or a shipped config's name."),
     "set": Field(None, {}, "Fixed overrides: a mapping of dotted config keys to values."),
@@ -154,33 +154,14 @@ def _flow(value):
         "\n...")
 
 
-def _shipped():
-    return resources.files("bpnet.configs") / "sweeps"
-
-
 def list_sweeps():
     """``[(name, description)]`` of the shipped sweep files (first comment line)."""
-    found = []
-    for entry in _shipped().iterdir():
-        if entry.name.endswith(".yaml"):
-            lines = entry.read_text(encoding="utf-8").splitlines()
-            about = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
-            found.append((entry.name[:-len(".yaml")], about))
-    return sorted(found)
+    return list_configs("sweeps")
 
 
 def resolve_sweep_path(path_or_name):
     """An existing file; else the shipped sweep of that name (with or without ``.yaml``)."""
-    path = Path(path_or_name)
-    if path.is_file():
-        return path
-    if len(path.parts) == 1:
-        for name in (path.name, f"{path.name}.yaml"):
-            entry = _shipped() / name
-            if entry.is_file():
-                return Path(str(entry))
-    names = ", ".join(n for n, _ in list_sweeps())
-    raise SweepError(f"{path}: no such file, nor a shipped sweep of that name (shipped: {names})")
+    return resolve_config_path(path_or_name, "sweeps", "sweep")
 
 
 def _pair(kind, v, spec_where):
@@ -352,7 +333,8 @@ def fail_stale_trials(study, grace=GRACE):
                                                  if t.datetime_start else now)
         if now - beat > grace:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                study._storage.set_trial_user_attr(t._trial_id, "error", "worker lost (no heartbeat)")
+                study._storage.set_trial_user_attr(t._trial_id, "error",
+                                                   "worker lost (no heartbeat)")
                 study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
 
 
@@ -493,7 +475,8 @@ def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None,
     arrays = {(sweep.base["dataset"], sweep.base["data_dir"]):
               load_arrays(sweep.base["dataset"], sweep.base["data_dir"])}
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker_main, args=(sweep, storage_url, study_name, cli, arrays, grace),
+    args = (sweep, storage_url, study_name, cli, arrays, grace)
+    procs = [ctx.Process(target=_worker_main, args=args,
                          daemon=False) for _ in range(jobs or default_jobs())]
     for p in procs:
         p.start()

@@ -46,6 +46,16 @@ def run(bpnet_exe, args, cwd, data_dir, **kw):
                           timeout=600, **kw)
 
 
+def two_processes(bpnet_exe, tmp_path, data_dir, args):
+    """Two `bpnet sweep ARGS --jobs 1` at once, each with its own --out; both must succeed."""
+    procs = [subprocess.Popen([bpnet_exe, "sweep", *map(str, args), "--jobs", "1", "--out",
+                               str(tmp_path / f"out{i}"), "--data-dir", str(data_dir),
+                               "--offline", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+
+
 def trials(storage, name):
     from bpnet.nn.sweep import open_storage
     return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
@@ -66,17 +76,26 @@ MISTAKES = [
     ("pruner: hyperband\n", "pruner: expected one of none, median"),
     ("config: nothere.yaml\n", "config: nothere.yaml: no such file"),
     ("set: {train.lr: -1}\n", "set.train.lr: expected a number > 0, got -1"),
-    ("set: {train.learning_rate: 0.1}\n", "set.train.learning_rate: unknown config key (did you mean train.lr?)"),
+    ("set: {train.learning_rate: 0.1}\n",
+     "set.train.learning_rate: unknown config key (did you mean train.lr?)"),
     ("set: {data.validation: 0}\n", "data.validation: a sweep selects on validation images"),
     ("space: {train.lr: {normal: [0, 1]}}\n", "space.train.lr: expected one of {log_uniform"),
-    ("space: {train.lr: {log_uniform: [0, 1]}}\n", "space.train.lr.log_uniform: expected [low, high] numbers with low < high and low > 0"),
-    ("space: {train.lr: {uniform: [0.5, 0.1]}}\n", "space.train.lr.uniform: expected [low, high] numbers with low < high"),
-    ("space: {train.epochs: {int: [1.5, 3]}}\n", "space.train.epochs.int: expected [low, high] integers"),
-    ("space: {model.hidden: {choice: []}}\n", "space.model.hidden: expected choice: a non-empty list"),
-    ("space: {model.hidden: {choice: [[50], [0]]}}\n", "space.model.hidden: expected a list of integers > 0"),
-    ("space: {train.momentum: {uniform: [0.5, 1.5]}}\n", "space.train.momentum: expected a number in [0, 1)"),
-    ("space: {lr: {uniform: [0.1, 0.2]}}\n", "space.lr: unknown config key (did you mean train.lr?)"),
-    ("sampler: grid\nspace: {train.lr: {uniform: [0.1, 0.2]}}\n", "space.train.lr: the grid sampler needs choice or int"),
+    ("space: {train.lr: {log_uniform: [0, 1]}}\n",
+     "space.train.lr.log_uniform: expected [low, high] numbers with low < high and low > 0"),
+    ("space: {train.lr: {uniform: [0.5, 0.1]}}\n",
+     "space.train.lr.uniform: expected [low, high] numbers with low < high"),
+    ("space: {train.epochs: {int: [1.5, 3]}}\n",
+     "space.train.epochs.int: expected [low, high] integers"),
+    ("space: {model.hidden: {choice: []}}\n",
+     "space.model.hidden: expected choice: a non-empty list"),
+    ("space: {model.hidden: {choice: [[50], [0]]}}\n",
+     "space.model.hidden: expected a list of integers > 0"),
+    ("space: {train.momentum: {uniform: [0.5, 1.5]}}\n",
+     "space.train.momentum: expected a number in [0, 1)"),
+    ("space: {lr: {uniform: [0.1, 0.2]}}\n",
+     "space.lr: unknown config key (did you mean train.lr?)"),
+    ("sampler: grid\nspace: {train.lr: {uniform: [0.1, 0.2]}}\n",
+     "space.train.lr: the grid sampler needs choice or int"),
     ("space: [train.lr]\n", "space: expected a mapping of dotted config keys"),
     ("n_trials: [3\n", "invalid YAML"),
     ("- 1\n", "expected a mapping of keys"),
@@ -86,7 +105,8 @@ MISTAKES = [
 @pytest.mark.parametrize("text,expected", MISTAKES, ids=[m[1][:30] for m in MISTAKES])
 def test_sweep_file_mistakes_are_one_line_exit_2(bpnet_exe, tmp_path, text, expected):
     path = tmp_path / "bad.yaml"
-    path.write_text("config: quick.yaml\n" + text if not text.startswith(("config", "- ")) else text)
+    own_config = text.startswith(("config", "- "))
+    path.write_text(text if own_config else "config: quick.yaml\n" + text)
     r = subprocess.run([bpnet_exe, "sweep", str(path)], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2, r.stderr
@@ -130,13 +150,7 @@ def test_subset_takes_validation_from_its_end(mnist_session_dir):
 def test_two_processes_share_one_journal_study(bpnet_exe, tmp_path, mnist_session_dir):
     path = sweep_file(tmp_path, n=12)
     journal = tmp_path / "shared" / "journal.log"
-    procs = [subprocess.Popen([bpnet_exe, "sweep", str(path), "--jobs", "1", "--storage",
-                               str(journal), "--out", str(tmp_path / f"out{i}"), "--data-dir",
-                               str(mnist_session_dir), "--offline", "--quiet"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", journal])
     ts = trials(journal, "tiny")
     assert_exact(ts, 12)
     assert all(t.state.name == "COMPLETE" for t in ts)
@@ -184,19 +198,14 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     """Kill a sweep (its worker too) in the middle of a trial, then finish the study with two
     other processes: the killed trial is FAIL, the total exact."""
     path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
-    args = [str(path), "--jobs", "1", "--storage", storage, "--grace", "3"]
-    victim = subprocess.Popen([bpnet_exe, "sweep", *args, "--data-dir", str(data_dir),
-                               "--offline", "--quiet"], cwd=tmp_path, start_new_session=True,
+    args = [str(path), "--storage", storage, "--grace", "3"]
+    victim = subprocess.Popen([bpnet_exe, "sweep", *args, "--jobs", "1", "--data-dir",
+                               str(data_dir), "--offline", "--quiet"], cwd=tmp_path, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_running(storage, "tiny", victim)
     os.killpg(victim.pid, signal.SIGKILL)  # the command and its worker process
     victim.wait()
-    rest = [subprocess.Popen([bpnet_exe, "sweep", *args, "--out", str(tmp_path / f"o{i}"),
-                              "--data-dir", str(data_dir), "--offline", "--quiet"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in rest]
-    assert [p.returncode for p in rest] == [0, 0], outs
+    two_processes(bpnet_exe, tmp_path, data_dir, args)
     ts = trials(storage, "tiny")
     assert_exact(ts, 4)
     failed = [t for t in ts if t.state.name == "FAIL"]
@@ -278,13 +287,7 @@ def postgres(tmp_path):
 def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_session_dir,
                                                 postgres):
     path = sweep_file(tmp_path, n=10)
-    procs = [subprocess.Popen([bpnet_exe, "sweep", str(path), "--jobs", "1", "--storage", postgres,
-                               "--out", str(tmp_path / f"out{i}"), "--data-dir",
-                               str(mnist_session_dir), "--offline", "--quiet"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", postgres])
     ts = trials(postgres, "tiny")
     assert_exact(ts, 10)
     assert all(t.state.name == "COMPLETE" for t in ts)
