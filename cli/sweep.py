@@ -24,6 +24,7 @@ class TrialBar:
     def __init__(self, sweep, quiet):
         from tqdm import tqdm
         self.sweep, self.n = sweep, 0
+        tqdm.monitor_interval = 0  # no monitor thread: the workers are forked after this
         self.bar = tqdm(total=sweep.n_trials, unit="trial", disable=True if quiet else None,
                         dynamic_ncols=True, leave=False)
 
