@@ -10,6 +10,7 @@ from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
 from bpnet.cli.predict import predict
+from bpnet.cli.sweep import sweep
 from bpnet.cli.train import train
 
 
@@ -41,6 +42,7 @@ def main():
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
       bpnet plot runs/mnist                   loss and accuracy curves as a PNG
       bpnet predict weights.npz digit.png     classify your own digit images
+      bpnet sweep book-ch6                    hyperparameter search (Optuna) on every core
     """
 
 
@@ -50,3 +52,4 @@ main.add_command(train)
 main.add_command(eval_cmd)
 main.add_command(plot)
 main.add_command(predict)
+main.add_command(sweep)

@@ -239,6 +239,9 @@ SCHEMA = {
         "validation": Field(
             number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
             "Training images held out for validation and early stopping; 0: none."),
+        "subset": Field(nullable(POSITIVE_INT), None,
+                        "Train on the first N training images only (validation is the last "
+                        "`data.validation` of them); null: all."),
     },
     "train": {
         "epochs": Field(nullable(POSITIVE_INT), 10,
@@ -420,6 +423,10 @@ def _check_rules(cfg, origin):
     if cfg["early_stopping"]["patience"] > 0 and cfg["data"]["validation"] == 0:
         conflict(("early_stopping.patience", "data.validation"),
                  "early stopping (patience > 0) needs validation images (data.validation > 0)")
+    subset = cfg["data"]["subset"]
+    if subset is not None and not cfg["data"]["validation"] < subset <= TRAIN_SIZE:
+        conflict(("data.subset", "data.validation"), f"the subset must hold more than the "
+                 f"validation images and at most {TRAIN_SIZE}")
     train = cfg["train"]
     if train["schedule"] == "cosine" and train["min_lr"] >= train["lr"]:
         conflict(("train.min_lr", "train.lr", "train.schedule"),
@@ -519,15 +526,16 @@ def parse_override(text):
     return key, load_yaml(raw, f"--set {clip(text)}: {key}", value=True)
 
 
-def _shipped():
-    return resources.files("bpnet.configs")
+def _shipped(folder=""):
+    files = resources.files("bpnet.configs")
+    return files / folder if folder else files
 
 
-def list_configs():
-    """``[(name, description)]`` of the shipped configs; the description is the
-    first comment line of the file."""
+def list_configs(folder=""):
+    """``[(name, description)]`` of the shipped configs (in ``folder`` of them: ``sweeps``);
+    the description is the first comment line of the file."""
     found = []
-    for entry in _shipped().iterdir():
+    for entry in _shipped(folder).iterdir():
         if entry.name.endswith(".yaml"):
             lines = entry.read_text(encoding="utf-8").splitlines()
             about = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
@@ -535,28 +543,28 @@ def list_configs():
     return sorted(found)
 
 
-def resolve_config_path(path_or_name):
-    """An existing file path; else the shipped config of that bare name (with or
-    without ``.yaml``); else a ConfigError listing the shipped names."""
+def resolve_config_path(path_or_name, folder="", what="config"):
+    """An existing file path; else the shipped config (in ``folder``) of that bare name
+    (with or without ``.yaml``); else a ConfigError listing the shipped names."""
     path = Path(path_or_name)
     if path.is_file():
         return path
     if len(path.parts) == 1:
         for name in (path.name, f"{path.name}.yaml"):
-            entry = _shipped() / name
+            entry = _shipped(folder) / name
             if entry.is_file():
                 return Path(str(entry))
     if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
+        raise ConfigError(f"{path}: is a directory, expected a YAML {what} file")
     if path.exists():  # a FIFO or a device: _read refuses it by name, without opening it
         return path
-    names = ", ".join(name for name, _ in list_configs())
-    raise ConfigError(f"{path}: no such file, nor a shipped config of that name "
+    names = ", ".join(name for name, _ in list_configs(folder))
+    raise ConfigError(f"{path}: no such file, nor a shipped {what} of that name "
                       f"(shipped: {names})")
 
 
-def _read(path):
-    """The top-level mapping of a YAML file ({} for an empty one)."""
+def _read(path, keys=SCHEMA):
+    """The top-level mapping of a YAML file ({} for an empty one); ``keys`` name what it holds."""
     raw = read_bytes(path, ConfigError, ConfigError, limit("config_bytes"),
                      "a config file (BPNET_MAX_CONFIG_BYTES)")
     try:
@@ -569,7 +577,7 @@ def _read(path):
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(SCHEMA)}) at the top "
+        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(keys)}) at the top "
                           f"level, got {_show(doc)}")
     return doc
 

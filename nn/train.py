@@ -93,10 +93,13 @@ def split_validation(x, t, n_val):
     return as_split(x[:-n_val], t[:-n_val]), as_split(x[-n_val:], t[-n_val:])
 
 
-def load_data(cfg):
-    """The config's dataset as uint8 splits: train (minus validation), val, test."""
-    a = load_arrays(cfg["dataset"], cfg["data_dir"])
-    train, val = split_validation(a["x_train"], a["t_train"], cfg["data"]["validation"])
+def load_data(cfg, arrays=None):
+    """The config's dataset as uint8 splits: train (minus validation), val, test; with
+    ``data.subset`` N, only the first N training images, of which the last ``data.validation``
+    validate. ``arrays``: the dataset's arrays already loaded (``load_arrays``)."""
+    a = arrays if arrays is not None else load_arrays(cfg["dataset"], cfg["data_dir"])
+    n = cfg["data"].get("subset") or len(a["t_train"])
+    train, val = split_validation(a["x_train"][:n], a["t_train"][:n], cfg["data"]["validation"])
     return Data(train, val, as_split(a["x_test"], a["t_test"]))
 
 
@@ -209,11 +212,14 @@ class BatchStream:
 
 class Trainer:
     """Trains the config's network on ``data``, writing into ``run_dir`` (whose path the
-    run's config.yaml records as ``output.dir``)."""
+    run's config.yaml records as ``output.dir``); ``run_dir`` None: no files, the metrics stay
+    in ``state.rows`` (a sweep's trials)."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
-        self.run_dir, self.data = Path(run_dir), data
-        self.cfg = cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
+        self.run_dir, self.data = None if run_dir is None else Path(run_dir), data
+        if self.run_dir is not None:
+            cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
+        self.cfg = cfg
         self.replace = replace  # run_dir holds an old run, replaced once this one has started
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
@@ -245,11 +251,12 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
-        clean_leftovers(self.run_dir)
         self.final_dir = None
-        if self.replace and self.run_dir.exists():  # build the new run beside the old one
-            self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir is not None:
+            clean_leftovers(self.run_dir)
+            if self.replace and self.run_dir.exists():  # build the new run beside the old one
+                self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
@@ -294,7 +301,7 @@ class Trainer:
         xs, ts = self.data.train.x, self.data.train.t
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
                               self._batches)
-        if st.iteration == 0:
+        if st.iteration == 0 and self.run_dir is not None:
             self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
         if self.final_dir is not None:
@@ -325,8 +332,9 @@ class Trainer:
                 raise TrainingDiverged(
                     f"training diverged: loss is {what} at iteration {st.iteration + 1} "
                     f"(lr {self.opt.lr:g}); "
-                    f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
-                    f"(iteration {self._ckpt_it}); try a smaller train.lr")
+                    + (f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
+                       f"(iteration {self._ckpt_it}); " if self.run_dir else "")
+                    + "try a smaller train.lr")
             st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
             net.backward()
             self.opt.update(self.flat, {"all": net.flat_grads})
@@ -352,7 +360,7 @@ class Trainer:
         st.elapsed = time.perf_counter() - started
         if not st.rows or st.rows[-1]["iteration"] != st.iteration:
             self.evaluate_and_save()
-        self.save_weights(self.run_dir / "weights.npz", final=True)
+        self.save_weights(self.run_dir and self.run_dir / "weights.npz", final=True)
         self.save_checkpoint()
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
@@ -376,7 +384,7 @@ class Trainer:
             score = row[f"{self.selected_on}_acc"]
             if score > st.best + es["min_delta"] or st.best < 0:
                 st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
-                self.save_weights(self.run_dir / "best.npz", final=False)
+                self.save_weights(self.run_dir and self.run_dir / "best.npz", final=False)
             else:
                 st.bad_evals += 1
         self.write_metrics()
@@ -406,10 +414,14 @@ class Trainer:
         return meta
 
     def save_weights(self, path, final):
+        if self.run_dir is None:
+            return
         params = {k: v.copy() for k, v in self.net.state_arrays().items()}
         self._save(save_weights, path, params, self.meta(final))
 
     def write_metrics(self):
+        if self.run_dir is None:
+            return
         buf = io.StringIO()
         w = csv.DictWriter(buf, METRIC_COLUMNS, lineterminator="\n")
         w.writeheader()
@@ -418,6 +430,8 @@ class Trainer:
         self._save(atomic_write_text, self.run_dir / "metrics.csv", buf.getvalue())
 
     def save_checkpoint(self):
+        if self.run_dir is None:
+            return
         st = self.state
         extra = {k: v for k, v in vars(st).items() if k != "rows"}
         arrays = {f"param.{k}": v.copy() for k, v in self.net.state_arrays().items()}

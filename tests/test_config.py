@@ -56,7 +56,7 @@ def test_mnist_config_is_the_lessons_run():
     assert (train["iterations"], train["epochs"], train["batch_size"]) == (10000, None, 100)
     assert (train["optimizer"], train["lr"], train["schedule"]) == ("sgd", 0.1, "none")
     assert (train["seed"], train["dtype"], train["shuffle"]) == (0, "float32", True)
-    assert cfg["data"] == {"normalize": True, "validation": 0}
+    assert cfg["data"] == {"normalize": True, "validation": 0, "subset": None}
     assert cfg["eval"]["every"] == 1 and cfg["early_stopping"]["patience"] == 0
 
 
