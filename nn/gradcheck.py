@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .gradient import numerical_partials
+from .threads import use as use_threads
 from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 
 EPS = float(np.finfo(np.float64).eps)
@@ -134,8 +135,10 @@ def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
 
 
 def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=None,
-                  name="net"):
-    """Check every parameter of ``net`` (float64) on the batch (x, t)."""
-    grads = net.gradient(x, t)
-    return check_gradients(name, lambda: net.loss(x, t), net.params, grads,
-                           tol=tol, h=h, max_coords=max_coords, rng=rng)
+                  name="net", threads=None):
+    """Check every parameter of ``net`` (float64) on the batch (x, t); ``threads`` as
+    in ``bpnet.nn.threads.use``."""
+    with use_threads(threads):
+        grads = net.gradient(x, t)
+        return check_gradients(name, lambda: net.loss(x, t), net.params, grads,
+                               tol=tol, h=h, max_coords=max_coords, rng=rng)

@@ -11,8 +11,9 @@ product is bit for bit the one-thread product, whatever the thread count.
 
 The thread count is ``threads`` given to ``use``: an integer, or None for automatic, which is
 ``$BPNET_THREADS`` when set, else the number of cores this process may run on
-(``os.sched_getaffinity``). ``Trainer.run``, ``evaluate`` and ``check_network`` enter ``use``
-themselves, so Python callers get the command line's behaviour.
+(``os.sched_getaffinity``): with the split above, every core is safe to use on a busy
+machine. ``Trainer.run``, ``evaluate`` and ``check_network`` enter ``use`` themselves, so
+Python callers get the command line's behaviour.
 """
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ def _executor(n):
 @contextmanager
 def use(threads=None):
     """Within this block, BLAS runs on one thread and ``matmul`` splits large products
-    over ``resolve(threads)`` threads. Nested blocks restore the outer count on exit."""
+    over ``threads`` threads (None: the enclosing block's count, else ``resolve(None)``).
+    Yields the count; on exit the enclosing block's count is back in force."""
     from threadpoolctl import threadpool_limits
-    n = resolve(threads)
-    previous = getattr(_state, "n", 1)
+    previous = getattr(_state, "n", None)
+    n = previous if threads is None and previous is not None else resolve(threads)
     with threadpool_limits(limits=1, user_api="blas"):
         _state.n = n
         try:
@@ -90,7 +92,7 @@ def use(threads=None):
 
 def current():
     """The split count in force on this thread (1 outside ``use``)."""
-    return getattr(_state, "n", 1)
+    return getattr(_state, "n", None) or 1
 
 
 _PLANS = {}  # (shapes, layouts, dtype, threads) -> row bounds of the blocks, or None

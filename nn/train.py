@@ -34,6 +34,7 @@ from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weight
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
+from .threads import use as use_threads
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
                   "test_loss", "test_acc", "elapsed"]
@@ -234,7 +235,8 @@ class Trainer:
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
         try:
-            result = self._loop()
+            with use_threads(self.cfg["train"]["threads"]):
+                result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
             raise
@@ -279,7 +281,7 @@ class Trainer:
             if tr["schedule"] != "none":
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
-                                            tr["min_lr"])
+                                            tr["min_lr"], tr["warmup"])
             loss = net.loss(x, t)
             if st.loss_limit is None:
                 st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
