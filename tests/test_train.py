@@ -252,3 +252,11 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
     resumed.run()
     c = params_of(run_dir / "weights.npz")
     assert all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_onecycle_rises_over_the_warmup_then_falls_by_a_cosine():
+    lr = [learning_rate("onecycle", 1.0, i, 100, 10, min_lr=0.1, warmup=0.2) for i in range(101)]
+    assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.55)
+    assert lr[20] == pytest.approx(1.0) and max(lr) == pytest.approx(1.0)
+    assert lr[60] == pytest.approx(0.55) and lr[100] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(lr[:20], lr[1:21])) and all(a > b for a, b in zip(lr[20:], lr[21:]))
