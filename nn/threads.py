@@ -95,7 +95,7 @@ def current():
     return getattr(_state, "n", None) or 1
 
 
-_PLANS = {}  # (shapes, layouts, dtype, threads) -> row bounds of the blocks, or None
+_PLANS = {}  # (shapes, layouts, dtype, threads) -> (axis, bounds of the blocks) or None
 ALIGNMENTS = (8, 16, 24, 32, 48, 64)
 
 
@@ -103,33 +103,41 @@ def _layout(x):
     return "C" if x.flags.c_contiguous else "F" if x.flags.f_contiguous else x.strides
 
 
-def plan(a, b, n):
-    """Row bounds cutting ``a @ b`` into blocks for ``n`` threads, or None to keep it whole.
+def _block(a, b, axis, lo, hi):
+    """The operands of block [lo, hi) of the result's rows (axis 0) or columns (axis 1)."""
+    return (a[lo:hi], b) if axis == 0 else (a, b[:, lo:hi])
 
-    BLAS kernels work on blocks of rows, and a cut inside one moves rows to a kernel that
-    may round differently; so the first time a product of this shape, layout and dtype is
-    seen, cuts at multiples of each of ALIGNMENTS are tried on random data of that shape,
-    and the first whose result has exactly the uncut product's bits is kept (none: no cut).
+
+def plan(a, b, n):
+    """(axis, bounds) cutting ``a @ b`` into blocks for ``n`` threads, or None to keep it whole.
+
+    The cut is across the result's rows when it has at least as many rows as columns, else
+    across its columns (each block then repacks only the smaller operand), else the other way
+    when that one changes the result's bits. BLAS kernels work on
+    blocks of rows and columns, and a cut inside one moves them to a kernel that may round
+    differently; so the first time a product of this shape, layout and dtype is seen, cuts at
+    multiples of each of ALIGNMENTS are tried on random data of that shape, and the first whose
+    result has exactly the uncut product's bits is kept (none: no cut).
     """
     dtype = np.result_type(a, b)
     key = (a.shape, b.shape, _layout(a), _layout(b), dtype, n)
     if key not in _PLANS:
         _PLANS[key] = None
-        m = a.shape[0]
         rng = np.random.default_rng(0)
         ra = rng.standard_normal(a.shape).astype(dtype)
         ra = ra if _layout(a) != "F" else np.asfortranarray(ra)
         rb = rng.standard_normal(b.shape).astype(dtype)
         rb = rb if _layout(b) != "F" else np.asfortranarray(rb)
         whole = ra @ rb
-        for g in ALIGNMENTS:
+        preferred = 0 if a.shape[0] >= b.shape[1] else 1
+        for axis, g in ((axis, g) for axis in (preferred, 1 - preferred) for g in ALIGNMENTS):
+            m = whole.shape[axis]
             blocks = min(3 * n, m // max(g, MIN_ROWS))
-            if blocks <= 1:
-                break
-            bounds = [m * i // blocks // g * g for i in range(blocks)] + [m]
-            if all(np.array_equal(whole[lo:hi], ra[lo:hi] @ rb)
-                   for lo, hi in zip(bounds, bounds[1:])):
-                _PLANS[key] = bounds
+            bounds = [m * i // blocks // g * g for i in range(blocks)] + [m] if blocks > 1 else []
+            if bounds and all(np.array_equal(whole[lo:hi] if axis == 0 else whole[:, lo:hi],
+                                             np.matmul(*_block(ra, rb, axis, lo, hi)))
+                              for lo, hi in zip(bounds, bounds[1:])):
+                _PLANS[key] = axis, bounds
                 break
     return _PLANS[key]
 
@@ -138,23 +146,25 @@ def matmul(a, b, out=None):
     """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), written into ``out`` when given.
 
     Within ``use(n)`` with n > 1, a product of at least MIN_SPLIT multiply-adds is cut into
-    row blocks (``plan``: about 3 per thread) that this thread and the pool's take in turn,
-    so a thread whose core is busy elsewhere simply takes fewer. The result is bit for bit
-    the uncut product's.
+    blocks of rows or columns of the result (``plan``: about 3 per thread) that this thread
+    and the pool's take in turn, so a thread whose core is busy elsewhere simply takes fewer.
+    The result is bit for bit the uncut product's.
     """
     n = current()
     if n <= 1 or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_SPLIT:
         return np.matmul(a, b, out=out)
-    bounds = plan(a, b, n)
-    if bounds is None:
+    cut = plan(a, b, n)
+    if cut is None:
         return np.matmul(a, b, out=out)
+    axis, bounds = cut
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
     todo = iter(range(len(bounds) - 1))  # next() on it is atomic under the GIL
 
     def work():
         for i in todo:
-            np.matmul(a[bounds[i]:bounds[i + 1]], b, out=out[bounds[i]:bounds[i + 1]])
+            lo, hi = bounds[i], bounds[i + 1]
+            np.matmul(*_block(a, b, axis, lo, hi), out=out[lo:hi] if axis == 0 else out[:, lo:hi])
 
     pool = _executor(n)
     helpers = [pool.submit(work) for _ in range(min(n, len(bounds) - 1) - 1)]

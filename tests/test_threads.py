@@ -40,17 +40,20 @@ def test_split_products_are_bit_identical_to_one_thread(dtype, n, a_shape, b_sha
         split = threads.matmul(a, b)
         out = np.full_like(whole, np.nan)
         threads.matmul(a, b, out=out)
-        assert threads.plan(a, b, n) is not None or a.shape[0] < 2 * threads.MIN_ROWS
+        assert threads.plan(a, b, n) is not None
     assert split.dtype == whole.dtype and split.shape == whole.shape
     assert np.array_equal(split, whole) and np.array_equal(out, whole)
 
 
-def test_a_product_is_really_cut_into_blocks():
-    a = np.ones((100, 784), np.float32)
-    b = np.ones((784, 800), np.float32)
-    with threads.use(2):
-        bounds = threads.plan(a, b, 2)
-    assert bounds[0] == 0 and bounds[-1] == 100 and len(bounds) >= 3
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((100, 784), (784, 800)), ((784, 100), (100, 800)), ((1000, 784), (784, 800))])
+def test_a_product_is_really_cut_into_blocks(a_shape, b_shape):
+    # as in training: a weight gradient's left operand is the transposed input batch
+    a = np.ones(a_shape[::-1], np.float32).T if a_shape == (784, 100) else np.ones(a_shape, np.float32)
+    b = np.ones(b_shape, np.float32)
+    axis, bounds = threads.plan(a, b, 2)
+    size = (a_shape[0], b_shape[1])[axis]
+    assert bounds[0] == 0 and bounds[-1] == size and len(bounds) >= 3
     assert all(lo < hi for lo, hi in zip(bounds, bounds[1:]))
 
 
