@@ -150,8 +150,9 @@ def warn(message):
     click.echo(f"bpnet: warning: {message}", err=True)
 
 
-def ensure_data(dataset, data_dir, offline, quiet=False):
-    """Download a dataset's missing files first, saying so (unless ``offline``)."""
+def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test")):
+    """Download the missing files of a dataset's ``splits`` first, saying so (unless
+    ``offline``)."""
     from bpnet.nn.download import ensure_dataset
     return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
-                          report=None if quiet else warn)
+                          report=None if quiet else warn, splits=splits)

@@ -34,7 +34,7 @@ def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_co
     """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
     net, meta = network_from_weights(weights)
     dataset = meta.get("dataset", "mnist")
-    ensure_data(dataset, data_dir, offline, quiet=as_json)
+    ensure_data(dataset, data_dir, offline, quiet=as_json, splits=(split,))
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
     scale = input_scale(meta.get("normalize", True))

@@ -9,10 +9,10 @@ import click
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
                               handle_errors, load_config_from_cli, threads_option)
-from bpnet.nn.config import dump_config, load_config
+from bpnet.nn.config import load_config
 from bpnet.nn.errors import InputError
-from bpnet.nn.io import atomic_write_text
-from bpnet.nn.train import RUN_FILES, Progress, StopFlag, Trainer, load_data
+from bpnet.nn.files import clean_leftovers
+from bpnet.nn.train import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer, load_data
 
 
 class BarProgress(Progress):
@@ -54,12 +54,22 @@ class BarProgress(Progress):
 
 
 def _existing_run(cfg, force):
-    """The run's files already in its directory; an error unless --force."""
+    """The run's files already in its directory; an error unless --force, and with --force
+    an error when the directory also holds files that are not a run's (it is replaced whole)."""
     run_dir = Path(cfg["output"]["dir"])
-    existing = [f for f in RUN_FILES if (run_dir / f).exists()]
+    clean_leftovers(run_dir)  # a run a killed --force had set aside is back before we look
+    existing = [f for f in RUN_FILES + DERIVED_FILES if (run_dir / f).exists()]
     if existing and not force:
         raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); use --force to "
                          f"overwrite it or --resume {run_dir} to continue it")
+    if existing:
+        others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")
+                        and p.name not in RUN_FILES + DERIVED_FILES)
+        if others:
+            raise InputError(f"{run_dir} holds files that are not part of a run "
+                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
+                             f"--force replaces a run directory whole: move them, or train "
+                             f"into another --out")
     return run_dir, existing
 
 
@@ -95,34 +105,28 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
             raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
                                    f"combined with --{given[0].replace('sets', 'set')}")
         run_dir = Path(resume)
-        cfg = load_config(run_dir / "config.yaml", cli={"data_dir": data_dir, "train.threads": threads})
+        cfg = load_config(run_dir / "config.yaml",
+                          cli={"data_dir": data_dir, "train.threads": threads})
         cfg["output"]["dir"] = str(run_dir)
     else:
         cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
-                                   train_iterations=iterations, train_seed=seed, train_threads=threads,
-                                   output_dir=out,
-                                   data_dir=data_dir)
+                                   train_iterations=iterations, train_seed=seed,
+                                   train_threads=threads, output_dir=out, data_dir=data_dir)
         run_dir, existing = _existing_run(cfg, force)
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
-    if not resume:  # only now, with the data in hand, is the run directory touched
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for f in existing:
-            (run_dir / f).unlink()
     progress, stop = BarProgress(quiet), StopFlag()
-    trainer = Trainer(cfg, data, run_dir, progress, stop)
+    trainer = Trainer(cfg, data, run_dir, progress, stop, replace=not resume and bool(existing))
     if resume:
         trainer.load_checkpoint()
         if not quiet:
             click.echo(f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}")
-    else:
-        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
-        if not quiet:
-            arch = "-".join(map(str, trainer.net.sizes))
-            click.echo(f"training {arch} {cfg['model']['activation']} on {cfg['dataset']} "
-                       f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
-                       f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
-                       f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
+    elif not quiet:
+        arch = "-".join(map(str, trainer.net.sizes))
+        click.echo(f"training {arch} {cfg['model']['activation']} on {cfg['dataset']} "
+                   f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
+                   f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
+                   f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
 
     def on_signal(signum, _frame):
         if stop.requested:  # a second signal: stop now

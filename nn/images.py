@@ -16,12 +16,15 @@ have theirs.
 from __future__ import annotations
 
 import io
+import math
 import re
+import warnings
 
 import numpy as np
 
 from .errors import BpnetError, InputError
-from .files import read_bytes
+from .files import ZIP_MAGIC, describe, npy_header, read_bytes
+from .limits import clip, excerpt, limit
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
 FORMATS = "PNG, JPEG, PGM (P2/P5) or NPY"
@@ -37,8 +40,13 @@ class ImageSupportMissing(BpnetError):
 
 
 def read_image(path):
-    """Grey levels 0..255 (float64, shape (H, W)) of a PNG, JPEG, PGM or NPY file."""
-    raw = read_bytes(path, InputError, InputError)
+    """Grey levels 0..255 (float64, shape (H, W)) of a PNG, JPEG, PGM or NPY file.
+
+    Only regular files of at most ``limit("image_bytes")`` bytes are read, and an image of
+    more than ``limit("image_pixels")`` pixels is refused from its header, before decoding.
+    """
+    raw = read_bytes(path, InputError, InputError, limit("image_bytes"),
+                     "an image (BPNET_MAX_IMAGE_BYTES)")
     if raw.startswith(PNG_MAGIC):
         img = _read_pillow(raw, path, "PNG")
     elif raw.startswith(JPEG_MAGIC):
@@ -48,7 +56,9 @@ def read_image(path):
     elif raw.startswith(NPY_MAGIC):
         img = _read_npy(raw, path)
     else:
-        raise InputError(f"{path}: not a {FORMATS} image")
+        hint = " (weights? they come first: bpnet predict WEIGHTS IMAGE...)" \
+            if raw.startswith(ZIP_MAGIC) else ""
+        raise InputError(f"{path}: not a {FORMATS} image: {describe(raw[:512])}{hint}")
     if img.size == 0:
         raise InputError(f"{path}: empty image ({img.shape[0]}x{img.shape[1]} pixels)")
     return img
@@ -61,11 +71,29 @@ def _read_pillow(raw, path, kind):
         raise ImageSupportMissing(f"{path}: reading {kind} needs Pillow, which is not "
                                   f"installed: {INSTALL_HINT}") from None
     try:
-        with Image.open(io.BytesIO(raw)) as im:
-            im.load()
-            return _pillow_grey(im)
+        with warnings.catch_warnings():  # the size is checked here, against bpnet's own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(io.BytesIO(raw))  # reads the header only
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+            with im:
+                _check_pixels(path, kind, *im.size)
+                im.load()
+                return _pillow_grey(im)
+    except InputError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: cannot decode {kind} ({e})") from None  # Pillow's errors
+        raise InputError(f"{path}: cannot decode {kind} ({clip(e)})") from None  # Pillow's errors
+
+
+def _check_pixels(path, kind, width, height):
+    """Refuse an image whose header claims more pixels than ``limit("image_pixels")``."""
+    cap = limit("image_pixels")
+    if width * height > cap:
+        raise InputError(f"{path}: {kind} of {width}x{height} = {width * height} pixels, more "
+                         f"than the {cap} read (BPNET_MAX_IMAGE_PIXELS)")
 
 
 def _pillow_grey(im):
@@ -94,6 +122,7 @@ def _read_pgm(raw, path):
         fields.append(int(m.group(1)))
         pos = m.end()
     width, height, maxval = fields
+    _check_pixels(path, "PGM", width, height)
     if not 0 < maxval < 65536:
         raise InputError(f"{path}: PGM maxval {maxval}, expected 1..65535")
     count = width * height
@@ -107,11 +136,18 @@ def _read_pgm(raw, path):
                              f"{count * dtype.itemsize} for {width}x{height}")
         pixels = np.frombuffer(data, dtype=dtype)
     else:
-        body = re.sub(rb"#[^\r\n]*", b" ", raw[pos:]).split()
-        if len(body) < count or not all(v.isdigit() for v in body[:count]):
-            raise InputError(f"{path}: PGM has {len(body)} values, expected {count} "
+        body = re.sub(rb"#[^\r\n]*", b" ", raw[pos:])
+        chars = np.frombuffer(body, dtype=np.uint8)
+        digit = (chars >= ord("0")) & (chars <= ord("9"))
+        values = int(np.count_nonzero(digit[1:] & ~digit[:-1])) + bool(digit[:1].any())
+        if not np.isin(chars[~digit], np.frombuffer(b" \t\r\n\v\f", np.uint8)).all():
+            raise InputError(f"{path}: PGM pixels hold characters other than digits and "
+                             f"spaces, expected non-negative integers")
+        if values < count:
+            raise InputError(f"{path}: PGM has {values} values, expected {count} "
                              f"non-negative integers for {width}x{height}")
-        pixels = np.array([int(v) for v in body[:count]], dtype=np.int64)
+        # whitespace-separated decimal integers, parsed in C (no Python object per pixel)
+        pixels = np.fromstring(body, dtype=np.int64, sep=" ")[:count]
     if pixels.size and pixels.max() > maxval:
         raise InputError(f"{path}: PGM pixel value {pixels.max()} above maxval {maxval}")
     return pixels.reshape(height, width) * (255.0 / maxval)
@@ -120,13 +156,25 @@ def _read_pgm(raw, path):
 def _read_npy(raw, path):
     """A 2-D array: uint8/integers 0..255, bool (True is ink), or floats in 0..1 or 0..255."""
     try:
+        shape, _, dtype = npy_header(io.BytesIO(raw))
+        if dtype.hasobject:
+            raise InputError(f"{path}: NPY holds pickled objects, which are never loaded")
+        if len(shape) != 2:
+            raise InputError(f"{path}: NPY array of shape {excerpt(shape)}, expected a 2-D "
+                             f"(height, width) image")
+        _check_pixels(path, "NPY", shape[1], shape[0])
+        if math.prod(shape) * dtype.itemsize > len(raw):
+            raise InputError(f"{path}: NPY header claims {shape} {dtype}, more than the file's "
+                             f"{len(raw)} bytes hold")
         a = np.load(io.BytesIO(raw), allow_pickle=False)
+    except InputError:
+        raise
     except ValueError as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise InputError(f"{path}: NPY holds pickled objects, which are never loaded") from None
-        raise InputError(f"{path}: not a readable NPY array ({e})") from None
+        raise InputError(f"{path}: not a readable NPY array ({clip(e)})") from None
     except (OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable NPY array ({e})") from None
+        raise InputError(f"{path}: not a readable NPY array ({clip(e)})") from None
     if a.ndim != 2:
         raise InputError(f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) "
                          f"image")

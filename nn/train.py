@@ -8,7 +8,10 @@ A run directory holds:
   checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
                   state, counters (each epoch's permutation is a function of seed and epoch)
   metrics.csv     one row per evaluation
-  config.yaml     the resolved config (written by the caller)
+  config.yaml     the resolved config
+With ``replace=True`` an existing run directory is replaced whole, and only once the new
+run has started (data loaded, network built, first checkpoint written): the new run is built
+in a sibling folder and swapped in; until then the old run stays as it was.
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ import csv
 import io
 import json
 import math
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,10 +31,13 @@ import numpy as np
 from bpnet import __version__
 
 from .augment import Augmenter
-from .config import network_kwargs
+from .config import dump_config, network_kwargs
 from .data import load_arrays
 from .errors import BpnetError
-from .io import WeightsError, atomic_write_text, load_npz, save_npz, save_weights
+from .files import clean_leftovers, staging_dir, swap_dirs
+from .io import (WeightsError, atomic_write_text, load_npz, parse_json, save_npz,
+                 save_weights)
+from .limits import clip
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
@@ -41,6 +48,7 @@ METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_lo
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
+DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
 
 
 class TrainingDiverged(BpnetError):
@@ -200,8 +208,9 @@ class BatchStream:
 class Trainer:
     """Trains the config's network on ``data``, writing into ``run_dir``."""
 
-    def __init__(self, cfg, data, run_dir, progress=None, stop=None):
+    def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.replace = replace  # run_dir holds an old run, replaced once this one has started
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
         self.dtype = np.dtype(tr["dtype"])
@@ -230,6 +239,10 @@ class Trainer:
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
+        clean_leftovers(self.run_dir)
+        self.final_dir = None
+        if self.replace and self.run_dir.exists():  # build the new run beside the old one
+            self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
@@ -239,6 +252,9 @@ class Trainer:
                 result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
+            if self.final_dir is not None:  # never started: the old run stays as it was
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                self.run_dir, self.final_dir = self.final_dir, None
             raise
         finally:
             self._batches.shutdown(wait=True, cancel_futures=True)
@@ -253,6 +269,14 @@ class Trainer:
             f.result()
         self._pending.append(self._writer.submit(fn, *args))
 
+    def _replace_old_run(self):
+        """The new run has started (data, network, first checkpoint on disk): swap it in."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+        swap_dirs(self.run_dir, self.final_dir)
+        self.run_dir, self.final_dir = self.final_dir, None
+
     def _flush(self, raise_errors=True):
         pending, self._pending = self._pending, []
         self._writer.shutdown(wait=True)
@@ -266,7 +290,10 @@ class Trainer:
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
                               self._batches)
         if st.iteration == 0:
+            self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
+        if self.final_dir is not None:
+            self._replace_old_run()
         self.progress.start(self.total, st.iteration, self.iters_per_epoch)
         started = time.perf_counter() - st.elapsed
         eval_every = self.cfg["eval"]["every"]
@@ -389,19 +416,39 @@ class Trainer:
 
     def load_checkpoint(self):
         path = self.run_dir / "checkpoint.npz"
-        arrays = load_npz(path, "checkpoint")
+        shapes = {f"param.{k}": v.shape for k, v in self.net.params.items()}
+        arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
+            key, self.net.flat_params.shape if key.startswith("opt.") else None))
+        state = arrays.get("state")
+        if state is None or state.shape != () or state.dtype.kind != "U":
+            raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
+        doc = parse_json(path, str(arrays.pop("state")[()]), "state")
+        if not _is_checkpoint_state(doc):
+            raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected opt_step, "
+                               f"total, rows and state of numbers)")
         try:
-            doc = json.loads(str(arrays.pop("state")[()]))
             self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
             self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
             self.opt.step = doc["opt_step"]
             self.state = State(**doc["state"], rows=doc["rows"])
         except (KeyError, ValueError, TypeError) as e:
-            raise WeightsError(f"{path}: not a usable checkpoint ({type(e).__name__}: {e})") from None
+            raise WeightsError(f"{path}: not a usable checkpoint "
+                               f"({type(e).__name__}: {clip(e)})") from None
         self._ckpt_it = self.state.iteration
         if doc["total"] != self.total:
             raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
                                f"asks for {self.total}")
+
+
+def _is_checkpoint_state(doc):
+    def number(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    return (isinstance(doc, dict)
+            and all(isinstance(doc.get(k), int) for k in ("opt_step", "total"))
+            and isinstance(doc.get("rows"), list) and isinstance(doc.get("state"), dict)
+            and all(number(v) for v in doc["state"].values())
+            and all(isinstance(r, dict) and not any(isinstance(v, (list, dict)) for v in r.values())
+                    for r in doc["rows"]))
 
 
 def _fmt(v):

@@ -130,7 +130,7 @@ def _bad_files(tmp_path, good):
     files["pickled"] = (p, "pickled")
     p = tmp_path / "truncated.npz"
     p.write_bytes(good.read_bytes()[:500])
-    files["truncated"] = (p, "not a readable .npz")
+    files["truncated"] = (p, "truncated zip archive")
     p = tmp_path / "nometa.npz"
     np.savez(p, **params)
     files["no meta"] = (p, "no 'meta'")
