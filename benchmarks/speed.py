@@ -119,7 +119,11 @@ def command(config, data_dir, out, *extra, env=None):
 def torch_time(python, arrays):
     """(whole-process seconds to 98%, epochs, accuracy, threads), or the error text.
     ``arrays``: an .npz of MNIST's uint8 images (N, 784) and labels, as bpnet's cache holds."""
-    done = subprocess.run([python, "-c", TORCH_SCRIPT, str(arrays)], capture_output=True, text=True)
+    try:
+        done = subprocess.run([python, "-c", TORCH_SCRIPT, str(arrays)], capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return "no 98% within 300 s"
     if done.returncode:
         return done.stderr.strip().splitlines()[-1]
     s, epochs, acc, n = done.stdout.split()
