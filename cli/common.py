@@ -1,6 +1,7 @@
 """What every command shares: error reporting, exit codes and common options."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -36,6 +37,17 @@ def fail(message, code=1):
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def interrupted():
+    """Ctrl-C inside the block: one line and exit status 130 (a traceback with --debug)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if debug_enabled():
+            raise
+        fail("interrupted", 130)
+
+
 def handle_errors(fn):
     """Turn library errors into one line and an exit status; --debug shows the traceback."""
     @functools.wraps(fn)
@@ -53,9 +65,8 @@ def handle_errors(fn):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
         except KeyboardInterrupt:
-            if debug_enabled():
+            with interrupted():
                 raise
-            fail("interrupted", 130)
         except MemoryError:
             if debug_enabled():
                 raise

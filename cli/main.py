@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from bpnet import __version__
-from bpnet.cli.common import _set_debug
+from bpnet.cli.common import _set_debug, interrupted
 from bpnet.cli.download import download
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.gradcheck import gradcheck
@@ -13,7 +13,21 @@ from bpnet.cli.predict import predict
 from bpnet.cli.train import train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class BpnetGroup(click.Group):
+    """click turns Ctrl-C outside a command into "Aborted!" and exit status 1; here it ends as
+    inside one: a single line and exit status 130, whether parsing or running."""
+
+    def make_context(self, *args, **kwargs):
+        with interrupted():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with interrupted():
+            return super().invoke(ctx)
+
+
+@click.group(cls=BpnetGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="bpnet")
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
               help="Show full tracebacks on errors (also BPNET_DEBUG=1).")

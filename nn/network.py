@@ -100,12 +100,17 @@ class MultiLayerNet:
         return x
 
     def loss(self, x, t):
-        """Mean cross-entropy of the batch plus the weight-decay term."""
-        loss = self.last_layer.forward(self.predict(x), t)
-        if self.weight_decay:
-            loss += 0.5 * self.weight_decay * sum(
-                float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
-        return loss
+        """Mean cross-entropy of the batch plus the weight-decay penalty (the objective);
+        the cross-entropy alone is kept in ``cross_entropy``."""
+        self.cross_entropy = self.last_layer.forward(self.predict(x), t)
+        return self.cross_entropy + self.penalty()
+
+    def penalty(self):
+        """The weight-decay term ½·λ·ΣW² over every weight matrix (0.0 without decay)."""
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * sum(
+            float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
 
     def accuracy(self, x, t):
         """Fraction of rows whose arg-max score is the label (indices or one-hot)."""

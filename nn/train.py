@@ -3,12 +3,13 @@ best-model tracking, early stopping, checkpoints, resume and a divergence (NaN) 
 
 A run directory holds:
   weights.npz     final parameters (+ meta)
-  best.npz        parameters with the best validation accuracy (test accuracy when
-                  there is no validation split; ``meta.selected_on`` says which)
+  best.npz        parameters with the best validation accuracy; only with a validation
+                  split (nothing is ever selected on the test set)
   checkpoint.npz  everything needed to continue bit for bit: parameters, optimizer
                   state, counters (each epoch's permutation is a function of seed and epoch)
-  metrics.csv     one row per evaluation
-  config.yaml     the resolved config
+  metrics.csv     one row per evaluation; every ``*_loss`` is the mean cross-entropy,
+                  the weight-decay term of the training objective is ``train_penalty``
+  config.yaml     the resolved config, so ``bpnet train --resume RUN_DIR`` can continue it
 With ``replace=True`` an existing run directory is replaced whole, and only once the new
 run has started (data loaded, network built, first checkpoint written): the new run is built
 in a sibling folder and swapped in; until then the old run stays as it was.
@@ -43,8 +44,8 @@ from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
 from .threads import use as use_threads
 
-METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-                  "test_loss", "test_acc", "elapsed"]
+METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
+                  "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
@@ -123,7 +124,8 @@ class State:
 
     iteration: int = 0
     epoch: int = 0
-    loss_sum: float = 0.0
+    loss_sum: float = 0.0  # cross-entropy of the epoch's batches, times their sizes
+    penalty_sum: float = 0.0  # the weight-decay term at each of those batches, likewise
     correct: int = 0
     seen: int = 0
     best: float = -1.0
@@ -206,10 +208,12 @@ class BatchStream:
 
 
 class Trainer:
-    """Trains the config's network on ``data``, writing into ``run_dir``."""
+    """Trains the config's network on ``data``, writing into ``run_dir`` (whose path the
+    run's config.yaml records as ``output.dir``)."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
-        self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
+        self.run_dir, self.data = Path(run_dir), data
+        self.cfg = cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
         self.replace = replace  # run_dir holds an old run, replaced once this one has started
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
@@ -230,7 +234,9 @@ class Trainer:
                             if split is not None}
         self.state = State()
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
-        self.selected_on = "val" if data.val is not None else "test"
+        # best.npz is chosen on validation accuracy; without validation images nothing is
+        # selected (choosing on the test set would make its accuracy an optimistic estimate).
+        self.selected_on = "val" if data.val is not None else None
 
     # -- the loop ---------------------------------------------------------------
     def run(self):
@@ -309,7 +315,7 @@ class Trainer:
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
                                             tr["min_lr"], tr["warmup"])
-            loss = net.loss(x, t)
+            loss = net.loss(x, t)  # the objective: cross-entropy + weight-decay penalty
             if st.loss_limit is None:
                 st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
             if not loss <= st.loss_limit:  # also true for NaN
@@ -324,9 +330,10 @@ class Trainer:
             net.backward()
             self.opt.update(self.flat, {"all": net.flat_grads})
             st.iteration += 1
-            st.loss_sum += loss * m
+            st.loss_sum += net.cross_entropy * m
+            st.penalty_sum += (loss - net.cross_entropy) * m
             st.seen += m
-            self.progress.step(st.iteration, loss)
+            self.progress.step(st.iteration, net.cross_entropy)
             if pos + 1 == self.iters_per_epoch:
                 st.epoch += 1
                 if st.epoch % eval_every == 0:
@@ -349,25 +356,28 @@ class Trainer:
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
     def evaluate_and_save(self):
-        """Evaluate, append a metrics row, keep the best model; True when stopping early."""
+        """Evaluate, append a metrics row, keep the best model (when there is a validation
+        split); True when stopping early."""
         started = time.perf_counter()
         st = self.state
+        seen = max(st.seen, 1)
         row = {"epoch": round(st.iteration / self.iters_per_epoch, 4), "iteration": st.iteration,
-               "lr": self.opt.lr, "train_loss": st.loss_sum / max(st.seen, 1),
-               "train_acc": st.correct / max(st.seen, 1)}
-        st.loss_sum, st.correct, st.seen = 0.0, 0, 0
+               "lr": self.opt.lr, "train_loss": st.loss_sum / seen, "train_acc": st.correct / seen,
+               "train_penalty": st.penalty_sum / seen}
+        st.loss_sum, st.penalty_sum, st.correct, st.seen = 0.0, 0.0, 0, 0
         bs = self.cfg["eval"]["batch_size"]
         for name, (x, t) in self.eval_inputs.items():
             row[f"{name}_loss"], row[f"{name}_acc"], _, _ = evaluate(self.net, x, t, self.scale, bs)
         row["elapsed"] = round(st.elapsed, 3)
         st.rows.append(row)
-        score = row.get(f"{self.selected_on}_acc", -1.0)
         es = self.cfg["early_stopping"]
-        if score > st.best + es["min_delta"] or st.best < 0:
-            st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
-            self.save_weights(self.run_dir / "best.npz", final=False)
-        else:
-            st.bad_evals += 1
+        if self.selected_on is not None:
+            score = row[f"{self.selected_on}_acc"]
+            if score > st.best + es["min_delta"] or st.best < 0:
+                st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
+                self.save_weights(self.run_dir / "best.npz", final=False)
+            else:
+                st.bad_evals += 1
         self.write_metrics()
         st.eval_seconds += time.perf_counter() - started
         self.save_checkpoint()
@@ -375,7 +385,7 @@ class Trainer:
         stop = bool(es["patience"]) and st.bad_evals >= es["patience"]
         if stop:
             self.progress.message(
-                f"early stop: {self.selected_on} accuracy has not improved for {st.bad_evals} "
+                f"early stop: validation accuracy has not improved for {st.bad_evals} "
                 f"evaluations (best {st.best:.4f} at iteration {st.best_iteration})")
         return stop
 
@@ -384,9 +394,11 @@ class Trainer:
         sizes = self.net.sizes
         meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
                 "normalize": self.cfg["data"]["normalize"], "dtype": self.dtype.name,
-                "iteration": self.state.iteration, "selected_on": self.selected_on,
+                "iteration": self.state.iteration,
                 "metrics": self.state.rows[-1] if self.state.rows else {},
                 "config": self.cfg}
+        if self.selected_on is not None:  # best.npz is chosen on it
+            meta["selected_on"] = self.selected_on
         meta["bpnet_version"] = __version__
         meta["kind"] = "final" if final else "best"
         return meta

@@ -1,4 +1,5 @@
 """The training loop as a library: determinism, resume, NaN stop, early stopping, optimizers."""
+import csv
 import json
 
 import numpy as np
@@ -62,8 +63,9 @@ def test_learns_and_writes_a_complete_run_dir(tmp_path):
     assert {"weights.npz", "best.npz", "checkpoint.npz", "metrics.csv"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss",
-                                   "val_acc", "test_loss", "test_acc", "elapsed"]
+    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc",
+                                   "train_penalty", "val_loss", "val_acc", "test_loss", "test_acc",
+                                   "elapsed"]
     assert len(lines) == 1 + 3  # one row per epoch
     _, meta = load_weights(tmp_path / "run" / "weights.npz")
     assert meta["sizes"] == [784, 16, 10] and meta["dataset"] == "mnist"
@@ -148,16 +150,73 @@ def test_iterations_count_across_epochs_and_end_with_an_evaluation(tmp_path):
     assert result["iteration"] == 40 and result["epoch"] == pytest.approx(2.5)
 
 
-def test_without_validation_best_is_selected_on_test(tmp_path):
+def test_without_validation_nothing_is_selected_on_test(tmp_path):
     data = toy_data()
     data = Data(Split(np.concatenate([data.train.x, data.val.x]),
                       np.concatenate([data.train.t, data.val.t])), None, data.test)
     cfg = toy_cfg(tmp_path, **{"data.validation": 0})
     run(cfg, data, tmp_path / "nv")
-    _, meta = load_weights(tmp_path / "nv" / "best.npz")
-    assert meta["selected_on"] == "test"
-    header, *rows = (tmp_path / "nv" / "metrics.csv").read_text().splitlines()
-    assert all(r.split(",")[5:7] == ["", ""] for r in rows)  # no validation columns
+    assert not (tmp_path / "nv" / "best.npz").exists()
+    _, meta = load_weights(tmp_path / "nv" / "weights.npz")
+    assert "selected_on" not in meta
+    rows = list(csv.DictReader(open(tmp_path / "nv" / "metrics.csv")))
+    assert len(rows) == 3 and all(r["val_loss"] == r["val_acc"] == "" for r in rows)
+    assert all(float(r["test_acc"]) > 0.5 for r in rows)
+
+
+def test_with_validation_best_is_selected_on_validation(tmp_path):
+    data = toy_data()
+    # a validation split of one class only: its accuracy peaks at another epoch than the test's
+    val = Split(data.val.x[data.val.t == 3], data.val.t[data.val.t == 3])
+    run(toy_cfg(tmp_path, **{"train.lr": 0.002}), Data(data.train, val, data.test), tmp_path / "v")
+    rows = list(csv.DictReader(open(tmp_path / "v" / "metrics.csv")))
+    _, meta = load_weights(tmp_path / "v" / "best.npz")
+    best_row = max(rows, key=lambda r: float(r["val_acc"]))  # the first of equals, as selected
+    assert meta["selected_on"] == "val" and meta["iteration"] == int(best_row["iteration"])
+    assert meta["iteration"] != int(max(rows, key=lambda r: float(r["test_acc"]))["iteration"])
+
+
+def test_train_loss_is_cross_entropy_and_the_penalty_its_own_column(tmp_path):
+    """With weight decay the objective is cross-entropy + ½λΣW²; metrics.csv reports the same
+    quantity (cross-entropy) for every split and the penalty apart. With a learning rate too
+    small to move the weights, train and test cross-entropy agree and the penalty is exactly
+    the one of the (unchanged) weights."""
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.weight_decay": 0.05, "train.lr": 1e-9,
+                               "model.weight_init": "he"})
+    result = run(cfg, data, tmp_path / "wd")
+    params, _ = load_weights(tmp_path / "wd" / "weights.npz")
+    penalty = 0.5 * 0.05 * sum(float(np.sum(params[k].astype(np.float64) ** 2))
+                               for k in ("W1", "W2"))
+    assert penalty > 0.5  # large beside the difference of two cross-entropies below
+    assert result["train_penalty"] == pytest.approx(penalty, rel=1e-4)
+    assert abs(result["train_loss"] - result["test_loss"]) < 0.1
+    assert abs(result["train_loss"] - result["val_loss"]) < 0.1
+    rows = list(csv.DictReader(open(tmp_path / "wd" / "metrics.csv")))
+    assert float(rows[-1]["train_penalty"]) == pytest.approx(penalty, rel=1e-4)
+    assert float(rows[-1]["train_loss"]) == pytest.approx(result["train_loss"], rel=1e-5)
+    plain = run(toy_cfg(tmp_path), data, tmp_path / "plain")
+    assert plain["train_penalty"] == 0.0
+
+
+def test_a_library_run_writes_its_config_and_resumes_like_a_cli_run(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path / "elsewhere", **{"train.optimizer": "momentum"})
+    run_dir = tmp_path / "lib"
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, 20)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    saved = load_config(run_dir / "config.yaml")
+    assert saved["output"]["dir"] == str(run_dir)  # the run's own directory, not cfg's
+    assert {k: v for k, v in saved.items() if k != "output"} == {
+        k: v for k, v in cfg.items() if k != "output"}
+    resumed = Trainer(saved, data, run_dir)  # what `bpnet train --resume` builds from it
+    resumed.load_checkpoint()
+    resumed.run()
+    run(cfg, data, tmp_path / "whole")
+    a, b = params_of(tmp_path / "whole" / "weights.npz"), params_of(run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_optimizer_steps_match_their_formulas():
