@@ -78,6 +78,14 @@ def handle_errors(fn):
     return wrapper
 
 
+def threads_option(help_suffix=""):
+    """``--threads N``: threads for the matrix products (see bpnet.nn.threads)."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None,
+        help="Threads for the matrix products [default: $BPNET_THREADS, else every core this "
+             "process may use]" + help_suffix + ".")
+
+
 def data_dir_option(fn):
     return click.option(
         "--data-dir", type=click.Path(file_okay=False), default=None, envvar="BPNET_DATA_DIR",

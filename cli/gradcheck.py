@@ -8,7 +8,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, echo_json,
-                              format_table, handle_errors, load_config_from_cli)
+                              format_table, handle_errors, load_config_from_cli, threads_option)
 from bpnet.nn import MultiLayerNet
 from bpnet.nn.config import INPUT_SIZE, OUTPUT_SIZE, defaults, network_kwargs
 from bpnet.nn.data import DataCorrupt, DataMissing, dataset_dir, load_split, prepare
@@ -88,11 +88,12 @@ def _config(config, sets, hidden, activation, data_dir):
               show_default=True, help="Hidden-layer activation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @config_options(required=False)
+@threads_option()
 @data_dir_option
 @debug_option
 @handle_errors
 def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, config, sets,
-              data_dir):
+              threads, data_dir):
     """Check backpropagation against numerical gradients in float64.
 
     Every layer type is checked on its own with random inputs, then every parameter of the
@@ -114,7 +115,7 @@ def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, 
         arch += (f", weight_init {cfg['model']['weight_init']}, weight_decay {net.weight_decay:g}"
                  f" (config {cfg['name']})")
     results += check_network(net, x, t, tol=tol, h=h, max_coords=None if full else coords,
-                             rng=rng, name="net")
+                             rng=rng, name="net", threads=threads)
     elapsed = time.perf_counter() - start
     failed = [r for r in results if not r.passed]
     if as_json:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
-                              handle_errors, load_config_from_cli)
+                              handle_errors, load_config_from_cli, threads_option)
 from bpnet.nn.config import load_config
 from bpnet.nn.errors import InputError
 from bpnet.nn.files import clean_leftovers
@@ -93,6 +93,7 @@ def _existing_run(cfg, force, data_dir):
 @click.option("--iterations", type=click.IntRange(min=1),
               help="Shortcut for --set train.iterations=N (not with --epochs).")
 @click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
+@threads_option("; shortcut for --set train.threads=N")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<config name>].")
 @data_dir_option
@@ -103,7 +104,7 @@ def _existing_run(cfg, force, data_dir):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
 @debug_option
 @handle_errors
-def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, offline, quiet):
+def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force, resume, offline, quiet):
     """Train a network as a YAML config describes (default: the shipped mnist.yaml) and
     save it into a run directory (default: runs/<config name>).
 
@@ -124,12 +125,13 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
         if not (run_dir / "config.yaml").is_file():
             raise InputError(f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
                              f"folder that bpnet train or Trainer.run() wrote")
-        cfg = load_config(run_dir / "config.yaml", cli={"data_dir": data_dir})
+        cfg = load_config(run_dir / "config.yaml",
+                          cli={"data_dir": data_dir, "train.threads": threads})
         cfg["output"]["dir"] = str(run_dir)
     else:
         cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
-                                   train_iterations=iterations, train_seed=seed, output_dir=out,
-                                   data_dir=data_dir)
+                                   train_iterations=iterations, train_seed=seed,
+                                   train_threads=threads, output_dir=out, data_dir=data_dir)
         run_dir, existing = _existing_run(cfg, force, data_dir)
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)

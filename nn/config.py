@@ -33,7 +33,7 @@ from .optim import OPTIMIZERS as _UPDATE_RULES
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
 TRAIN_SIZE, TEST_SIZE = SPECS["mnist"].files[0].count, SPECS["mnist"].files[2].count
 OPTIMIZERS = tuple(_UPDATE_RULES)
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 DTYPES = ("float32", "float64")
 LENGTH_KEYS = ("train.epochs", "train.iterations")
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
@@ -261,15 +261,23 @@ SCHEMA = {
         "weight_decay": Field(NON_NEGATIVE, 0.0,
                               "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
         "schedule": Field(choice(*SCHEDULES), "none",
-                          "How lr changes: constant, stepped, or cosine-annealed to `min_lr`."),
+                          "How lr changes: constant, stepped, cosine-annealed to `min_lr`, or "
+                          "onecycle (warm-up, then cosine)."),
         "step_epochs": Field(POSITIVE_INT, 10,
                              "`step`: multiply lr by `gamma` every this many epochs."),
         "gamma": Field(number(0, 1, low_open=True), 0.1, "`step`: the factor."),
-        "min_lr": Field(NON_NEGATIVE, 0.0, "`cosine`: the lr reached at the end (< `lr`)."),
+        "min_lr": Field(NON_NEGATIVE, 0.0,
+                        "`cosine`, `onecycle`: the lr reached at the end (< `lr`); "
+                        "`onecycle` also starts from it."),
+        "warmup": Field(FRACTION, 0.3,
+                        "`onecycle`: fraction of the run over which lr rises to `lr`."),
         "seed": Field(number(0, integer=True), 0, "Seed for everything random in the run."),
         "dtype": Field(choice(*DTYPES), "float32",
                        "Floating-point type of the data and the weights."),
         "shuffle": Field(BOOL, True, "A fresh permutation every epoch (false: fixed order)."),
+        "threads": Field(nullable(POSITIVE_INT), None,
+                         "Threads for the matrix products; null: `$BPNET_THREADS`, else every "
+                         "core this process may use (see bpnet.nn.threads)."),
     },
     "eval": {
         "every": Field(POSITIVE_INT, 1, "Evaluate every this many epochs."),
@@ -428,9 +436,9 @@ def _check_rules(cfg, origin):
         conflict(("data.subset", "data.validation"), f"the subset must hold more than the "
                  f"validation images and at most {TRAIN_SIZE}")
     train = cfg["train"]
-    if train["schedule"] == "cosine" and train["min_lr"] >= train["lr"]:
+    if train["schedule"] in ("cosine", "onecycle") and train["min_lr"] >= train["lr"]:
         conflict(("train.min_lr", "train.lr", "train.schedule"),
-                 "the cosine schedule needs train.min_lr < train.lr")
+                 f"the {train['schedule']} schedule needs train.min_lr < train.lr")
 
 
 INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array

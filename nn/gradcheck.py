@@ -16,6 +16,7 @@ import numpy as np
 from .gradient import numerical_partials
 from .layers import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
                      SoftmaxWithLoss)
+from .threads import use as use_threads
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 10.0
@@ -156,10 +157,11 @@ def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
 
 
 def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=None,
-                  name="net"):
+                  name="net", threads=None):
     """Check every parameter of ``net`` (float64) on the batch (x, t), in training mode
-    (batch statistics; dropout masks drawn once and then held fixed)."""
-    with net.fixed_masks():
+    (batch statistics; dropout masks drawn once and then held fixed); ``threads`` as in
+    ``bpnet.nn.threads.use``."""
+    with use_threads(threads), net.fixed_masks():
         grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
         return check_gradients(name, lambda: net.loss(x, t, train_flg=True), net.params, grads,
                                tol=tol, h=h, max_coords=max_coords, rng=rng)

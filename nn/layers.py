@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import matmul
+
 
 class MulLayer:
     """z = x * y.  dz/dx = y, dz/dy = x."""
@@ -69,7 +71,7 @@ class Affine:
     def forward(self, x):
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        out = self.x @ self.W
+        out = matmul(self.x, self.W)
         out += self.b
         return out
 
@@ -77,9 +79,9 @@ class Affine:
         """Fill dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
         if self.dW is None:
             self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
-        np.matmul(self.x.T, dout, out=self.dW)
+        matmul(self.x.T, dout, out=self.dW)
         np.matmul(_ones(len(dout), dout.dtype), dout, out=self.db)  # Σ over the batch, in BLAS
-        return (dout @ self.W.T).reshape(self.x_shape) if need_dx else None
+        return matmul(dout, self.W.T).reshape(self.x_shape) if need_dx else None
 
 
 class SoftmaxWithLoss:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layers import log_softmax
+from .threads import use as use_threads
 
 
 def input_scale(normalize):
@@ -22,12 +23,18 @@ def to_input(pixels, scale, dtype, out=None):
     return out
 
 
-def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
+def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000, threads=None):
     """(mean loss, accuracy, predicted labels, class probabilities) over a whole split.
 
     ``pixels`` are uint8 images, converted ``batch_size`` at a time into one reused
     float buffer, or inputs already in the network's dtype (and scaled), used as they are.
+    ``threads``: as in ``bpnet.nn.threads.use``.
     """
+    with use_threads(threads):
+        return _evaluate(net, pixels, labels, scale, batch_size)
+
+
+def _evaluate(net, pixels, labels, scale, batch_size):
     n = len(pixels)
     ready = pixels.dtype == net.dtype
     buf = None if ready else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))),

@@ -171,8 +171,18 @@ def make_optimizer(name, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, dec
 
 
 def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoch,
-                  step_epochs=10, gamma=0.1, min_lr=0.0):
-    """The learning rate for ``iteration`` (0-based) under a schedule none|step|cosine."""
+                  step_epochs=10, gamma=0.1, min_lr=0.0, warmup=0.0):
+    """The learning rate for ``iteration`` (0-based) under a schedule none|step|cosine|onecycle.
+
+    ``onecycle``: a linear rise from min_lr to base_lr over the first ``warmup`` fraction of
+    the run, then a cosine fall back to min_lr by its end.
+    """
+    if schedule == "onecycle":
+        frac = min(iteration / max(total_iterations, 1), 1.0)
+        if frac < warmup:
+            return min_lr + (base_lr - min_lr) * frac / warmup
+        frac = (frac - warmup) / max(1.0 - warmup, 1e-12)
+        return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
     if schedule == "none":
         return base_lr
     if schedule == "step":
@@ -180,4 +190,4 @@ def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoc
     if schedule == "cosine":
         frac = min(iteration / max(total_iterations, 1), 1.0)
         return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
-    raise ValueError(f"schedule: expected none, step or cosine, got {schedule!r}")
+    raise ValueError(f"schedule: expected none, step, cosine or onecycle, got {schedule!r}")

@@ -35,6 +35,7 @@ from .config import (FIELDS, ConfigError, Field, _did_you_mean, _is_name, _read,
                      resolve_config_path, text)
 from .errors import BpnetError, InputError
 from .files import atomic_write
+from .threads import use as use_threads
 
 INSTALL_HINT = "pip install 'bpnet[sweep]'"
 HEARTBEAT, GRACE = 1.0, 10.0  # seconds
@@ -407,18 +408,17 @@ def run_trial(sweep, trial, arrays, cli=None):
     return row[sweep.metric]
 
 
-def limit_blas_threads():
-    """One BLAS thread in this process: a sweep runs one trial per core instead."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(1)
-
-
 def work(sweep, storage_url, study_name, cli=None, arrays=None, grace=GRACE):
-    """One worker: claim and run trials of the study until its budget is spent. A trial
-    that raises a bpnet error (e.g. a diverged loss) is FAIL with the message; Ctrl-C marks the
-    running trial FAIL (interrupted) and returns."""
+    """One worker: claim and run trials of the study until its budget is spent, on one
+    thread (a sweep runs one trial per core instead; the trials' ``train.threads: null``
+    inherits it). A trial that raises a bpnet error (e.g. a diverged loss) is FAIL with the
+    message; Ctrl-C marks the running trial FAIL (interrupted) and returns."""
+    with use_threads(1):
+        return _work(sweep, storage_url, study_name, cli, arrays, grace)
+
+
+def _work(sweep, storage_url, study_name, cli, arrays, grace):
     optuna = _optuna()
-    limit_blas_threads()
     storage = open_storage(storage_url)
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=_pruner(sweep))
     arrays = {} if arrays is None else arrays

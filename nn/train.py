@@ -42,6 +42,7 @@ from .limits import clip
 from .metrics import evaluate, input_scale, to_input
 from .network import MultiLayerNet
 from .optim import learning_rate, make_optimizer
+from .threads import use as use_threads
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
                   "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
@@ -261,7 +262,8 @@ class Trainer:
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
         try:
-            result = self._loop()
+            with use_threads(self.cfg["train"]["threads"]):
+                result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
             if self.final_dir is not None:  # never started: the old run stays as it was
@@ -320,7 +322,7 @@ class Trainer:
             if tr["schedule"] != "none":
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
-                                            tr["min_lr"])
+                                            tr["min_lr"], tr["warmup"])
             if net.dropout:
                 net.dropout_rng = seeded_rng(tr["seed"], DROPOUT_STREAM, st.iteration)
             loss = net.loss(x, t, train_flg=True)  # the objective: cross-entropy + weight-decay penalty

@@ -17,7 +17,8 @@ from bpnet.nn.config import (FIELDS, SCHEMA, ConfigError, defaults, dump_config,
 from bpnet.nn.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-best", "mnist-bn", "quick")
+SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-augment-fast", "mnist-best", "mnist-bn",
+           "mnist-fast", "quick")
 
 
 def write(tmp_path, text, name="cfg.yaml"):
@@ -104,7 +105,8 @@ def test_an_existing_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
 def test_missing_config_lists_the_shipped_names(tmp_path):
     message = config_error(str(tmp_path / "nope.yaml"))
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
-    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-best, mnist-bn, quick" in message
+    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, " \
+           "mnist-bn, mnist-fast, quick" in message
     assert "no such file" in config_error("mnist-worst")
 
 
@@ -210,7 +212,7 @@ BAD_FILES = [
     ("model: {activation: tanh}", "model.activation: expected one of relu, sigmoid, got tanh"),
     ("train: {optimizer: rmsprop2}",
      "train.optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, got rmsprop2"),
-    ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, got linear"),
+    ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, onecycle, got linear"),
     ("train: {dtype: float16}", "train.dtype: expected one of float32, float64, got float16"),
     # rules between keys
     ("data: {validation: 0}\nearly_stopping: {patience: 3}",

@@ -401,3 +401,11 @@ def test_checkpoint_with_a_wrong_batchnorm_buffer_is_refused(tmp_path):
     save_npz(tmp_path / "r" / "checkpoint.npz", arrays)
     with pytest.raises(WeightsError, match=r"running_var1. has shape \(5,\), expected \(16,\)"):
         Trainer(cfg, data, tmp_path / "r").load_checkpoint()
+
+
+def test_onecycle_rises_over_the_warmup_then_falls_by_a_cosine():
+    lr = [learning_rate("onecycle", 1.0, i, 100, 10, min_lr=0.1, warmup=0.2) for i in range(101)]
+    assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.55)
+    assert lr[20] == pytest.approx(1.0) and max(lr) == pytest.approx(1.0)
+    assert lr[60] == pytest.approx(0.55) and lr[100] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(lr[:20], lr[1:21])) and all(a > b for a, b in zip(lr[20:], lr[21:]))
