@@ -5,7 +5,7 @@ augmentation setting it runs a plain and an augmented epoch over the same shuffl
 alternating blocks of 20 batches between the two so that load from other processes hits both
 alike. It prints both epoch times, their ratio, and the ratio of the fastest plain and fastest
 augmented block (the figure for an otherwise idle machine), with the load average. BLAS runs
-with the threads `bpnet train` gives it (BPNET_THREADS, default 1). Run:
+with the threads `bpnet train` gives it (bpnet.nn.threads: BPNET_THREADS, default every core). Run:
 
     [BPNET_THREADS=2] python benchmarks/augment.py [--data-dir DIR] [--epochs 1] [--hidden 800]
 """
@@ -15,11 +15,10 @@ import argparse
 import os
 import time
 
-import bpnet.cli  # noqa: F401  (sets the BLAS threads as bpnet train does, before NumPy loads)
 import numpy as np
 from _shared import data_dir_default, load_mnist
 
-from bpnet.nn import MultiLayerNet
+from bpnet.nn import MultiLayerNet, threads
 from bpnet.nn.augment import Augmenter
 
 SETTINGS = {
@@ -63,10 +62,16 @@ def main():
     rng = np.random.default_rng(1)
     print(f"784-{args.hidden}-10 float32, batch {BATCH}, {len(x)} images per epoch, "
           f"{args.epochs} paired epoch(s) per setting")
-    print(f"BLAS threads {os.environ['OPENBLAS_NUM_THREADS']}, load average "
+    print(f"threads {threads.resolve()}, load average "
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s} "
           f"{'fastest blocks':>15s}")
+    with threads.use():
+        run_settings(args, rng, timed_blocks, x)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+def run_settings(args, rng, timed_blocks, x):
     for name, kw in SETTINGS.items():
         augment = Augmenter(**kw, rng=0)
         plain, aug = [], []
@@ -78,7 +83,6 @@ def main():
         epoch_plain, epoch_aug = sum(plain) / args.epochs, sum(aug) / args.epochs
         print(f"{name:28s} {epoch_plain:8.2f} {epoch_aug:12.2f} {epoch_aug / epoch_plain:6.2f} "
               f"{min(aug) / min(plain):15.2f}")
-    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-import bpnet.cli  # noqa: F401  (before NumPy: the same BLAS threads as `bpnet train`)
 import numpy as np
+
+from bpnet.nn import threads
 
 HERE = Path(__file__).resolve()
 DEFAULT_DATA = HERE.parents[2] / "shared"
@@ -158,6 +159,11 @@ def bpnet_in_process(data_dir, iterations, out):
 
 
 def main():
+    with threads.use():
+        _main()
+
+
+def _main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA),
                     help="folder holding mnist/ (default: ../shared next to the repository)")
@@ -172,8 +178,7 @@ def main():
         print(f"{seconds:.6f} {acc:.6f}")
         return
     n, rounds = args.iterations, args.rounds
-    threads = os.environ["OPENBLAS_NUM_THREADS"]
-    print(f"784-50-10, batch 100, {n} iterations; BLAS threads: {threads}; {os.cpu_count()} cores; "
+    print(f"784-50-10, batch 100, {n} iterations; threads: {threads.resolve()}; {os.cpu_count()} cores; "
           f"load average {os.getloadavg()[0]:.2f}")
     floors, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,7 @@
 """What every command shares: error reporting, exit codes and common options."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -36,6 +37,17 @@ def fail(message, code=1):
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def interrupted():
+    """Ctrl-C inside the block: one line and exit status 130 (a traceback with --debug)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if debug_enabled():
+            raise
+        fail("interrupted", 130)
+
+
 def handle_errors(fn):
     """Turn library errors into one line and an exit status; --debug shows the traceback."""
     @functools.wraps(fn)
@@ -53,9 +65,8 @@ def handle_errors(fn):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
         except KeyboardInterrupt:
-            if debug_enabled():
+            with interrupted():
                 raise
-            fail("interrupted", 130)
         except MemoryError:
             if debug_enabled():
                 raise
@@ -65,6 +76,14 @@ def handle_errors(fn):
                 raise
             fail(f"{type(e).__name__}: {e} (run with --debug for the traceback)", 1)
     return wrapper
+
+
+def threads_option(help_suffix=""):
+    """``--threads N``: threads for the matrix products (see bpnet.nn.threads)."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=None,
+        help="Threads for the matrix products [default: $BPNET_THREADS, else every core this "
+             "process may use]" + help_suffix + ".")
 
 
 def data_dir_option(fn):
@@ -142,8 +161,9 @@ def warn(message):
     click.echo(f"bpnet: warning: {message}", err=True)
 
 
-def ensure_data(dataset, data_dir, offline, quiet=False):
-    """Download a dataset's missing files first, saying so (unless ``offline``)."""
+def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test")):
+    """Download the missing files of a dataset's ``splits`` first, saying so (unless
+    ``offline``)."""
     from bpnet.nn.download import ensure_dataset
     return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
-                          report=None if quiet else warn)
+                          report=None if quiet else warn, splits=splits)

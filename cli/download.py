@@ -13,9 +13,10 @@ from bpnet.nn.download import HttpOptions, download_dataset
 @click.option("--dataset", default="mnist", show_default=True, metavar="NAME",
               help=f"Dataset to fetch: {' or '.join(DATASETS)}.")
 @data_dir_option
-@click.option("--mirror", "mirrors", multiple=True, metavar="URL",
-              help="Base URL (http://, https:// or file://) tried before the built-in mirrors; "
-                   "repeatable. BPNET_MIRROR adds more (separated by spaces or commas).")
+@click.option("--mirror", "mirrors", multiple=True, metavar="URL|FOLDER",
+              help="Base URL (http://, https:// or file://) or local folder tried before the "
+                   "built-in mirrors; repeatable. BPNET_MIRROR adds more (separated by spaces or "
+                   "commas).")
 @click.option("--mirrors-only", is_flag=True,
               help="Try only --mirror and BPNET_MIRROR URLs, not the built-in mirrors.")
 @click.option("--force", is_flag=True, help="Fetch every file again, even present verified ones.")
@@ -25,18 +26,24 @@ from bpnet.nn.download import HttpOptions, download_dataset
                                       "(connecting: at most 10).")
 @click.option("--tries", type=click.IntRange(min=1), default=3, show_default=True,
               help="Requests per file and HTTP mirror before the next mirror is tried.")
+@click.option("--min-rate", type=click.FloatRange(min=0, min_open=True), default=20.0,
+              show_default=True, metavar="KB/S",
+              help="Slowest transfer accepted: a mirror gets --tries × --timeout + size / "
+                   "min-rate seconds for a file, then the next mirror is tried.")
 @debug_option
 @handle_errors
-def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tries):
+def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tries, min_rate):
     """Fetch and verify a dataset's four IDX files into DATA_DIR/DATASET/.
 
-    Each file must decompress to its pinned SHA-256 and IDX header; a file that does not is
-    discarded and the next mirror tried. Present verified files are not fetched again. Exit
-    status 1 when some file verifies on no mirror, 2 for bad options.
+    Each file must decompress to its pinned SHA-256 and IDX header, and to no more bytes than
+    that header allows; a file that does not is discarded and the next mirror tried. Present
+    verified files are not fetched again. Two runs into one folder take turns. Exit status 1
+    when some file verifies on no mirror, 2 for bad options.
     """
     folder = dataset_dir(data_dir, dataset)
     bar = progress_bar_factory(quiet)
-    options = HttpOptions(connect_timeout=min(10.0, timeout), read_timeout=timeout, tries=tries)
+    options = HttpOptions(connect_timeout=min(10.0, timeout), read_timeout=timeout, tries=tries,
+                          min_rate=min_rate * 1000)
     results = download_dataset(dataset, data_dir, mirrors, force, progress=bar,
                                report=None if quiet else warn, options=options,
                                builtin_mirrors=not mirrors_only)

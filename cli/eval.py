@@ -5,7 +5,7 @@ import click
 import numpy as np
 
 from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_data, format_table,
-                              handle_errors)
+                              handle_errors, threads_option)
 from bpnet.nn.data import load_split
 from bpnet.nn.io import network_from_weights
 from bpnet.nn.metrics import confusion_matrix, evaluate, input_scale
@@ -25,18 +25,20 @@ from bpnet.nn.plots import error_grid, most_confident_errors
                    "(needs matplotlib: pip install 'bpnet[plot]').")
 @click.option("--errors-count", type=click.IntRange(1, 100), default=32, show_default=True,
               help="How many misclassified digits --errors draws.")
+@threads_option()
 @data_dir_option
 @debug_option
 @handle_errors
-def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_count, data_dir):
+def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_count, threads,
+             data_dir):
     """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
     net, meta = network_from_weights(weights)
     dataset = meta.get("dataset", "mnist")
-    ensure_data(dataset, data_dir, offline, quiet=as_json)
+    ensure_data(dataset, data_dir, offline, quiet=as_json, splits=(split,))
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
     scale = input_scale(meta.get("normalize", True))
-    loss, acc, pred, probs = evaluate(net, images, labels, scale, batch_size)
+    loss, acc, pred, probs = evaluate(net, images, labels, scale, batch_size, threads)
     if errors_png:
         idx = most_confident_errors(probs, labels, errors_count)
         error_grid(images[idx].reshape(-1, 28, 28), labels[idx], pred[idx],
@@ -50,8 +52,7 @@ def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_co
                    "per_class_accuracy": {str(c): float(a) for c, a in enumerate(per_class)},
                    "confusion_matrix": cm.tolist()})
         return
-    arch = "-".join(map(str, net.sizes))
-    click.echo(f"{weights}: {arch} {net.activation}, {dataset} {split} split, {len(labels)} images")
+    click.echo(f"{weights}: {net.describe()}, {dataset} {split} split, {len(labels)} images")
     click.echo(f"accuracy {acc:.4f} ({int(np.trace(cm))}/{len(labels)})   mean loss {loss:.4f}")
     click.echo("")
     click.echo(format_table(["class", "images", "correct", "accuracy"],

@@ -8,7 +8,7 @@ import numpy as np
 from click.core import ParameterSource
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, echo_json,
-                              format_table, handle_errors, load_config_from_cli)
+                              format_table, handle_errors, load_config_from_cli, threads_option)
 from bpnet.nn import MultiLayerNet
 from bpnet.nn.config import INPUT_SIZE, OUTPUT_SIZE, defaults, network_kwargs
 from bpnet.nn.data import DataCorrupt, DataMissing, dataset_dir, load_split, prepare
@@ -88,18 +88,19 @@ def _config(config, sets, hidden, activation, data_dir):
               show_default=True, help="Hidden-layer activation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @config_options(required=False)
+@threads_option()
 @data_dir_option
 @debug_option
 @handle_errors
 def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, config, sets,
-              data_dir):
+              threads, data_dir):
     """Check backpropagation against numerical gradients in float64.
 
     Every layer type is checked on its own with random inputs, then every parameter of the
     whole network on a small batch. Exit status 0 when all pass, 1 when any fails.
 
     With --config the network is the config's model (hidden sizes, activation, weight_init,
-    weight_decay) in float64, checked on images of its dataset scaled to [0, 1] whatever
+    weight_decay, batchnorm, dropout with its masks held fixed) in float64, checked on images of its dataset scaled to [0, 1] whatever
     data.normalize says (on raw 0..255 pixels centered differences lose the accuracy the
     check needs); --hidden and --activation then give way to --set model.hidden=... etc.
     """
@@ -108,13 +109,13 @@ def gradcheck(samples, seed, tol, h, coords, full, hidden, activation, as_json, 
     rng = np.random.default_rng(seed)
     results = check_layers(tol=tol, h=h, rng=rng)
     x, t, source = _batch(cfg["data_dir"], cfg["dataset"], samples, rng)
-    net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng)
-    arch = "-".join(map(str, net.sizes)) + f" {net.activation}"
+    net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng, dropout_rng=rng)
+    arch = net.describe()
     if cfg["name"]:
         arch += (f", weight_init {cfg['model']['weight_init']}, weight_decay {net.weight_decay:g}"
                  f" (config {cfg['name']})")
     results += check_network(net, x, t, tol=tol, h=h, max_coords=None if full else coords,
-                             rng=rng, name="net")
+                             rng=rng, name="net", threads=threads)
     elapsed = time.perf_counter() - start
     failed = [r for r in results if not r.passed]
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from bpnet import __version__
-from bpnet.cli.common import _set_debug
+from bpnet.cli.common import _set_debug, interrupted
 from bpnet.cli.download import download
 from bpnet.cli.eval import eval_cmd
 from bpnet.cli.export import export
@@ -12,10 +12,25 @@ from bpnet.cli.gradcheck import gradcheck
 from bpnet.cli.plot import plot
 from bpnet.cli.predict import predict
 from bpnet.cli.serve import serve
+from bpnet.cli.sweep import sweep
 from bpnet.cli.train import train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class BpnetGroup(click.Group):
+    """click turns Ctrl-C outside a command into "Aborted!" and exit status 1; here it ends as
+    inside one: a single line and exit status 130, whether parsing or running."""
+
+    def make_context(self, *args, **kwargs):
+        with interrupted():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with interrupted():
+            return super().invoke(ctx)
+
+
+@click.group(cls=BpnetGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", prog_name="bpnet")
 @click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
               help="Show full tracebacks on errors (also BPNET_DEBUG=1).")
@@ -31,6 +46,7 @@ def main():
       bpnet predict weights.npz digit.png     classify your own digit images
       bpnet export weights.npz -o model.onnx  the network as an ONNX model
       bpnet serve weights.npz                 a page to draw digits on, at 127.0.0.1:8000
+      bpnet sweep book-ch6                    hyperparameter search (Optuna) on every core
     """
 
 
@@ -42,3 +58,4 @@ main.add_command(plot)
 main.add_command(predict)
 main.add_command(export)
 main.add_command(serve)
+main.add_command(sweep)

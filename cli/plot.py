@@ -21,6 +21,6 @@ def plot(run_dir, output):
     Every split with values (train, validation, test) gets a curve. RUN_DIR may also be the
     CSV file itself. Needs matplotlib: pip install 'bpnet[plot]'.
     """
-    csv_path = run_dir if run_dir.is_file() else run_dir / "metrics.csv"
+    csv_path = run_dir / "metrics.csv" if run_dir.is_dir() else run_dir
     out = plot_metrics(csv_path, output or csv_path.parent / "metrics.png")
     click.echo(f"wrote {out}")

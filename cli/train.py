@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import math
+import shlex
 import signal
 from pathlib import Path
 
 import click
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
-                              handle_errors, load_config_from_cli)
-from bpnet.nn.config import dump_config, load_config
+                              handle_errors, load_config_from_cli, threads_option)
+from bpnet.nn.config import load_config
 from bpnet.nn.errors import InputError
-from bpnet.nn.io import atomic_write_text
-from bpnet.nn.train import RUN_FILES, Progress, StopFlag, Trainer, load_data
+from bpnet.nn.files import clean_leftovers
+from bpnet.nn.train import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer, load_data
 
 
 class BarProgress(Progress):
@@ -37,6 +38,8 @@ class BarProgress(Progress):
         parts = [f"epoch {row['epoch']:.4g}/{self.total / self.ipe:.4g}", f"iter {row['iteration']}",
                  f"lr {row['lr']:.3g}", f"train loss {row['train_loss']:.4f}",
                  f"acc {row['train_acc']:.4f}"]
+        if row.get("train_penalty"):  # the weight-decay term, apart from the cross-entropy
+            parts.append(f"penalty {row['train_penalty']:.4f}")
         for split in ("val", "test"):
             if f"{split}_acc" in row:
                 parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.4f}")
@@ -53,22 +56,44 @@ class BarProgress(Progress):
             self.bar = None
 
 
-def _existing_run(cfg, force):
-    """The run's files already in its directory; an error unless --force."""
+def _existing_run(cfg, force, data_dir):
+    """The run's files already in its directory; an error unless --force, naming commands
+    that work as typed: resume it, replace it, or train a new run beside it. With --force an
+    error when the directory also holds files that are not a run's (it is replaced whole)."""
     run_dir = Path(cfg["output"]["dir"])
-    existing = [f for f in RUN_FILES if (run_dir / f).exists()]
+    clean_leftovers(run_dir)  # a run a killed --force had set aside is back before we look
+    existing = [f for f in RUN_FILES + DERIVED_FILES if (run_dir / f).exists()]
     if existing and not force:
-        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}); use --force to "
-                         f"overwrite it or --resume {run_dir} to continue it")
+        ways = []
+        if "checkpoint.npz" in existing:
+            resume = ["bpnet", "train", "--resume", str(run_dir)]
+            resume += ["--data-dir", data_dir] if data_dir else []
+            ways.append(f"continue it with `{shlex.join(resume)}`")
+        free = next(run_dir.with_name(f"{run_dir.name}-{i}") for i in range(2, 10 ** 6)
+                    if not run_dir.with_name(f"{run_dir.name}-{i}").exists())
+        ways += ["replace it by adding --force to this command",
+                 f"train a new run beside it by adding --out {shlex.quote(str(free))}"]
+        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}): "
+                         f"{', '.join(ways[:-1])}, or {ways[-1]}")
+    if existing:
+        others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")
+                        and p.name not in RUN_FILES + DERIVED_FILES)
+        if others:
+            raise InputError(f"{run_dir} holds files that are not part of a run "
+                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
+                             f"--force replaces a run directory whole: move them, or train "
+                             f"into another --out")
     return run_dir, existing
 
 
 @click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
-@click.option("--epochs", type=click.IntRange(min=1), help="Shortcut for --set train.epochs=N.")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Shortcut for --set train.epochs=N (not with --iterations).")
 @click.option("--iterations", type=click.IntRange(min=1),
-              help="Shortcut for --set train.iterations=N.")
+              help="Shortcut for --set train.iterations=N (not with --epochs).")
 @click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
+@threads_option("; shortcut for --set train.threads=N")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<config name>].")
 @data_dir_option
@@ -79,7 +104,7 @@ def _existing_run(cfg, force):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
 @debug_option
 @handle_errors
-def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, offline, quiet):
+def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force, resume, offline, quiet):
     """Train a network as a YAML config describes (default: the shipped mnist.yaml) and
     save it into a run directory (default: runs/<config name>).
 
@@ -87,6 +112,9 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
     --resume continues to the same weights an uninterrupted run gives.
     """
     ctx = click.get_current_context()
+    if epochs is not None and iterations is not None:
+        raise click.UsageError("--epochs and --iterations cannot be combined: a run's length is "
+                               "counted in epochs or in iterations, not both")
     if resume:
         given = [n for n in ("config", "sets", "epochs", "iterations", "seed", "out", "force")
                  if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
@@ -94,33 +122,30 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
             raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
                                    f"combined with --{given[0].replace('sets', 'set')}")
         run_dir = Path(resume)
-        cfg = load_config(run_dir / "config.yaml", cli={"data_dir": data_dir})
+        if not (run_dir / "config.yaml").is_file():
+            raise InputError(f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
+                             f"folder that bpnet train or Trainer.run() wrote")
+        cfg = load_config(run_dir / "config.yaml",
+                          cli={"data_dir": data_dir, "train.threads": threads})
         cfg["output"]["dir"] = str(run_dir)
     else:
         cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
-                                   train_iterations=iterations, train_seed=seed, output_dir=out,
-                                   data_dir=data_dir)
-        run_dir, existing = _existing_run(cfg, force)
+                                   train_iterations=iterations, train_seed=seed,
+                                   train_threads=threads, output_dir=out, data_dir=data_dir)
+        run_dir, existing = _existing_run(cfg, force, data_dir)
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
-    if not resume:  # only now, with the data in hand, is the run directory touched
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for f in existing:
-            (run_dir / f).unlink()
     progress, stop = BarProgress(quiet), StopFlag()
-    trainer = Trainer(cfg, data, run_dir, progress, stop)
+    trainer = Trainer(cfg, data, run_dir, progress, stop, replace=not resume and bool(existing))
     if resume:
         trainer.load_checkpoint()
         if not quiet:
             click.echo(f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}")
-    else:
-        atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
-        if not quiet:
-            arch = "-".join(map(str, trainer.net.sizes))
-            click.echo(f"training {arch} {cfg['model']['activation']} on {cfg['dataset']} "
-                       f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
-                       f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
-                       f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
+    elif not quiet:
+        click.echo(f"training {trainer.net.describe()} on {cfg['dataset']} "
+                   f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
+                   f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
+                   f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
 
     def on_signal(signum, _frame):
         if stop.requested:  # a second signal: stop now
@@ -134,8 +159,12 @@ def train(config, sets, epochs, iterations, seed, out, data_dir, force, resume, 
         progress.close()
         for s, h in previous.items():
             signal.signal(s, h)
-    sel = trainer.selected_on
-    best = trainer.state
-    click.echo(f"done in {result['elapsed']:.1f} s: test accuracy {result.get('test_acc', math.nan):.4f}"
-               f" -> {run_dir / 'weights.npz'}; best {sel} accuracy {best.best:.4f} (iteration "
-               f"{best.best_iteration}) -> {run_dir / 'best.npz'}")
+    done = (f"done in {result['elapsed']:.1f} s: test accuracy "
+            f"{result.get('test_acc', math.nan):.4f} -> {run_dir / 'weights.npz'}")
+    st = trainer.state
+    if trainer.selected_on == "val":
+        done += (f"; best validation accuracy {st.best:.4f} (iteration {st.best_iteration}) -> "
+                 f"{run_dir / 'best.npz'}")
+    else:
+        done += "; no best.npz: without validation images (data.validation: 0) nothing is selected"
+    click.echo(done)

@@ -12,6 +12,7 @@ what was expected.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -24,19 +25,23 @@ import yaml
 
 from .data import DATASETS, SPECS
 from .errors import InputError
+from .files import describe, read_bytes
+from .limits import MAX_DEPTH, clip, human, limit
 from .network import ACTIVATIONS
 from .optim import OPTIMIZERS as _UPDATE_RULES
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
-TRAIN_SIZE = SPECS["mnist"].files[0].count
+TRAIN_SIZE, TEST_SIZE = SPECS["mnist"].files[0].count, SPECS["mnist"].files[2].count
 OPTIMIZERS = tuple(_UPDATE_RULES)
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 DTYPES = ("float32", "float64")
 LENGTH_KEYS = ("train.epochs", "train.iterations")
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
 ALIASES = {"lr": ["learning_rate"], "hidden": ["hidden_sizes", "hidden_size", "layers"],
            "weight_init": ["weight_init_std", "init"], "weight_decay": ["l2", "lambda"],
-           "iterations": ["iters", "iters_num", "steps"], "dir": ["out", "output_dir"]}
+           "iterations": ["iters", "iters_num", "steps"], "dir": ["out", "output_dir"],
+           "batchnorm": ["use_batchnorm", "batch_norm", "bn"],
+           "dropout": ["use_dropout", "dropout_ratio", "dropout_ration"], "decay_rate": ["rho"]}
 
 
 class ConfigError(InputError):
@@ -76,6 +81,8 @@ def number(low=None, high=None, low_open=False, high_open=False, integer=False):
         bounds = ""
 
     def convert(v):
+        if isinstance(v, BigInt) or (_is_int(v) and abs(v) > MAX_INT):
+            raise ValueError("far too large")
         if isinstance(v, str) and not integer and YAML11_MISSED_FLOAT.match(v):
             v = float(v)  # 1e-3: a number in YAML 1.2 that PyYAML's YAML 1.1 reads as text
         if isinstance(v, str) and _looks_numeric(v):
@@ -86,6 +93,65 @@ def number(low=None, high=None, low_open=False, high_open=False, integer=False):
             raise ValueError
         return v if integer else float(v)
     return Kind(("an integer" if integer else "a number") + bounds, convert)
+
+
+MAX_INT = 2 ** 63 - 1  # no config integer needs more; a seed or size beyond is a mistake
+MAX_INT_DIGITS = 30  # longer integer literals are not converted (Python refuses > 4300 digits)
+MAX_KEY_PARTS = 8  # dotted parts of a --set key; the schema's keys have at most 2
+
+
+class BigInt:
+    """An integer literal of more than MAX_INT_DIGITS digits, kept as its digit count."""
+
+    def __init__(self, text):
+        self.digits = sum(c.isdigit() for c in text)
+
+    def __repr__(self):
+        return f"an integer of {self.digits} digits"
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that huge integer literals stay unconverted."""
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if len(text) > MAX_INT_DIGITS:
+        return BigInt(text)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_yaml(text, source, value=False):
+    """``yaml.safe_load(text)`` with nesting bounded by MAX_DEPTH (checked on the event
+    stream, before anything is built) and any failure a one-line ConfigError; ``value``:
+    ``text`` is one --set value rather than a file."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
+                    raise ConfigError(f"{source}: {where}nested more than {MAX_DEPTH} levels "
+                                      f"deep; a config has sections of keys, 2 levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.load(text, Loader=_Loader)
+    except ConfigError:
+        raise
+    except yaml.YAMLError as e:
+        if value:
+            raise ConfigError(f"{source}: expected a YAML value, got {clip(repr(text), 60)} "
+                              f"({clip(getattr(e, 'problem', None) or e)})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
+        raise ConfigError(f"{source}: {where}invalid YAML ({clip(what or str(e))})") from None
+    except (RecursionError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{source}: unreadable YAML ({clip(str(e))})") from None
 
 
 YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
@@ -143,6 +209,7 @@ def _weight_init(v):
     return v if v in ("he", "xavier") else POSITIVE.convert(v)
 
 
+MAX_SIGMA = 1000.0  # the elastic field's Gaussian kernel has 8·sigma + 57 entries
 POSITIVE = number(0, low_open=True)
 POSITIVE_INT = number(0, low_open=True, integer=True)
 NON_NEGATIVE = number(0)
@@ -162,12 +229,19 @@ SCHEMA = {
         "activation": Field(choice(*ACTIVATIONS), "relu", "Hidden-layer activation."),
         "weight_init": Field(Kind("a number > 0, he or xavier", _weight_init), 0.01,
                              "Initial weight std; `he`: √(2/fan_in), `xavier`: √(1/fan_in)."),
+        "batchnorm": Field(BOOL, False,
+                           "Batch normalization after every hidden Affine (before the activation)."),
+        "dropout": Field(FRACTION, 0.0,
+                         "Ratio of hidden units dropped at random while training; 0: none."),
     },
     "data": {
         "normalize": Field(BOOL, True, "Scale pixels by 1/255 (false: raw 0..255)."),
         "validation": Field(
             number(0, TRAIN_SIZE, high_open=True, integer=True), 5000,
             "Training images held out for validation and early stopping; 0: none."),
+        "subset": Field(nullable(POSITIVE_INT), None,
+                        "Train on the first N training images only (validation is the last "
+                        "`data.validation` of them); null: all."),
     },
     "train": {
         "epochs": Field(nullable(POSITIVE_INT), 10,
@@ -176,24 +250,34 @@ SCHEMA = {
                             "Mini-batch updates instead; setting it clears train.epochs."),
         "batch_size": Field(POSITIVE_INT, 100, "Images per mini-batch."),
         "optimizer": Field(choice(*OPTIMIZERS), "sgd",
-                           "Update rule: plain SGD, SGD with momentum, AdaGrad or Adam."),
+                           "Update rule: plain SGD, SGD with momentum, Nesterov momentum, AdaGrad, "
+                           "RMSprop or Adam."),
         "lr": Field(POSITIVE, 0.1, "Learning rate."),
-        "momentum": Field(FRACTION, 0.9, "`momentum`: velocity decay."),
+        "momentum": Field(FRACTION, 0.9, "`momentum`, `nesterov`: velocity decay."),
+        "decay_rate": Field(FRACTION, 0.99, "`rmsprop`: decay of the mean square gradient."),
         "beta1": Field(FRACTION, 0.9, "`adam`: first-moment decay."),
         "beta2": Field(FRACTION, 0.999, "`adam`: second-moment decay."),
-        "eps": Field(POSITIVE, 1e-8, "`adagrad`, `adam`: denominator guard."),
+        "eps": Field(POSITIVE, 1e-8, "`adagrad`, `rmsprop`, `adam`: denominator guard."),
         "weight_decay": Field(NON_NEGATIVE, 0.0,
                               "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."),
         "schedule": Field(choice(*SCHEDULES), "none",
-                          "How lr changes: constant, stepped, or cosine-annealed to `min_lr`."),
+                          "How lr changes: constant, stepped, cosine-annealed to `min_lr`, or "
+                          "onecycle (warm-up, then cosine)."),
         "step_epochs": Field(POSITIVE_INT, 10,
                              "`step`: multiply lr by `gamma` every this many epochs."),
         "gamma": Field(number(0, 1, low_open=True), 0.1, "`step`: the factor."),
-        "min_lr": Field(NON_NEGATIVE, 0.0, "`cosine`: the lr reached at the end (< `lr`)."),
+        "min_lr": Field(NON_NEGATIVE, 0.0,
+                        "`cosine`, `onecycle`: the lr reached at the end (< `lr`); "
+                        "`onecycle` also starts from it."),
+        "warmup": Field(FRACTION, 0.3,
+                        "`onecycle`: fraction of the run over which lr rises to `lr`."),
         "seed": Field(number(0, integer=True), 0, "Seed for everything random in the run."),
         "dtype": Field(choice(*DTYPES), "float32",
                        "Floating-point type of the data and the weights."),
         "shuffle": Field(BOOL, True, "A fresh permutation every epoch (false: fixed order)."),
+        "threads": Field(nullable(POSITIVE_INT), None,
+                         "Threads for the matrix products; null: `$BPNET_THREADS`, else every "
+                         "core this process may use (see bpnet.nn.threads)."),
     },
     "eval": {
         "every": Field(POSITIVE_INT, 1, "Evaluate every this many epochs."),
@@ -214,8 +298,9 @@ SCHEMA = {
         "shear": Field(number(0, 90, high_open=True), 0.0, "Largest shear angle in degrees."),
         "elastic_alpha": Field(NON_NEGATIVE, 0.0,
                                "Elastic distortion strength in pixels; 0: off."),
-        "elastic_sigma": Field(number(0, low_open=True), 4.0,
-                               "Smoothness of the elastic field in pixels."),
+        "elastic_sigma": Field(number(0, MAX_SIGMA, low_open=True), 4.0,
+                               "Smoothness of the elastic field in pixels (beyond about 100, "
+                               "one shift for the whole 28x28 image)."),
     },
     "output": {
         "dir": Field(PATH, None, "Run directory; null: `runs/<name>`."),
@@ -244,9 +329,15 @@ def defaults(schema=SCHEMA):
 
 def _show(value):
     """A value as YAML writes it, on one short line."""
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    if isinstance(value, (list, dict)) and len(value) > 60:
+        return f"a {'list' if isinstance(value, list) else 'mapping'} of {len(value)} entries"
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    except (yaml.YAMLError, RecursionError, ValueError):  # a BigInt, a deeply nested value
+        return clip(repr(value), 60) if isinstance(value, BigInt) else \
+            f"a {type(value).__name__} nested too deeply to show"
     text = text[:-len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clip(text, 60)
 
 
 def _did_you_mean(key):
@@ -340,10 +431,84 @@ def _check_rules(cfg, origin):
     if cfg["early_stopping"]["patience"] > 0 and cfg["data"]["validation"] == 0:
         conflict(("early_stopping.patience", "data.validation"),
                  "early stopping (patience > 0) needs validation images (data.validation > 0)")
+    subset = cfg["data"]["subset"]
+    if subset is not None and not cfg["data"]["validation"] < subset <= TRAIN_SIZE:
+        conflict(("data.subset", "data.validation"), f"the subset must hold more than the "
+                 f"validation images and at most {TRAIN_SIZE}")
     train = cfg["train"]
-    if train["schedule"] == "cosine" and train["min_lr"] >= train["lr"]:
+    if train["schedule"] in ("cosine", "onecycle") and train["min_lr"] >= train["lr"]:
         conflict(("train.min_lr", "train.lr", "train.schedule"),
-                 "the cosine schedule needs train.min_lr < train.lr")
+                 f"the {train['schedule']} schedule needs train.min_lr < train.lr")
+
+
+INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2}  # arrays per parameter
+
+
+def memory_needs(cfg):
+    """{part: (bytes, the config key that drives it)}: an upper estimate of what training
+    with ``cfg`` allocates, each part computed from the config alone.
+
+    parameters: weights, gradients, optimizer state and the copies a save snapshots;
+    activations: each layer's forward output, mask and gradient for one mini-batch;
+    batches: the two chunks of input batches prepared ahead; evaluation: validation and test
+    inputs converted once plus one evaluation batch through the net; augmentation: the
+    float64 coordinate arrays of one batch and the elastic field's Gaussian kernel
+    (8·elastic_sigma + 57 entries); data: the uint8 dataset.
+    """
+    tr, model, aug = cfg["train"], cfg["model"], cfg["augment"]
+    item = np.dtype(tr["dtype"]).itemsize
+    sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
+    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    slots = OPTIMIZER_SLOTS.get(tr["optimizer"], 2)
+    width, bs = sum(sizes), tr["batch_size"]
+    n_eval = TEST_SIZE + cfg["data"]["validation"]
+    chunk = min(50 * bs, TRAIN_SIZE)
+    needs = {
+        "parameters": (weights * item * 2 * (2 + slots), "model.hidden"),
+        "activations": (bs * width * item * 4, "train.batch_size"),
+        "batches": (2 * chunk * INPUT_SIZE * (1 + item), "train.batch_size"),
+        "evaluation": (n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval)
+                       * width * item * 3, "eval.batch_size"),
+        "data": ((TRAIN_SIZE + TEST_SIZE) * (INPUT_SIZE + 8), "dataset"),
+    }
+    if any(aug[k] for k in ("shift", "rotate", "scale", "shear", "elastic_alpha")):
+        kernel = (8 * math.ceil(aug["elastic_sigma"]) + 57) * 8 * 3 if aug["elastic_alpha"] else 0
+        needs["augmentation"] = (bs * INPUT_SIZE * 8 * 12 + kernel,
+                                 "augment.elastic_sigma" if kernel > bs * INPUT_SIZE * 96
+                                 else "train.batch_size")
+    return needs
+
+
+MEMORY_KEYS = ("model.hidden", "train.batch_size", "eval.batch_size", "augment.elastic_sigma",
+               "train.optimizer", "train.dtype", "data.validation")
+
+
+def _costliest_key(cfg, total):
+    """The key of MEMORY_KEYS whose default would save the most memory (None: none saves)."""
+    saved = {}
+    for key in MEMORY_KEYS:
+        trial = copy.deepcopy(cfg)
+        _set(trial, key, _get(defaults(), key))
+        saved[key] = total - INTERPRETER - sum(b for b, _ in memory_needs(trial).values())
+    key = max(saved, key=saved.get)
+    return key if saved[key] > 0 else None
+
+
+def check_memory(cfg, origin=None):
+    """ConfigError when ``memory_needs(cfg)`` exceeds ``limit("memory")``, naming the key
+    behind the largest part and the estimate; nothing is allocated before this passes."""
+    needs = memory_needs(cfg)
+    total = INTERPRETER + sum(b for b, _ in needs.values())
+    available = limit("memory")
+    if total <= available:
+        return total
+    key = _costliest_key(cfg, total) or needs[max(needs, key=lambda p: needs[p][0])][1]
+    parts = ", ".join(f"{p} {human(b)}" for p, (b, _) in
+                      sorted(needs.items(), key=lambda kv: -kv[1][0])[:3])
+    raise ConfigError(f"{(origin or {}).get(key, 'defaults')}: {key}: {_show(_get(cfg, key))} "
+                      f"needs about {human(total)} of memory to train ({parts}), more than "
+                      f"the {human(available)} available (BPNET_MAX_MEMORY)")
 
 
 def _nest(dotted, value):
@@ -358,24 +523,27 @@ def parse_override(text):
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not all(key.split(".")):
-        raise ConfigError(f"--set {text}: expected KEY=VALUE with a dotted key, "
+        raise ConfigError(f"--set {clip(text)}: expected KEY=VALUE with a dotted key, "
                           "e.g. --set train.lr=0.05")
-    try:
-        return key, yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text}: {key}: expected a YAML value, "
-                          f"got {raw!r} ({getattr(e, 'problem', None) or e})") from None
+    if key.count(".") >= MAX_KEY_PARTS:
+        raise ConfigError(f"--set {clip(text)}: {clip(key, 40)}: unknown key of "
+                          f"{key.count('.') + 1} parts; config keys have at most 2 (train.lr)")
+    if len(raw) > limit("config_bytes"):
+        raise ConfigError(f"--set {clip(text)}: {key}: a value of {len(raw)} characters, over "
+                          f"the limit for a config ({limit('config_bytes')} bytes)")
+    return key, load_yaml(raw, f"--set {clip(text)}: {key}", value=True)
 
 
-def _shipped():
-    return resources.files("bpnet.configs")
+def _shipped(folder=""):
+    files = resources.files("bpnet.configs")
+    return files / folder if folder else files
 
 
-def list_configs():
-    """``[(name, description)]`` of the shipped configs; the description is the
-    first comment line of the file."""
+def list_configs(folder=""):
+    """``[(name, description)]`` of the shipped configs (in ``folder`` of them: ``sweeps``);
+    the description is the first comment line of the file."""
     found = []
-    for entry in _shipped().iterdir():
+    for entry in _shipped(folder).iterdir():
         if entry.name.endswith(".yaml"):
             lines = entry.read_text(encoding="utf-8").splitlines()
             about = next((ln.lstrip("#").strip() for ln in lines if ln.startswith("#")), "")
@@ -383,43 +551,41 @@ def list_configs():
     return sorted(found)
 
 
-def resolve_config_path(path_or_name):
-    """An existing file path; else the shipped config of that bare name (with or
-    without ``.yaml``); else a ConfigError listing the shipped names."""
+def resolve_config_path(path_or_name, folder="", what="config"):
+    """An existing file path; else the shipped config (in ``folder``) of that bare name
+    (with or without ``.yaml``); else a ConfigError listing the shipped names."""
     path = Path(path_or_name)
     if path.is_file():
         return path
     if len(path.parts) == 1:
         for name in (path.name, f"{path.name}.yaml"):
-            entry = _shipped() / name
+            entry = _shipped(folder) / name
             if entry.is_file():
                 return Path(str(entry))
     if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
-    names = ", ".join(name for name, _ in list_configs())
-    raise ConfigError(f"{path}: no such file, nor a shipped config of that name "
+        raise ConfigError(f"{path}: is a directory, expected a YAML {what} file")
+    if path.exists():  # a FIFO or a device: _read refuses it by name, without opening it
+        return path
+    names = ", ".join(name for name, _ in list_configs(folder))
+    raise ConfigError(f"{path}: no such file, nor a shipped {what} of that name "
                       f"(shipped: {names})")
 
 
-def _read(path):
-    """The top-level mapping of a YAML file ({} for an empty one)."""
+def _read(path, keys=SCHEMA):
+    """The top-level mapping of a YAML file ({} for an empty one); ``keys`` name what it holds."""
+    raw = read_bytes(path, ConfigError, ConfigError, limit("config_bytes"),
+                     "a config file (BPNET_MAX_CONFIG_BYTES)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: expected UTF-8 text, got undecodable bytes") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
-        raise ConfigError(f"{path}: {where}invalid YAML ({what or e})") from None
+        what = describe(raw[:512])
+        what = "undecodable bytes" if what.startswith(("binary", "a text")) else what
+        raise ConfigError(f"{path}: expected UTF-8 text, got {what}") from None
+    doc = load_yaml(text, str(path))
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(SCHEMA)}) at the top "
+        raise ConfigError(f"{path}: expected a mapping of keys ({', '.join(keys)}) at the top "
                           f"level, got {_show(doc)}")
     return doc
 
@@ -434,11 +600,12 @@ def load_config(path_or_name, overrides=(), cli=None):
     cfg, origin = defaults(), {}
     _apply(cfg, _read(path), str(path), origin)
     for text in overrides:
-        _apply(cfg, _nest(*parse_override(text)), f"--set {text}", origin)
+        _apply(cfg, _nest(*parse_override(text)), f"--set {clip(text)}", origin)
     for key, value in (cli or {}).items():
         if value is not None:
             _apply(cfg, _nest(key, value), "command line", origin)
     _check_rules(cfg, origin)
+    check_memory(cfg, origin)
     cfg["name"] = cfg["name"] or path.stem
     cfg["output"]["dir"] = cfg["output"]["dir"] or f"runs/{cfg['name']}"
     return cfg
@@ -467,4 +634,5 @@ def network_kwargs(cfg, dtype=None):
     return dict(input_size=INPUT_SIZE, hidden_sizes=list(model["hidden"]), output_size=OUTPUT_SIZE,
                 activation=model["activation"], weight_init_std=model["weight_init"],
                 weight_decay=cfg["train"]["weight_decay"],
-                dtype=np.dtype(dtype or cfg["train"]["dtype"]))
+                dtype=np.dtype(dtype or cfg["train"]["dtype"]),
+                batchnorm=model["batchnorm"], dropout=model["dropout"])

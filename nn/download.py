@@ -6,6 +6,11 @@ on 429/5xx answers, timeouts and dropped connections, and a partial file is resu
 request. Whatever arrives must decompress to the spec's IDX header and SHA-256, or it is discarded
 and the next mirror tried. Downloads in progress live in ``<name>.part``, never under the final name.
 
+Every bound comes from the spec, not from the mirror: a body may not outgrow :func:`max_transfer`,
+its content not :func:`idx_size` (checked in chunks, so a decompression bomb costs constant memory),
+and a mirror gets :meth:`HttpOptions.deadline` seconds per file. One process at a time downloads
+into a folder (:func:`dataset_lock`). ``requests`` is imported when a download starts.
+
 Progress is injected: ``progress(desc=..., total=..., initial=...)`` returns a bar with
 ``update(n)`` and ``close()`` (``tqdm.tqdm`` fits); ``report(message)`` receives notes such as a
 mirror that failed.
@@ -15,6 +20,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,13 +30,11 @@ from typing import Optional
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-import requests
-import urllib3
-
 from bpnet import __version__
 
-from .data import (GZIP_MAGIC, DataCorrupt, DataMissing, decode_idx, dataset_dir, get_spec,
-                   read_idx)
+from .data import (CHUNK, GZIP_MAGIC, DataCorrupt, DataMissing, check_idx, data_dir_note,
+                   dataset_dir, dataset_lock, download_command, get_spec, max_transfer, read_idx,
+                   split_files)
 from .errors import BpnetError, InputError
 from .files import atomic_write, commit_file
 
@@ -57,7 +61,14 @@ class HttpOptions:
     tries: int = 3               # requests per file and mirror
     backoff: float = 0.5         # wait before try k+1: backoff * 2**(k-1), or Retry-After
     max_wait: float = 30.0       # cap on any wait, Retry-After included
-    chunk_size: int = 1 << 16
+    chunk_size: int = CHUNK
+    min_rate: float = 20_000.0   # bytes/s: see deadline()
+    max_redirects: int = 10
+
+    def deadline(self, size):
+        """Seconds one mirror gets to deliver a file of ``size`` bytes, every try included: each
+        try's longest silence plus the time the size takes at ``min_rate``."""
+        return self.tries * self.read_timeout + size / self.min_rate
 
 
 @dataclass(frozen=True)
@@ -89,9 +100,15 @@ def mirror_list(spec, extra=(), builtin=True):
     for url in (*extra, *env, *(spec.mirrors if builtin else ())):
         if not url:
             continue
+        if "://" not in url:  # a plain folder path, relative or absolute
+            if not Path(url).is_dir():
+                raise InputError(f"mirror {url!r}: no such folder (expected a folder holding the "
+                                 "files, or an http://, https:// or file:// URL)")
+            url = Path(url).resolve().as_uri()
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES or (parts.scheme != "file" and not parts.netloc):
-            raise InputError(f"mirror {url!r}: expected an http://, https:// or file:// URL")
+            raise InputError(f"mirror {url!r}: expected an http://, https:// or file:// URL, "
+                             "or a folder")
         url = url.rstrip("/") + "/"
         if url not in urls:
             urls.append(url)
@@ -124,12 +141,18 @@ def _span(response, have):
     return 0, int(length) if length.isdigit() else None
 
 
-def _pump(chunks, fh, bar):
-    """Write byte chunks to ``fh``, advancing ``bar``; the bar is closed either way."""
+def _pump(chunks, fh, bar, limit, deadline=None):
+    """Write byte chunks to ``fh``, advancing ``bar``; the bar is closed either way. More than
+    ``limit`` bytes in ``fh`` fail the mirror; ``deadline()`` is called after each chunk
+    (it raises when the transfer has taken too long)."""
     try:
         for chunk in chunks:
             fh.write(chunk)
             bar.update(len(chunk))
+            if fh.tell() > limit:
+                raise MirrorFailed(f"more than {limit} bytes, the most a good copy can have")
+            if deadline:
+                deadline()
     finally:
         bar.close()
 
@@ -143,16 +166,23 @@ def _connect_reason(error):
 def _install(part, target, f, url):
     """Verify a downloaded ``part`` against FileSpec ``f`` and move it to ``target`` atomically.
 
-    An uncompressed IDX with the right content is accepted and stored gzip-compressed, so a
-    ``.gz`` name always holds gzip data.
+    The check reads in chunks and stops where the content outgrows the spec (a decompression
+    bomb is a failed mirror, found in constant memory). An uncompressed IDX with the right content
+    is accepted and stored gzip-compressed, so a ``.gz`` name always holds gzip data.
     """
-    data = part.read_bytes()
-    decode_idx(data, url, f.magic, f.count, f.sha256)
-    if data[:2] == GZIP_MAGIC:
+    with open(part, "rb") as fh:
+        check_idx(iter(lambda: fh.read(CHUNK), b""), f, url)
+        fh.seek(0)
+        if fh.read(2) == GZIP_MAGIC:
+            gz = True
+        else:
+            gz = False
+            fh.seek(0)
+            with atomic_write(target) as out, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as z:
+                shutil.copyfileobj(fh, z, CHUNK)
+    if gz:
         commit_file(part, target)
     else:
-        with atomic_write(target) as fh:
-            fh.write(gzip.compress(data, mtime=0))
         part.unlink()
 
 
@@ -160,10 +190,12 @@ class _Fetcher:
     """One HTTP session fetching files from a list of mirrors."""
 
     def __init__(self, options=None, progress=None, report=None):
+        import requests  # here, not at import: `import bpnet.nn` stays light
         self.options = options or HttpOptions()
         self.progress = progress or _NoBar
         self.report = report or (lambda message: None)
         self.session = requests.Session()
+        self.session.max_redirects = self.options.max_redirects
         self.session.headers.update({"User-Agent": f"bpnet/{__version__}",
                                      "Accept-Encoding": "identity"})
 
@@ -180,7 +212,7 @@ class _Fetcher:
         for i, base in enumerate(urls):
             url = base + f.name
             try:
-                resumed = self._download(url, part, f.name)
+                resumed = self._download(url, part, f)
                 try:
                     _install(part, target, f, url)
                 except DataCorrupt as e:
@@ -188,7 +220,7 @@ class _Fetcher:
                         raise
                     self.report(f"{e} after resuming {part.name}; fetching it whole")
                     part.unlink()
-                    self._download(url, part, f.name)
+                    self._download(url, part, f)
                     _install(part, target, f, url)
                 return url
             except MirrorFailed as e:
@@ -201,31 +233,38 @@ class _Fetcher:
         raise DownloadFailed(f"no mirror served a verified {f.name} ({len(urls)} tried):\n"
                              + "\n".join(f"  {line}" for line in failures))
 
-    def _download(self, url, part, desc):
-        """Fill ``part`` with the body at ``url``; True when it continued an earlier partial file."""
+    def _download(self, url, part, f):
+        """Fill ``part`` with the body at ``url`` (at most :func:`max_transfer` bytes of FileSpec
+        ``f``); True when it continued an earlier partial file."""
         if urlsplit(url).scheme == "file":
-            return self._copy(Path(url2pathname(urlsplit(url).path)), part, desc)
-        return self._http(url, part, desc)
+            return self._copy(Path(url2pathname(urlsplit(url).path)), part, f)
+        return self._http(url, part, f)
 
-    def _copy(self, src, part, desc):
+    def _copy(self, src, part, f):
         try:
             with open(src, "rb") as fin, open(part, "wb") as fout:
-                bar = self.progress(desc=desc, total=os.fstat(fin.fileno()).st_size, initial=0)
-                _pump(iter(lambda: fin.read(self.options.chunk_size), b""), fout, bar)
+                bar = self.progress(desc=f.name, total=os.fstat(fin.fileno()).st_size, initial=0)
+                _pump(iter(lambda: fin.read(self.options.chunk_size), b""), fout, bar,
+                      max_transfer(f))
         except OSError as e:
             raise MirrorFailed(e.strerror or str(e)) from None
         return False
 
-    def _http(self, url, part, desc):
+    def _http(self, url, part, f):
         """Fill ``part`` from ``url`` in at most ``tries`` requests, each resuming where the one
-        before stopped; True when the last request continued bytes already in ``part``."""
+        before stopped, all within the mirror's deadline (:meth:`HttpOptions.deadline` of the
+        announced size); True when the last request continued bytes already in ``part``."""
+        import requests
         opt = self.options
+        self._started, self._end = time.monotonic(), None
         for attempt in range(1, opt.tries + 1):
             retry_after = None
             try:
-                return self._request(url, part, desc) > 0
+                return self._request(url, part, f) > 0
             except _Retry as e:
                 failure, retry_after = e.args
+            except requests.TooManyRedirects:
+                raise MirrorFailed(f"too many redirects (more than {opt.max_redirects})") from None
             except requests.ConnectTimeout:
                 failure = "connection timed out"
             except requests.ReadTimeout:
@@ -233,19 +272,40 @@ class _Fetcher:
             except requests.RequestException as e:
                 failure = _connect_reason(e)
             if attempt < opt.tries:
-                time.sleep(retry_wait(attempt, retry_after, opt))
-        raise MirrorFailed(f"{failure} after {opt.tries} tries" if opt.tries > 1 else failure)
+                wait = retry_wait(attempt, retry_after, opt)
+                if self._end is not None and time.monotonic() + wait >= self._end:
+                    failure += (f"; the deadline for this file ({self._end - self._started:.1f} "
+                                "s) leaves no time for another try")
+                    break
+                time.sleep(wait)
+        raise MirrorFailed(f"{failure} after {attempt} tries" if attempt > 1 else failure)
+
+    def _check_deadline(self, fh, total):
+        """Raise :class:`MirrorFailed` once this mirror's time for the file is up."""
+        now = time.monotonic()
+        if now > self._end:
+            raise MirrorFailed(
+                f"too slow: {fh.tell()} of {total or '?'} bytes in {now - self._started:.1f} s "
+                f"(the deadline for this file is {self._end - self._started:.1f} s: "
+                f"tries × timeout + size / min rate {self.options.min_rate:g} B/s)")
 
     @property
     def _timed_out(self):
         return f"read timed out (no data for {self.options.read_timeout:g} s)"
 
-    def _request(self, url, part, desc):
+    def _request(self, url, part, f):
         """One GET of ``url`` into ``part``, asking for the rest when ``part`` holds a beginning;
         returns where the body started. Failures worth another try raise :class:`_Retry`."""
-        opt = self.options
+        import urllib3
+        opt, limit = self.options, max_transfer(f)
         have = part.stat().st_size if part.exists() else 0
-        with self.session.get(url, stream=True, timeout=(opt.connect_timeout, opt.read_timeout),
+        if have > limit:
+            part.unlink()
+            have = 0
+        read_timeout = opt.read_timeout
+        if self._end is not None:
+            read_timeout = max(min(read_timeout, self._end - time.monotonic()), 0.01)
+        with self.session.get(url, stream=True, timeout=(opt.connect_timeout, read_timeout),
                               headers={"Range": f"bytes={have}-"} if have else {}) as r:
             code = r.status_code
             if code == 429 or code >= 500:
@@ -257,12 +317,17 @@ class _Fetcher:
             if span is None:
                 raise MirrorFailed(f"HTTP {code}")
             start, total = span
+            if total is not None and total > limit:
+                raise MirrorFailed(f"{total} bytes announced, more than the {limit} a good copy "
+                                "can have")
+            if self._end is None:
+                self._end = self._started + opt.deadline(total or limit)
             with open(part, "ab" if start else "wb") as fh:
-                bar = self.progress(desc=desc, total=total, initial=start)
+                bar = self.progress(desc=f.name, total=total, initial=start)
                 # read1 returns what has arrived, so a stall loses no byte already received
                 chunks = iter(lambda: r.raw.read1(opt.chunk_size, decode_content=False), b"")
                 try:
-                    _pump(chunks, fh, bar)
+                    _pump(chunks, fh, bar, limit, lambda: self._check_deadline(fh, total))
                 except urllib3.exceptions.ReadTimeoutError:
                     raise _Retry(self._timed_out, None) from None
                 except urllib3.exceptions.HTTPError:
@@ -273,13 +338,50 @@ class _Fetcher:
         return start
 
 
-def _fetch(folder, files, urls, progress, report, options):
-    """Fetch FileSpecs ``files`` into ``folder``; {file name: URL it came from}."""
+def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
+    """Fetch FileSpecs ``files`` of ``spec`` into ``folder`` (the caller holds its lock);
+    {name: URL}. The ``.part`` of a file already in place (a killed process's) is removed.
+
+    Folders made here are removed again when the fetch fails, so nothing is left behind."""
+    for f in spec.files:
+        if f not in files and (folder / f.name).exists():
+            (folder / (f.name + ".part")).unlink(missing_ok=True)
     if not files:
         return {}
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
-    with _Fetcher(options, progress, report) as fetcher:
-        return {f.name: fetcher.fetch(f, folder / f.name, urls) for f in files}
+    try:
+        with _Fetcher(options, progress, report) as fetcher:
+            return {f.name: fetcher.fetch(f, folder / f.name, urls) for f in files}
+    except DownloadFailed as e:
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:  # not empty (a partial file kept for resuming) or not ours
+                break
+        raise DownloadFailed(f"{e}\n{_hint(spec.name, data_dir)}") from None
+
+
+def _hint(dataset, data_dir):
+    """How to go on when no mirror answers: commands that work as typed."""
+    cmd = download_command(dataset, data_dir)
+    return (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
+            f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
+            + data_dir_note(data_dir))
+
+
+def _verified(path, f, report):
+    """True when ``path`` holds a verified copy of FileSpec ``f`` (checked in constant memory);
+    a corrupt one is reported and will be fetched again."""
+    if not path.exists():
+        return False
+    try:
+        read_idx(path, f, decode=False)
+        return True
+    except DataCorrupt as e:
+        if report:
+            report(f"{e}; fetching it again")
+        return False
 
 
 def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, progress=None,
@@ -287,42 +389,41 @@ def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, pr
     """Make every file of a dataset present and verified in ``<data_dir>/<dataset>/``.
 
     Present files that verify are kept unless ``force``; the others are fetched from ``mirrors``,
-    ``$BPNET_MIRROR`` and, unless ``builtin_mirrors`` is false, the spec's mirrors. Returns a
+    ``$BPNET_MIRROR`` and, unless ``builtin_mirrors`` is false, the spec's mirrors. One process at
+    a time works on a folder (:func:`~bpnet.nn.data.dataset_lock`). Returns a
     :class:`FetchResult` per file; raises :class:`DownloadFailed` when a file verifies on no mirror.
     """
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
     urls = mirror_list(spec, mirrors, builtin_mirrors)
-    todo = []
-    for f in spec.files:
-        if not force and (folder / f.name).exists():
-            try:
-                read_idx(folder / f.name, f.magic, f.count, f.sha256)
-                continue
-            except DataCorrupt as e:
-                if report:
-                    report(f"{e}; fetching it again")
-        todo.append(f)
-    fetched = _fetch(folder, todo, urls, progress, report, options)
+    with dataset_lock(folder, report):
+        todo = [f for f in spec.files if force or not _verified(folder / f.name, f, report)]
+        fetched = _fetch(folder, spec, todo, urls, progress, report, options, data_dir)
     return [FetchResult(f.name, folder / f.name, fetched.get(f.name)) for f in spec.files]
 
 
 def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), progress=None,
-                   report=None, spec=None, options=None, builtin_mirrors=True):
-    """Download whichever files of a dataset are missing; returns the dataset's folder.
+                   report=None, spec=None, options=None, builtin_mirrors=True,
+                   splits=("train", "test")):
+    """Download whichever files of a dataset's ``splits`` are missing; returns the dataset's folder.
 
     Present files are left to the loader to check. Before downloading, ``report`` is told which
     files; with ``offline``, a missing file raises :class:`DataMissing` instead.
     """
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
+    files = [f for s in splits for f in split_files(spec, s)]
     urls = mirror_list(spec, mirrors, builtin_mirrors)
-    missing = [f for f in spec.files if not (folder / f.name).exists()]
-    names = ", ".join(f.name for f in missing)
-    if missing and offline:
-        raise DataMissing(f"{folder}: missing {names}; run `bpnet download --dataset "
-                          f"{spec.name}` to fetch them")
-    if missing and report:
-        report(f"downloading {names} into {folder}")
-    _fetch(folder, missing, urls, progress, report, options)
+    if all((folder / f.name).exists() for f in files):
+        return folder
+    if offline:
+        names = ", ".join(f.name for f in files if not (folder / f.name).exists())
+        raise DataMissing(f"{folder}: missing {names}; run "
+                          f"`{download_command(spec.name, data_dir)}` to fetch them"
+                          + data_dir_note(data_dir))
+    with dataset_lock(folder, report):
+        missing = [f for f in files if not (folder / f.name).exists()]
+        if missing and report:
+            report(f"downloading {', '.join(f.name for f in missing)} into {folder}")
+        _fetch(folder, spec, missing, urls, progress, report, options, data_dir)
     return folder

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .gradient import numerical_partials
-from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
+                     SoftmaxWithLoss)
+from .threads import use as use_threads
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 10.0
@@ -122,6 +124,27 @@ def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
     results += check_gradients("Affine", f, {"dx": x, "dW": W, "db": b},
                                {"dx": dx, "dW": layer.dW, "db": layer.db}, **kw)
 
+    # Dropout in training mode with its mask drawn once and then held fixed.
+    x, r = rng.standard_normal((4, 7)), rng.standard_normal((4, 7))
+    layer = Dropout(0.5, rng=np.random.default_rng(rng.integers(2**32)))
+    layer.forward(x, train_flg=True)
+    layer.fixed = True
+    dx = layer.backward(r)
+    f = lambda: float(np.sum(layer.forward(x, train_flg=True) * r))  # noqa: E731
+    results += check_gradients("Dropout", f, {"dx": x}, {"dx": dx}, **kw)
+
+    # BatchNormalization in training mode: dx through the batch mean and variance.
+    x = 2 + 3 * rng.standard_normal((6, 5))
+    gamma, beta = 1 + rng.standard_normal(5), rng.standard_normal(5)
+    r = rng.standard_normal((6, 5))
+    layer = BatchNormalization(gamma, beta)
+    layer.forward(x, train_flg=True)
+    dx = layer.backward(r)
+    f = lambda bn=BatchNormalization(gamma, beta): float(  # noqa: E731
+        np.sum(bn.forward(x, train_flg=True) * r))
+    results += check_gradients("BatchNormalization", f, {"dx": x, "dgamma": gamma, "dbeta": beta},
+                               {"dx": dx, "dgamma": layer.dgamma, "dbeta": layer.dbeta}, **kw)
+
     s = 2 * rng.standard_normal((5, 10))
     labels = rng.integers(0, 10, size=5)
     for kind, t in (("indices", labels), ("one-hot", np.eye(10)[labels])):
@@ -134,8 +157,11 @@ def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
 
 
 def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=None,
-                  name="net"):
-    """Check every parameter of ``net`` (float64) on the batch (x, t)."""
-    grads = net.gradient(x, t)
-    return check_gradients(name, lambda: net.loss(x, t), net.params, grads,
-                           tol=tol, h=h, max_coords=max_coords, rng=rng)
+                  name="net", threads=None):
+    """Check every parameter of ``net`` (float64) on the batch (x, t), in training mode
+    (batch statistics; dropout masks drawn once and then held fixed); ``threads`` as in
+    ``bpnet.nn.threads.use``."""
+    with use_threads(threads), net.fixed_masks():
+        grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
+        return check_gradients(name, lambda: net.loss(x, t, train_flg=True), net.params, grads,
+                               tol=tol, h=h, max_coords=max_coords, rng=rng)

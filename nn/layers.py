@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .threads import matmul
+
 
 class MulLayer:
     """z = x * y.  dz/dx = y, dz/dy = x."""
@@ -69,7 +71,7 @@ class Affine:
     def forward(self, x):
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        out = self.x @ self.W
+        out = matmul(self.x, self.W)
         out += self.b
         return out
 
@@ -77,9 +79,9 @@ class Affine:
         """Fill dW, db; return dx (None when ``need_dx`` is false: a first layer's)."""
         if self.dW is None:
             self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
-        np.matmul(self.x.T, dout, out=self.dW)
+        matmul(self.x.T, dout, out=self.dW)
         np.matmul(_ones(len(dout), dout.dtype), dout, out=self.db)  # Σ over the batch, in BLAS
-        return (dout @ self.W.T).reshape(self.x_shape) if need_dx else None
+        return matmul(dout, self.W.T).reshape(self.x_shape) if need_dx else None
 
 
 class SoftmaxWithLoss:
@@ -105,6 +107,85 @@ class SoftmaxWithLoss:
         dx = self.y * scale
         dx[_rows(len(dx)), self.t] -= scale
         return dx
+
+
+class Dropout:
+    """Drops units at random while training (the book's convention, no rescaling).
+
+    x: any shape. Training: y = x·mask with mask = (u > ratio), u ~ U[0, 1) drawn per
+    element from ``rng`` (a numpy Generator; None: NumPy's global generator, as the book);
+    inference: y = x·(1 − ratio). backward: dx = dout·mask. With ``fixed`` set, a
+    training forward reuses the last mask instead of drawing a new one (gradient checks).
+    """
+
+    def __init__(self, ratio=0.5, rng=None):
+        self.ratio, self.rng, self.fixed, self.mask = float(ratio), rng, False, None
+
+    def forward(self, x, train_flg=True):
+        if not train_flg:
+            return x * np.asarray(1.0 - self.ratio, dtype=x.dtype)
+        if not (self.fixed and self.mask is not None and self.mask.shape == x.shape):
+            if self.rng is None:
+                u = np.random.rand(*x.shape)
+            else:  # float32 draws for float32 data: half the cost
+                u = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+            self.mask = u > self.ratio
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class BatchNormalization:
+    """Normalizes each feature over the batch, then scales and shifts it.
+
+    x: (N, D) (or (N, ...) flattened to (N, D)); gamma, beta, running_mean, running_var: (D,).
+    Training: xn = (x − μ)/√(σ² + eps) with the batch's mean μ and biased variance σ²,
+    y = gamma·xn + beta, and running ← m·running + (1 − m)·batch (updated in place, so a
+    network holding these arrays sees them change); inference uses the running statistics.
+    backward (training): the full derivative through μ and σ²,
+    dx = (dxn − mean(dxn) − xn·mean(dxn·xn)) / √(σ² + eps) with dxn = gamma·dout;
+    dgamma = Σₙ xn·dout, dbeta = Σₙ dout. eps is the book's 10e-7.
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
+                 dgamma=None, dbeta=None, eps=1e-6):
+        self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
+        self.running_mean, self.running_var = running_mean, running_var
+        self.dgamma, self.dbeta = dgamma, dbeta  # gradient buffers, filled in place
+
+    def forward(self, x, train_flg=True):
+        self.x_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        if self.running_mean is None:
+            self.running_mean = np.zeros(x.shape[1], dtype=x.dtype)
+            self.running_var = np.zeros(x.shape[1], dtype=x.dtype)
+        if train_flg:
+            mu = x.mean(axis=0)
+            xc = x - mu
+            var = np.mean(xc * xc, axis=0)
+            self.std = np.sqrt(var + self.eps)
+            self.xn = xn = xc / self.std
+            m = self.momentum
+            self.running_mean *= m
+            self.running_mean += (1 - m) * mu
+            self.running_var *= m
+            self.running_var += (1 - m) * var
+        else:
+            xn = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+        return (self.gamma * xn + self.beta).reshape(self.x_shape)
+
+    def backward(self, dout):
+        dout = dout.reshape(dout.shape[0], -1)
+        if self.dgamma is None:
+            self.dgamma, self.dbeta = np.empty_like(self.gamma), np.empty_like(self.beta)
+        self.dbeta[...] = dout.sum(axis=0)
+        self.dgamma[...] = np.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        dx = dxn - dxn.mean(axis=0)
+        dx -= self.xn * np.mean(dxn * self.xn, axis=0)
+        dx /= self.std
+        return dx.reshape(self.x_shape)
 
 
 _ROWS = np.arange(0)
@@ -162,10 +243,10 @@ def softmax(x):
 
 def cross_entropy_error(y, t):
     """Mean cross-entropy of probabilities y (N, C) against indices or one-hot t."""
+    if np.ndim(t) == np.ndim(y):  # one-hot rows (or one one-hot row for a single y)
+        t = np.argmax(t, axis=-1)
     y = np.atleast_2d(y)
     n = y.shape[0]
-    if np.ndim(t) == y.ndim:
-        t = np.argmax(t, axis=-1)
     t = np.reshape(t, -1)
     p = y[np.arange(n), t]
     return -float(np.sum(np.log(np.maximum(p, np.finfo(y.dtype).tiny)))) / n

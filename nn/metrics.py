@@ -5,6 +5,7 @@ import numpy as np
 
 from .errors import InputError
 from .layers import log_softmax, softmax
+from .threads import use as use_threads
 
 
 def input_scale(normalize):
@@ -23,12 +24,18 @@ def to_input(pixels, scale, dtype, out=None):
     return out
 
 
-def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
+def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000, threads=None):
     """(mean loss, accuracy, predicted labels, class probabilities) over a whole split.
 
     ``pixels`` are uint8 images, converted ``batch_size`` at a time into one reused
     float buffer, or inputs already in the network's dtype (and scaled), used as they are.
+    ``threads``: as in ``bpnet.nn.threads.use``.
     """
+    with use_threads(threads):
+        return _evaluate(net, pixels, labels, scale, batch_size)
+
+
+def _evaluate(net, pixels, labels, scale, batch_size):
     n = len(pixels)
     ready = pixels.dtype == net.dtype
     buf = None if ready else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))),
@@ -40,7 +47,7 @@ def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000):
         stop = min(start + batch_size, n)
         x = pixels[start:stop] if ready else to_input(pixels[start:stop], scale, net.dtype,
                                                       out=buf[:stop - start])
-        logp = log_softmax(net.predict(x))
+        logp = log_softmax(net.predict(x, train_flg=False))  # inference mode
         loss_sum -= float(np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64))
         pred[start:stop] = logp.argmax(axis=1)
         np.exp(logp, out=probs[start:stop])

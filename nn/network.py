@@ -1,28 +1,50 @@
-"""Fully connected networks as a chain of layers: Affine → act → … → Affine → SoftmaxWithLoss.
+"""Fully connected networks as a chain of layers:
+Affine → [BatchNormalization] → act → [Dropout] → … → Affine → SoftmaxWithLoss.
 
-``MultiLayerNet`` serves any number of hidden layers with ReLU or Sigmoid;
-``TwoLayerNet`` is its one-hidden-layer case with the lesson's signature.
-Parameters live in ``params`` under W1, b1 … Wn, bn; the Affine layers hold
-references to those same arrays, so updating ``params[k]`` in place updates the net.
-All parameters are views into one flat array (``flat_params``) and all gradients into
-another (``flat_grads``), so an optimizer can update the whole net in a few calls.
+``MultiLayerNet`` serves any number of hidden layers with ReLU or Sigmoid, optionally
+with batch normalization and dropout in every hidden layer; ``TwoLayerNet`` is its
+one-hidden-layer case with the lesson's signature. Parameters live in ``params`` under
+W1, b1 … Wn, bn (and gamma1, beta1 … for batch norm); the layers hold references to those
+same arrays, so updating ``params[k]`` in place updates the net. All parameters are views
+into one flat array (``flat_params``) and all gradients into another (``flat_grads``), so an
+optimizer can update the whole net in a few calls. Batch norm's running statistics are
+``buffers`` (running_mean1, running_var1 …): saved with the weights, never optimized.
+
+``training`` selects the mode of every forward pass: True (the default of a new net) uses
+batch statistics and draws dropout masks, False uses running statistics and scales by
+1 − dropout. Evaluation switches it off (``inference``).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
 from .gradient import numerical_gradient
-from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+BN_MOMENTUM, BN_EPS = 0.9, 1e-6
 
 
-def param_shapes(sizes):
-    """{"W1": (sizes[0], sizes[1]), "b1": (sizes[1],), …}: the parameters of layer sizes."""
+def param_shapes(sizes, batchnorm=False):
+    """{"W1": (sizes[0], sizes[1]), "b1": (sizes[1],), …, "gamma1": (sizes[1],), …}:
+    the trained parameters of layer sizes (gamma/beta of every hidden layer with batch norm)."""
     shapes = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         shapes[f"W{i}"], shapes[f"b{i}"] = (fan_in, fan_out), (fan_out,)
+    if batchnorm:
+        for i, width in enumerate(sizes[1:-1], start=1):
+            shapes[f"gamma{i}"], shapes[f"beta{i}"] = (width,), (width,)
     return shapes
+
+
+def buffer_shapes(sizes, batchnorm=False):
+    """{"running_mean1": (sizes[1],), "running_var1": …}: batch norm's inference statistics."""
+    if not batchnorm:
+        return {}
+    return {f"{name}{i}": (width,) for i, width in enumerate(sizes[1:-1], start=1)
+            for name in ("running_mean", "running_var")}
 
 
 def init_std(weight_init, fan_in, activation):
@@ -38,22 +60,32 @@ def init_std(weight_init, fan_in, activation):
 
 
 class MultiLayerNet:
-    """Affine/activation stack ending in SoftmaxWithLoss.
+    """Affine/[BatchNormalization]/activation/[Dropout] stack ending in SoftmaxWithLoss.
 
-    sizes: input_size, *hidden_sizes, output_size. weight_decay adds
-    ½·λ·ΣW² to the loss (and λ·W to each weight gradient).
+    sizes: input_size, *hidden_sizes, output_size. weight_decay adds ½·λ·ΣW² to the loss
+    (and λ·W to each weight gradient). batchnorm: gamma (ones) and beta (zeros) per hidden
+    layer; dropout: the ratio of hidden units dropped while training (0: no Dropout layers).
+    ``rng`` (a seed, a Generator, or anything with ``standard_normal``) draws the weights;
+    ``dropout_rng`` (a Generator, settable later as ``net.dropout_rng``) draws the masks
+    (None: NumPy's global generator).
     """
 
     def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
-                 weight_init_std=0.01, weight_decay=0.0, dtype=np.float64, rng=None):
+                 weight_init_std=0.01, weight_decay=0.0, dtype=np.float64, rng=None,
+                 batchnorm=False, dropout=0.0, dropout_rng=None):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        rng = np.random.default_rng(rng)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout: expected a ratio in [0, 1), got {dropout!r}")
+        if not hasattr(rng, "standard_normal"):  # a seed or None (a Generator or RandomState,
+            rng = np.random.default_rng(rng)     # or the np.random module itself, is used as is)
         self.sizes = [int(input_size), *map(int, hidden_sizes), int(output_size)]
         self.activation = activation
         self.weight_decay = float(weight_decay)
+        self.batchnorm, self.dropout = bool(batchnorm), float(dropout)
         self.dtype = np.dtype(dtype)
-        shapes = param_shapes(self.sizes)
+        self.training = True
+        shapes = param_shapes(self.sizes, self.batchnorm)
         total = sum(int(np.prod(s)) for s in shapes.values())
         self.flat_params = np.zeros(total, dtype=self.dtype)
         self.flat_grads = np.zeros(total, dtype=self.dtype)
@@ -63,19 +95,39 @@ class MultiLayerNet:
             self.params[key] = self.flat_params[start:stop].reshape(shape)
             self.grads[key] = self.flat_grads[start:stop].reshape(shape)
             start = stop
+        self.buffers = {k: np.zeros(s, dtype=self.dtype)
+                        for k, s in buffer_shapes(self.sizes, self.batchnorm).items()}
         for i in range(1, self.depth + 1):
             W = self.params[f"W{i}"]
             W[...] = init_std(weight_init_std, W.shape[0], activation) * rng.standard_normal(W.shape)
-        self._build()
+        for key in self.params:
+            if key.startswith("gamma"):
+                self.params[key][...] = 1.0
+        self._build(dropout_rng)
 
-    def _build(self):
-        self.layers = []
+    def _build(self, dropout_rng=None):
+        self.layers, self.affine_layers = [], []
+        p, g, buf = self.params, self.grads, self.buffers
         for i in range(1, self.depth + 1):
-            self.layers.append(Affine(self.params[f"W{i}"], self.params[f"b{i}"],
-                                      self.grads[f"W{i}"], self.grads[f"b{i}"]))
-            if i < self.depth:
-                self.layers.append(ACTIVATIONS[self.activation]())
+            affine = Affine(p[f"W{i}"], p[f"b{i}"], g[f"W{i}"], g[f"b{i}"])
+            self.layers.append(affine)
+            self.affine_layers.append(affine)
+            if i == self.depth:
+                break
+            if self.batchnorm:
+                self.layers.append(BatchNormalization(
+                    p[f"gamma{i}"], p[f"beta{i}"], BN_MOMENTUM, buf[f"running_mean{i}"],
+                    buf[f"running_var{i}"], g[f"gamma{i}"], g[f"beta{i}"], eps=BN_EPS))
+            self.layers.append(ACTIVATIONS[self.activation]())
+            if self.dropout > 0:
+                self.layers.append(Dropout(self.dropout, dropout_rng))
         self.last_layer = SoftmaxWithLoss()
+
+    def describe(self):
+        """``784-100-10 relu, batchnorm, dropout 0.2``: the architecture in one phrase."""
+        text = "-".join(map(str, self.sizes)) + f" {self.activation}"
+        text += ", batchnorm" if self.batchnorm else ""
+        return text + (f", dropout {self.dropout:g}" if self.dropout else "")
 
     @property
     def depth(self):
@@ -83,45 +135,94 @@ class MultiLayerNet:
         return len(self.sizes) - 1
 
     @property
-    def affine_layers(self):
-        return self.layers[::2]
+    def dropout_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+
+    @property
+    def dropout_rng(self):
+        layers = self.dropout_layers
+        return layers[0].rng if layers else None
+
+    @dropout_rng.setter
+    def dropout_rng(self, rng):
+        for layer in self.dropout_layers:
+            layer.rng = rng
+
+    @contextmanager
+    def inference(self):
+        """``with net.inference():`` forward passes use running statistics and no dropout."""
+        was, self.training = self.training, False
+        try:
+            yield self
+        finally:
+            self.training = was
+
+    @contextmanager
+    def fixed_masks(self):
+        """``with net.fixed_masks():`` training passes reuse each Dropout layer's last mask
+        (drawing one only if it has none): the loss becomes one function of the parameters."""
+        layers = self.dropout_layers
+        was = [layer.fixed for layer in layers]
+        for layer in layers:
+            layer.fixed = True
+        try:
+            yield self
+        finally:
+            for layer, fixed in zip(layers, was):
+                layer.fixed = fixed
 
     def set_params(self, params):
-        """Copy arrays into ``params`` in place (shapes must match)."""
+        """Copy arrays into ``params`` (or ``buffers``) in place (shapes must match)."""
         for key, value in params.items():
-            if self.params[key].shape != np.shape(value):
-                raise ValueError(f"{key}: expected shape {self.params[key].shape}, got {np.shape(value)}")
-            self.params[key][...] = value
+            target = self.params[key] if key in self.params else self.buffers[key]
+            if target.shape != np.shape(value):
+                raise ValueError(f"{key}: expected shape {target.shape}, got {np.shape(value)}")
+            target[...] = value
 
-    def predict(self, x):
-        """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28)."""
+    def state_arrays(self):
+        """Parameters and buffers: everything a weights file holds (views, not copies)."""
+        return {**self.params, **self.buffers}
+
+    def predict(self, x, train_flg=None):
+        """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28); ``train_flg`` None: ``training``."""
+        train = self.training if train_flg is None else train_flg
         for layer in self.layers:
-            x = layer.forward(x)
+            x = (layer.forward(x, train) if isinstance(layer, (BatchNormalization, Dropout))
+                 else layer.forward(x))
         return x
 
-    def loss(self, x, t):
-        """Mean cross-entropy of the batch plus the weight-decay term."""
-        loss = self.last_layer.forward(self.predict(x), t)
-        if self.weight_decay:
-            loss += 0.5 * self.weight_decay * sum(
-                float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
-        return loss
+    def loss(self, x, t, train_flg=None):
+        """Mean cross-entropy of the batch plus the weight-decay penalty (the objective);
+        the cross-entropy alone is kept in ``cross_entropy``."""
+        self.cross_entropy = self.last_layer.forward(self.predict(x, train_flg), t)
+        return self.cross_entropy + self.penalty()
+
+    def penalty(self):
+        """The weight-decay term ½·λ·ΣW² over every weight matrix (0.0 without decay)."""
+        if not self.weight_decay:
+            return 0.0
+        return 0.5 * self.weight_decay * sum(
+            float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
 
     def accuracy(self, x, t):
-        """Fraction of rows whose arg-max score is the label (indices or one-hot)."""
-        y = np.argmax(self.predict(x), axis=1)
+        """Fraction of rows whose arg-max score is the label (indices or one-hot), in inference mode."""
+        y = np.argmax(self.predict(x, train_flg=False), axis=1)
         if np.ndim(t) != 1:
             t = np.argmax(t, axis=1)
         return float(np.mean(y == t))
 
-    def numerical_gradient(self, x, t):
-        """Centered-difference gradient of ``loss(x, t)`` for every parameter."""
-        f = lambda _: self.loss(x, t)  # noqa: E731
-        return {key: numerical_gradient(f, p) for key, p in self.params.items()}
+    def numerical_gradient(self, x, t, h=1e-5):
+        """Centered-difference gradient of the training loss for every parameter (dropout
+        masks held fixed at those of the first evaluation)."""
+        with self.fixed_masks():
+            self.loss(x, t, train_flg=True)
+            f = lambda _: self.loss(x, t, train_flg=True)  # noqa: E731
+            return {key: numerical_gradient(f, p, h) for key, p in self.params.items()}
 
     def gradient(self, x, t):
-        """Backpropagated gradient of ``loss(x, t)``: dict with the keys of ``params``."""
-        self.loss(x, t)
+        """Backpropagated gradient of the training loss ``loss(x, t, train_flg=True)``: dict
+        with the keys of ``params``."""
+        self.loss(x, t, train_flg=True)
         return self.backward()
 
     def backward(self):

@@ -1,8 +1,10 @@
 """Optimizers that update a params dict in place, and learning-rate schedules.
 
-Each optimizer's ``update(params, grads)`` may use ``grads`` as scratch space.
-``state`` holds every array the optimizer carries between steps, so a
-checkpoint of (params, state, step) resumes bit for bit.
+``update(params, grads)`` reads ``grads`` and never writes into them: each step is
+built in a private scratch array per parameter, then added to the parameter. ``state``
+holds every array the optimizer carries between steps, so a checkpoint of
+(params, state, step) resumes bit for bit. A parameter that is a plain number rather
+than an array (the book's optimizer demo) is replaced by its updated value.
 """
 from __future__ import annotations
 
@@ -15,14 +17,14 @@ class SGD:
     """p ← p − lr·g"""
 
     def __init__(self, lr=0.01):
-        self.lr, self.step, self.state = lr, 0, {}
+        self.lr, self.step, self.state, self._scratch = lr, 0, {}, {}
 
     def update(self, params, grads):
         self.step += 1
-        for k, p in params.items():
-            g = grads[k]
-            np.multiply(g, self.lr, out=g)
-            p -= g
+        for k in params:
+            s = self._tmp("s", k, params[k])
+            np.multiply(grads[k], -self.lr, out=s)
+            _add(params, k, s)
 
     def _slot(self, name, key, like):
         """The carried array ``name`` of parameter ``key`` (zeros like it at first use)."""
@@ -30,6 +32,22 @@ class SGD:
         if slot is None:
             slot = self.state[f"{name}.{key}"] = np.zeros_like(like)
         return slot
+
+    def _tmp(self, name, key, like):
+        """A scratch array like parameter ``key``, reused between steps (never checkpointed)."""
+        s = self._scratch.get((name, key))
+        if s is None or s.shape != np.shape(like) or s.dtype != np.result_type(like):
+            s = self._scratch[(name, key)] = np.zeros_like(like)
+        return s
+
+
+def _add(params, key, step):
+    """p ← p + step, in place for arrays; a number is replaced."""
+    p = params[key]
+    if isinstance(p, np.ndarray):
+        p += step
+    else:
+        params[key] = p + step[()]
 
 
 class Momentum(SGD):
@@ -42,11 +60,27 @@ class Momentum(SGD):
     def update(self, params, grads):
         self.step += 1
         for k, p in params.items():
-            v, g = self._slot("v", k, p), grads[k]
+            v, s = self._slot("v", k, p), self._tmp("s", k, p)
             v *= self.momentum
-            np.multiply(g, self.lr, out=g)
-            v -= g
-            p += v
+            np.multiply(grads[k], self.lr, out=s)
+            v -= s
+            _add(params, k, v)
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient (the book's form, arXiv:1212.0901):
+    v ← m·v − lr·g;  p ← p + m·v − lr·g  (= p + m²·v_old − (1 + m)·lr·g)"""
+
+    def update(self, params, grads):
+        self.step += 1
+        for k, p in params.items():
+            v, s, d = self._slot("v", k, p), self._tmp("s", k, p), self._tmp("d", k, p)
+            np.multiply(grads[k], self.lr, out=s)
+            v *= self.momentum
+            v -= s
+            np.multiply(v, self.momentum, out=d)
+            d -= s
+            _add(params, k, d)
 
 
 class AdaGrad(SGD):
@@ -59,17 +93,43 @@ class AdaGrad(SGD):
     def update(self, params, grads):
         self.step += 1
         for k, p in params.items():
-            h, g = self._slot("h", k, p), grads[k]
-            h += g * g
-            denom = np.sqrt(h)
-            denom += self.eps
-            g *= self.lr
-            g /= denom
-            p -= g
+            h, s, g = self._slot("h", k, p), self._tmp("s", k, p), grads[k]
+            np.multiply(g, g, out=s)
+            h += s
+            _scaled_step(params, k, g, h, s, self.lr, self.eps)
+
+
+class RMSprop(SGD):
+    """h ← ρ·h + (1 − ρ)·g²;  p ← p − lr·g / (√h + eps)   (ρ: decay_rate)"""
+
+    def __init__(self, lr=0.01, decay_rate=0.99, eps=1e-8):
+        super().__init__(lr)
+        self.decay_rate, self.eps = decay_rate, eps
+
+    def update(self, params, grads):
+        self.step += 1
+        for k, p in params.items():
+            h, s, g = self._slot("h", k, p), self._tmp("s", k, p), grads[k]
+            h *= self.decay_rate
+            np.multiply(g, g, out=s)
+            s *= 1.0 - self.decay_rate
+            h += s
+            _scaled_step(params, k, g, h, s, self.lr, self.eps)
+
+
+def _scaled_step(params, key, num, h, s, lr, eps):
+    """p ← p − lr·num / (√h + eps), built in the scratch array s."""
+    np.sqrt(h, out=s)
+    s += eps
+    np.divide(num, s, out=s)
+    s *= -lr
+    _add(params, key, s)
 
 
 class Adam(SGD):
-    """Adam with bias correction folded into the step size."""
+    """m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
+    p ← p − lr_t·m / (√v + eps) with the bias correction folded into
+    lr_t = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)."""
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
@@ -80,38 +140,49 @@ class Adam(SGD):
         t = self.step
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
         for k, p in params.items():
-            m, v, g = self._slot("m", k, p), self._slot("v", k, p), grads[k]
+            m, v, s, g = self._slot("m", k, p), self._slot("v", k, p), self._tmp("s", k, p), grads[k]
             m *= self.beta1
-            m += (1.0 - self.beta1) * g
-            g *= g
+            np.multiply(g, 1.0 - self.beta1, out=s)
+            m += s
+            np.multiply(g, g, out=s)
+            s *= 1.0 - self.beta2
             v *= self.beta2
-            v += (1.0 - self.beta2) * g
-            denom = np.sqrt(v)
-            denom += self.eps
-            np.divide(m, denom, out=g)
-            g *= lr_t
-            p -= g
+            v += s
+            _scaled_step(params, k, m, v, s, lr_t, self.eps)
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": AdaGrad, "adam": Adam}
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
+              "rmsprop": RMSprop, "adam": Adam}
 
 
-def make_optimizer(name, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+def make_optimizer(name, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, decay_rate=0.99):
     """An optimizer by its config name."""
     if name == "sgd":
         return SGD(lr)
-    if name == "momentum":
-        return Momentum(lr, momentum)
+    if name in ("momentum", "nesterov"):
+        return OPTIMIZERS[name](lr, momentum)
     if name == "adagrad":
         return AdaGrad(lr, eps)
+    if name == "rmsprop":
+        return RMSprop(lr, decay_rate, eps)
     if name == "adam":
         return Adam(lr, beta1, beta2, eps)
     raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {name!r}")
 
 
 def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoch,
-                  step_epochs=10, gamma=0.1, min_lr=0.0):
-    """The learning rate for ``iteration`` (0-based) under a schedule none|step|cosine."""
+                  step_epochs=10, gamma=0.1, min_lr=0.0, warmup=0.0):
+    """The learning rate for ``iteration`` (0-based) under a schedule none|step|cosine|onecycle.
+
+    ``onecycle``: a linear rise from min_lr to base_lr over the first ``warmup`` fraction of
+    the run, then a cosine fall back to min_lr by its end.
+    """
+    if schedule == "onecycle":
+        frac = min(iteration / max(total_iterations, 1), 1.0)
+        if frac < warmup:
+            return min_lr + (base_lr - min_lr) * frac / warmup
+        frac = (frac - warmup) / max(1.0 - warmup, 1e-12)
+        return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
     if schedule == "none":
         return base_lr
     if schedule == "step":
@@ -119,4 +190,4 @@ def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoc
     if schedule == "cosine":
         frac = min(iteration / max(total_iterations, 1), 1.0)
         return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
-    raise ValueError(f"schedule: expected none, step or cosine, got {schedule!r}")
+    raise ValueError(f"schedule: expected none, step, cosine or onecycle, got {schedule!r}")

@@ -8,16 +8,18 @@ partial file.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BpnetError, InputError
-from .files import atomic_write
+from .files import atomic_write, describe, read_bytes
 
 INSTALL_HINT = "pip install 'bpnet[plot]'"
 DPI = 100
+MAX_METRICS_BYTES = 64 * 1024 ** 2  # a metrics.csv row is ~100 bytes: 600 000 evaluations
 METRICS_SIZE = (10.0, 4.0)  # inches: 1000 x 400 pixels at DPI
 CELL_SIZE = (1.3, 1.5)  # inches per digit of an error grid: 130 x 150 pixels at DPI
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
@@ -56,13 +58,14 @@ def save_png(fig, path):
 def read_metrics(csv_path):
     """metrics.csv as {column: float array}, NaN where a cell is empty."""
     csv_path = Path(csv_path)
+    raw = read_bytes(csv_path, InputError, InputError, MAX_METRICS_BYTES, "a metrics CSV")
     try:
-        with open(csv_path, newline="") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise InputError(f"{csv_path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{csv_path}: cannot read ({e})") from None
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        rows = None
+    if rows is None or "\x00" in raw[:512].decode("utf-8", "replace"):
+        raise InputError(f"{csv_path}: not a metrics CSV: {describe(raw[:512])}; expected a run "
+                         f"directory or its metrics.csv")
     if not rows or "epoch" not in rows[0]:
         raise InputError(f"{csv_path}: expected a metrics CSV with an 'epoch' column")
     header, body = rows[0], [r for r in rows[1:] if r]

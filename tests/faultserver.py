@@ -6,8 +6,33 @@ import re
 import socket
 import struct
 import threading
+import zlib
 
 HTML = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1></body></html>\n"
+
+
+class Stream:
+    """A body too large to hold in memory: ``size`` bytes that ``chunks()`` makes on demand."""
+
+    def __init__(self, size, chunks):
+        self.size, self.chunks = size, chunks
+
+    def __len__(self):
+        return self.size
+
+
+def gzip_bomb(head, inflated):
+    """A gzip stream of ``head`` followed by zeros, ``inflated`` bytes in all (whole MiB), built
+    from one compressed MiB of zeros repeated: about 1 KB on the wire per MiB inflated, and only
+    a few KB in memory whatever the size."""
+    mib = 1 << 20
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = z.compress(head + bytes(mib - len(head))) + z.flush(zlib.Z_FULL_FLUSH)
+    block = z.compress(bytes(mib)) + z.flush(zlib.Z_FULL_FLUSH)  # decodes alone: window reset
+    end = z.flush()
+    n = inflated // mib - 1
+    return Stream(len(first) + n * len(block) + len(end),
+                  lambda: iter([first, *(block for _ in range(n)), end]))
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -30,13 +55,17 @@ class FaultServer:
     - ``"reset"``: half the body, then a TCP reset
     - ``"stall"``: half the body, then silence until the server stops (at most ``stall`` s)
     - ``"silent"``: no answer at all until the server stops (at most ``stall`` s)
+    - ``"drip"``: the file under its full Content-Length, one byte every ``drip`` s (a tarpit)
+    - ``"loop"``: a redirect (302) to the same URL, forever
+
+    A file may be a :class:`Stream` (served whole with 200, whatever the Range header).
 
     ``requests`` records each request as a dict: name, range (header or None), sent (body bytes
     written), agent (User-Agent). Use as a context manager; leaving it stops every thread.
     """
 
-    def __init__(self, files, plan=None, stall=10.0):
-        self.files, self.plan, self.stall = files, plan or {}, stall
+    def __init__(self, files, plan=None, stall=10.0, drip=1.0):
+        self.files, self.plan, self.stall, self.drip = files, plan or {}, stall, drip
         self.requests, self.release = [], threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -100,6 +129,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             code = 404 if data is None else action
             self._head(code, 0, [("Retry-After", "1")] if code in (429, 503) else [])
             return 0
+        if action == "loop":
+            self._head(302, 0, [("Location", self.path)])
+            return 0
+        if isinstance(data, Stream):
+            self._head(200, len(data))
+            sent = 0
+            for chunk in data.chunks():
+                self.wfile.write(chunk)
+                sent += len(chunk)
+            return sent
+        if action == "drip":
+            self._head(200, len(data))
+            for i in range(len(data)):
+                if owner.release.wait(owner.drip):
+                    return i
+                self.wfile.write(data[i:i + 1])
+            return len(data)
         if action == "html":
             self._head(200, len(HTML), [("Content-Type", "text/html")])
             self.wfile.write(HTML)

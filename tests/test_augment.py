@@ -24,9 +24,9 @@ def test_shift_moves_a_pixel_by_whole_pixels_within_two():
     assert moves == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
 
 
-def test_shift_of_a_real_digit_is_a_translation(shared_mnist):
+def test_shift_of_a_real_digit_is_a_translation(mnist_session_dir):
     from bpnet.nn.data import load_split
-    x = load_split(shared_mnist.parent, "mnist", "test")[0][:50].astype(np.float32)
+    x = load_split(mnist_session_dir, "mnist", "test")[0][:50].astype(np.float32)
     y = Augmenter(shift=2, rng=5)(x.reshape(50, -1)).reshape(50, 28, 28)
     for a, b in zip(x, y):
         padded = np.pad(a, 2)
@@ -81,13 +81,13 @@ def test_same_seed_same_batches_different_seed_different():
     assert not np.array_equal(first[0], c(x))
 
 
-def test_small_affine_roughly_conserves_ink(shared_mnist):
+def test_small_affine_roughly_conserves_ink(mnist_session_dir):
     """Rotation and shear keep area and a zoom within ±5% changes it by at most 10%, so the ink
     of each real digit is kept within 25% (bilinear resampling blurs a little) and on average
     within 3%. An elastic field compresses and stretches strokes locally: it keeps the ink on
     average and for a typical digit."""
     from bpnet.nn.data import load_split
-    x = load_split(shared_mnist.parent, "mnist", "test")[0][:400].reshape(400, -1) / 255.0
+    x = load_split(mnist_session_dir, "mnist", "test")[0][:400].reshape(400, -1) / 255.0
     rows = np.arange(28).repeat(28)
     com = lambda im: (im * rows).sum(1) / im.sum(1)  # noqa: E731  (row of the centre of mass)
     affine = Augmenter(shift=2, rotate=10, scale=0.05, shear=10, rng=4)(x)

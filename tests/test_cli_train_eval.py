@@ -130,7 +130,7 @@ def _bad_files(tmp_path, good):
     files["pickled"] = (p, "pickled")
     p = tmp_path / "truncated.npz"
     p.write_bytes(good.read_bytes()[:500])
-    files["truncated"] = (p, "not a readable .npz")
+    files["truncated"] = (p, "truncated zip archive")
     p = tmp_path / "nometa.npz"
     np.savez(p, **params)
     files["no meta"] = (p, "no 'meta'")
@@ -232,3 +232,36 @@ def test_missing_data_leaves_no_run_directory_behind(tmp_path):
             "--offline")
     one_line_error(r, 1)
     assert not (tmp_path / "r").exists()
+
+
+def test_batchnorm_dropout_config_trains_evaluates_and_predicts(mnist_session_dir, tmp_path,
+                                                               bpnet_exe):
+    """Real MNIST through the installed command: train, eval and predict a BN + dropout net."""
+    out = tmp_path / "bn"
+    env = {**os.environ, "BPNET_DATA_DIR": str(mnist_session_dir)}
+    r = subprocess.run([bpnet_exe, "train", "--config", "mnist-bn", "--set", "model.hidden=[64,32]",
+                        "--set", "train.iterations=300", "--set", "data.validation=1000",
+                        "--out", str(out), "--offline"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "784-64-32-10 relu, batchnorm, dropout 0.2" in r.stdout
+    params, meta = load_weights(out / "weights.npz")
+    assert meta["batchnorm"] is True and meta["dropout"] == 0.2
+    assert params["running_var2"].shape == (32,) and np.all(params["running_var2"] > 0)
+    r = subprocess.run([bpnet_exe, "eval", str(out / "weights.npz"), "--json"], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["accuracy"] == meta["metrics"]["test_acc"] > 0.9  # eval in inference mode
+    # predict: an MNIST test digit saved as .npy gets its label
+    from bpnet.nn.data import load_split
+    images, labels = load_split(mnist_session_dir, "mnist", "test")
+    np.save(tmp_path / "digit.npy", images[0])
+    r = subprocess.run([bpnet_exe, "predict", str(out / "weights.npz"), str(tmp_path / "digit.npy"),
+                        "--json"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["top"][0]["label"] == int(labels[0])
+    # a file whose BN arrays are missing is refused with one line
+    save_weights(tmp_path / "cut.npz", {k: v for k, v in params.items() if k != "gamma1"}, meta)
+    bad = cli("eval", tmp_path / "cut.npz")
+    one_line_error(bad, 2)
+    assert "gamma1" in bad.output

@@ -17,7 +17,8 @@ from bpnet.nn.config import (FIELDS, SCHEMA, ConfigError, defaults, dump_config,
 from bpnet.nn.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-best", "quick")
+SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-augment-fast", "mnist-best", "mnist-bn",
+           "mnist-fast", "quick")
 
 
 def write(tmp_path, text, name="cfg.yaml"):
@@ -50,12 +51,13 @@ def test_every_shipped_config_loads_with_every_key(name):
 
 def test_mnist_config_is_the_lessons_run():
     cfg = load_config("mnist")
-    assert cfg["model"] == {"hidden": [50], "activation": "relu", "weight_init": 0.01}
+    assert cfg["model"] == {"hidden": [50], "activation": "relu", "weight_init": 0.01,
+                            "batchnorm": False, "dropout": 0.0}
     train = cfg["train"]
     assert (train["iterations"], train["epochs"], train["batch_size"]) == (10000, None, 100)
     assert (train["optimizer"], train["lr"], train["schedule"]) == ("sgd", 0.1, "none")
     assert (train["seed"], train["dtype"], train["shuffle"]) == (0, "float32", True)
-    assert cfg["data"] == {"normalize": True, "validation": 0}
+    assert cfg["data"] == {"normalize": True, "validation": 0, "subset": None}
     assert cfg["eval"]["every"] == 1 and cfg["early_stopping"]["patience"] == 0
 
 
@@ -103,7 +105,8 @@ def test_an_existing_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
 def test_missing_config_lists_the_shipped_names(tmp_path):
     message = config_error(str(tmp_path / "nope.yaml"))
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
-    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-best, quick" in message
+    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, " \
+           "mnist-bn, mnist-fast, quick" in message
     assert "no such file" in config_error("mnist-worst")
 
 
@@ -191,7 +194,7 @@ BAD_FILES = [
     ("model: {weight_init: 0}", "model.weight_init: expected a number > 0, he or xavier, got 0"),
     ("data_dir: 5", "data_dir: expected a folder path or null, got 5"),
     ("name: runs/x", "name: expected a name (no slashes) or null, got runs/x"),
-    ("model: [50]", "model: expected a mapping of hidden, activation, weight_init, got [50]"),
+    ("model: [50]", "model: expected a mapping of hidden, activation, weight_init, batchnorm, dropout, got [50]"),
     # out of range
     ("train: {lr: -1}", "train.lr: expected a number > 0, got -1"),
     ("train: {lr: 0}", "train.lr: expected a number > 0, got 0"),
@@ -207,9 +210,9 @@ BAD_FILES = [
     # bad choices
     ("dataset: cifar10", "dataset: expected one of mnist, fashion-mnist, got cifar10"),
     ("model: {activation: tanh}", "model.activation: expected one of relu, sigmoid, got tanh"),
-    ("train: {optimizer: rmsprop}",
-     "train.optimizer: expected one of sgd, momentum, adagrad, adam, got rmsprop"),
-    ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, got linear"),
+    ("train: {optimizer: rmsprop2}",
+     "train.optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, got rmsprop2"),
+    ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, onecycle, got linear"),
     ("train: {dtype: float16}", "train.dtype: expected one of float32, float64, got float16"),
     # rules between keys
     ("data: {validation: 0}\nearly_stopping: {patience: 3}",
@@ -411,7 +414,7 @@ def test_installed_gradcheck_with_config(bpnet_exe, tmp_path):
     p = subprocess.run([bpnet_exe, "gradcheck", "--config", "mnist.yaml", "--data-dir",
                         str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "(config mnist)" in p.stdout and "all 15 checks passed" in p.stdout
+    assert "(config mnist)" in p.stdout and "all 19 checks passed" in p.stdout
     bad = write(tmp_path, "train:\n  lr: -1\n", "bad.yaml")
     p = subprocess.run([bpnet_exe, "gradcheck", "--config", str(bad)], capture_output=True,
                        text=True, timeout=120)

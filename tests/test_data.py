@@ -1,4 +1,6 @@
 """Loading datasets: IDX decoding, labels, and the cache of decoded arrays."""
+import dataclasses
+import gzip
 import os
 import re
 import zipfile
@@ -7,8 +9,8 @@ import numpy as np
 import pytest
 
 from bpnet.nn import data, load_dataset
-from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, decode_idx, load_arrays,
-                           load_split, read_idx)
+from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, check_idx, decode_idx,
+                           load_arrays, load_split, read_idx)
 from bpnet.nn.files import atomic_write
 from synthetic import synthetic_dataset, write_dataset
 
@@ -28,9 +30,9 @@ def decodes(monkeypatch):
     """A list that grows by one file name for every IDX file decoded from disk."""
     seen = []
 
-    def spy(path, *args):
+    def spy(path, *args, **kw):
         seen.append(os.path.basename(path))
-        return read_idx(path, *args)
+        return read_idx(path, *args, **kw)
     monkeypatch.setattr(data, "read_idx", spy)
     return seen
 
@@ -103,8 +105,9 @@ def test_changed_source_files_rebuild_the_cache(ds, folder, decodes):
 def test_cache_is_not_used_for_a_spec_with_other_checksums(ds, folder):
     load_arrays(data_dir=folder.parent, spec=ds.spec)
     other = synthetic_dataset(seed=1)
-    with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* \(run `bpnet download --dataset "
-                                          r"mnist` to fetch it again\)"):
+    fix = re.escape(f"(run `bpnet download --dataset mnist --data-dir {folder.parent}` to fetch it "
+                    "again)")
+    with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* " + fix):
         load_arrays(data_dir=folder.parent, spec=other.spec)
 
 
@@ -113,8 +116,9 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
     with pytest.raises(DataCorrupt, match="train-labels-idx1-ubyte.gz: corrupt gzip"):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataMissing, match=r"train-labels-idx1-ubyte.gz: no such file \(run `bpnet "
-                                          r"download --dataset mnist` to fetch it\)"):
+    with pytest.raises(DataMissing, match=re.escape(
+            f"train-labels-idx1-ubyte.gz: no such file (run `bpnet download --dataset mnist "
+            f"--data-dir {folder.parent}` to fetch it)")):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     assert not (folder / CACHE_NAME).exists()
 
@@ -154,9 +158,9 @@ def test_unknown_names_are_input_errors(tmp_path):
 def test_idx_header_checks(ds, edit, message):
     f = ds.spec.files[0]
     raw = ds.raw[f.name]
-    assert np.array_equal(decode_idx(raw, "x", f.magic, f.count, f.sha256), ds.arrays["x_train"])
+    assert np.array_equal(decode_idx(raw, f, "x"), ds.arrays["x_train"])
     with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
-        decode_idx(edit(raw), "x", f.magic, f.count)
+        decode_idx(edit(raw), dataclasses.replace(f, sha256=""), "x")
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -170,3 +174,56 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with atomic_write(target) as fh:
         fh.write(b"new")
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["weights.bin"]
+
+
+def chunked(data, size):
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000, 1 << 16])
+def test_check_idx_streams_gzip_members_and_raw_idx_in_any_chunking(ds, size):
+    f = ds.spec.files[0]
+    raw = ds.raw[f.name]
+    two_members = gzip.compress(raw[:100]) + gzip.compress(raw[100:])
+    for content in (ds.files[f.name], two_members, raw):
+        out = np.empty(data.idx_size(f), np.uint8)
+        assert check_idx(chunked(content, size), f, "x", out) == (16, [6, 28, 28])
+        assert out.tobytes() == raw
+    for bad, message in [(ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
+                         (ds.files[f.name][:-9], "corrupt gzip (Compressed file ended")]:
+        with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
+            check_idx(chunked(bad, size), f, "x")
+
+
+def test_load_split_with_only_that_splits_files_reads_them_without_a_cache(ds, folder, decodes):
+    for f in ds.spec.files[:2]:
+        (folder / f.name).unlink()
+    x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
+    assert np.array_equal(x, ds.arrays["x_test"]) and np.array_equal(t, ds.arrays["t_test"])
+    assert decodes == [f.name for f in ds.spec.files[2:]]
+    assert not (folder / CACHE_NAME).exists()
+    with pytest.raises(DataMissing, match="train-images-idx3-ubyte.gz: no such file"):
+        load_split(folder.parent, "mnist", "train", spec=ds.spec)
+
+
+def test_load_split_with_the_whole_dataset_reads_only_its_arrays_from_the_cache(ds, folder,
+                                                                               decodes):
+    load_arrays(data_dir=folder.parent, spec=ds.spec)
+    x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
+    assert np.array_equal(x, ds.arrays["x_test"]) and len(decodes) == 4
+
+
+def test_a_fifo_in_place_of_a_file_is_refused_at_once(ds, folder):
+    name = ds.spec.files[3].name
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    with pytest.raises(DataCorrupt, match=re.escape(f"{folder / name}: not a regular file")):
+        load_dataset(data_dir=folder.parent, spec=ds.spec)
+
+
+def test_an_unwritable_temporary_folder_is_one_clear_error(ds, folder, monkeypatch, tmp_path):
+    (tmp_path / "a file").write_bytes(b"")
+    monkeypatch.setattr(data.tempfile, "gettempdir", lambda: str(tmp_path / "a file" / "tmp"))
+    with pytest.raises(data.BpnetError, match="cannot create the lock for .*; point TMPDIR at a "
+                                              "writable folder"):
+        load_arrays(data_dir=folder.parent, spec=ds.spec)

@@ -3,11 +3,16 @@ import fcntl
 import gzip
 import os
 import pty
+import re
+import shlex
+import shutil
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -16,12 +21,15 @@ from click.testing import CliRunner
 
 from bpnet import __version__
 from bpnet.cli.main import main
-from bpnet.nn.data import GZIP_MAGIC, SPECS, DataMissing, read_idx
+from bpnet.nn.data import (GZIP_MAGIC, IMAGE_MAGIC, SPECS, DataCorrupt, DataMissing, load_arrays,
+                           max_transfer, read_idx)
 from bpnet.nn.download import (DownloadFailed, HttpOptions, download_dataset, ensure_dataset,
                                mirror_list, retry_wait)
 from bpnet.nn.errors import InputError
+from bpnet.nn.io import save_weights
+from bpnet.nn.network import MultiLayerNet
 from conftest import MNIST_FILES
-from faultserver import FaultServer
+from faultserver import FaultServer, gzip_bomb
 from synthetic import synthetic_dataset, write_dataset
 
 FAST = HttpOptions(connect_timeout=2, read_timeout=0.3, tries=3, backoff=0.01, max_wait=0.05)
@@ -52,11 +60,17 @@ def fetch(ds, data_dir, *mirrors, **kw):
 def assert_verified_only(folder, spec, names=None):
     """``folder`` holds exactly the named files of ``spec`` (default all), each gzip and verified."""
     names = [f.name for f in spec.files] if names is None else names
-    assert sorted(os.listdir(folder)) == sorted(names)
+    assert sorted(os.listdir(folder)) == sorted(names)  # nothing else: no .part, no temporaries
     for f in spec.files:
         if f.name in names:
             assert (folder / f.name).read_bytes()[:2] == GZIP_MAGIC
-            read_idx(folder / f.name, f.magic, f.count, f.sha256)
+            read_idx(folder / f.name, f, decode=False)
+
+
+def hint(data_dir, dataset="mnist"):
+    cmd = f"bpnet download --dataset {dataset} --data-dir {data_dir}"
+    return (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
+            f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)")
 
 
 def run(*args, env=None):
@@ -178,9 +192,10 @@ def test_every_mirror_failing_raises_one_line_per_mirror(ds, tmp_path):
         f"  {a.url}{TRAIN_IMAGES}: HTTP 503 after 3 tries",
         f"  {b.url}{TRAIN_IMAGES}: not gzip/IDX (got HTML?)",
         f"  {dead}{TRAIN_IMAGES}: connection failed (Connection refused) after 3 tries",
-        f"  {missing}/{TRAIN_IMAGES}: No such file or directory"]
+        f"  {missing}/{TRAIN_IMAGES}: No such file or directory",
+        hint(tmp_path)]
     assert e.value.exit_code == 1
-    assert os.listdir(tmp_path / "mnist") == []
+    assert os.listdir(tmp_path) == []
 
 
 # ---- resuming, recompressed and uncompressed files, present files ---------------------------
@@ -269,9 +284,13 @@ def test_mirror_order_env_and_schemes(monkeypatch):
     assert SPECS["mnist"].mirrors == ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                                       "https://storage.googleapis.com/cvdf-datasets/mnist/",
                                       "http://yann.lecun.com/exdb/mnist/")
-    for bad in ("ftp://host/mnist/", "host/mnist", "http:///mnist"):
-        with pytest.raises(InputError, match="expected an http://, https:// or file:// URL"):
+    for bad in ("ftp://host/mnist/", "http:///mnist"):
+        with pytest.raises(InputError, match="expected an http://, https:// or file:// URL, or a "
+                                             "folder"):
             mirror_list(SPECS["mnist"], [bad])
+    with pytest.raises(InputError, match=r"mirror 'host/mnist': no such folder \(expected a "
+                                         r"folder holding the files, or an http://"):
+        mirror_list(SPECS["mnist"], ["host/mnist"])
 
 
 def test_retry_wait_follows_retry_after_within_the_cap():
@@ -319,9 +338,11 @@ def test_ensure_dataset_fetches_only_missing_files_with_progress(ds, tmp_path):
 def test_ensure_dataset_offline_reports_missing_files(ds, tmp_path):
     folder = write_dataset(ds, tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataMissing, match=r"missing t10k-labels-idx1-ubyte.gz; run `bpnet "
-                                          r"download --dataset mnist` to fetch them"):
+    with pytest.raises(DataMissing, match=re.escape(
+            f"missing t10k-labels-idx1-ubyte.gz; run `bpnet download --dataset mnist --data-dir "
+            f"{tmp_path}` to fetch them")):
         ensure_dataset(data_dir=tmp_path, spec=ds.spec, offline=True)
+    ensure_dataset(data_dir=tmp_path, spec=ds.spec, offline=True, splits=("train",))
     assert_verified_only(folder, ds.spec, [f.name for f in ds.spec.files[:3]])
 
 
@@ -384,8 +405,9 @@ def test_cli_all_mirrors_failing_exits_1_with_a_line_per_mirror(ds, tmp_path):
         f"bpnet: warning: {srv.url}{TRAIN_IMAGES}: HTTP 404; trying the next mirror",
         f"bpnet: error: no mirror served a verified {TRAIN_IMAGES} (2 tried):",
         f"  {srv.url}{TRAIN_IMAGES}: HTTP 404",
-        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory"]
-    assert os.listdir(tmp_path / "mnist") == []
+        f"  {(tmp_path / 'none').as_uri()}/{TRAIN_IMAGES}: No such file or directory",
+        hint(tmp_path)]
+    assert os.listdir(tmp_path) == []  # the folder made for the download is gone again
 
 
 def test_cli_read_timeout_option(tmp_path):
@@ -395,13 +417,13 @@ def test_cli_read_timeout_option(tmp_path):
     assert r.exit_code == 1
     assert f"{srv.url}{TRAIN_IMAGES}: read timed out (no data for 0.3 s)" in r.output
     assert "Traceback" not in r.output
-    assert os.listdir(tmp_path / "mnist") == []
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "kmnist"], "unknown dataset 'kmnist': expected one of mnist, fashion-mnist"),
     (["--mirror", "ftp://host/mnist/"],
-     "mirror 'ftp://host/mnist/': expected an http://, https:// or file:// URL"),
+     "mirror 'ftp://host/mnist/': expected an http://, https:// or file:// URL, or a folder"),
 ])
 def test_cli_usage_errors_exit_2_in_one_line(tmp_path, args, message):
     r = run(*args, "--data-dir", str(tmp_path))
@@ -432,4 +454,313 @@ def test_cli_fashion_mnist_is_checked_against_its_own_checksums(shared_mnist, tm
     assert r.exit_code == 1
     assert f"{shared_mnist.as_uri()}/{TRAIN_IMAGES}: SHA-256 mismatch (content ba891046e6505d7a…, " \
            "expected c59f468a2f672dc8…)" in r.output
-    assert os.listdir(tmp_path / "fashion-mnist") == []
+    assert os.listdir(tmp_path) == []
+
+
+# ---- hostile mirrors: bombs, tarpits, redirect loops -----------------------------------------
+
+def idx_header(f):
+    dims = (f.count, 28, 28) if f.magic == IMAGE_MAGIC else (f.count,)
+    return f.magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+
+
+def failover(ds, tmp_path, body=None, plan=None, options=FAST, **server):
+    """Fetch from a mirror serving ``body`` for the training images (or following ``plan``), then
+    a good one: the good one must serve the file. Returns (bad server, the one note reported)."""
+    files = ds.files if body is None else {**ds.files, TRAIN_IMAGES: body}
+    plan = {TRAIN_IMAGES: plan} if plan else None
+    with FaultServer(files, plan, **server) as bad, FaultServer(ds.files) as good:
+        results, notes = fetch(ds, tmp_path, bad.url, good.url, options=options)
+    assert results[0].source == good.url + TRAIN_IMAGES
+    assert_verified_only(tmp_path / "mnist", ds.spec)
+    assert len(notes) == 1 and notes[0].startswith(bad.url + TRAIN_IMAGES + ": ")
+    assert notes[0].endswith("; trying the next mirror")
+    return bad, notes[0][len(bad.url + TRAIN_IMAGES + ": "):-len("; trying the next mirror")]
+
+
+def test_gzip_bomb_from_a_mirror_fails_it_at_the_spec_size(ds, tmp_path):
+    f = ds.spec.files[0]
+    bomb = gzip_bomb(idx_header(f), 4 << 20)  # 4 MiB of zeros in 4 KB, under max_transfer
+    assert len(bomb) < max_transfer(f)
+    _, note = failover(ds, tmp_path, bomb)
+    assert note == "more than 4704 data bytes, expected 4704 (not read further)"
+
+
+def test_body_longer_than_any_good_copy_is_cut_off(ds, tmp_path):
+    n = max_transfer(ds.spec.files[0])
+    _, note = failover(ds, tmp_path, os.urandom(n + 1))
+    assert note == f"{n + 1} bytes announced, more than the {n} a good copy can have"
+
+
+def test_gzip_bomb_already_in_the_folder_is_discarded_and_fetched_again(ds, tmp_path):
+    folder = write_dataset(ds, tmp_path)
+    f = ds.spec.files[0]
+    bomb = gzip_bomb(idx_header(f), 64 << 20)
+    (folder / TRAIN_IMAGES).write_bytes(b"".join(bomb.chunks()))
+    with pytest.raises(DataCorrupt, match="more than 4704 data bytes, expected 4704"):
+        load_arrays(data_dir=tmp_path, spec=ds.spec)
+    with FaultServer(ds.files) as srv:
+        results, notes = fetch(ds, tmp_path, srv.url)
+    assert notes == [f"{folder / TRAIN_IMAGES}: more than 4704 data bytes, expected 4704 (not read "
+                     "further); fetching it again"]
+    assert [r.source is not None for r in results] == [True, False, False, False]
+    assert_verified_only(folder, ds.spec)
+
+
+def measured(*cmd):
+    """Run ``cmd``; (completed process, its peak resident memory in MiB). A wrapper process
+    reads RUSAGE_CHILDREN after waiting for its one child, so other tests' children don't count."""
+    wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+               "sys.exit(p.returncode)")
+    p = subprocess.run([sys.executable, "-c", wrapper, *map(str, cmd)], capture_output=True,
+                       text=True, timeout=300)
+    *lines, peak_kib = p.stderr.splitlines()
+    return subprocess.CompletedProcess(p.args, p.returncode, p.stdout, "\n".join(lines)), \
+        int(peak_kib) / 1024
+
+
+def test_cli_gzip_bomb_of_8_gib_from_a_mirror_and_in_the_folder_in_bounded_memory(
+        shared_mnist, tmp_path, bpnet_exe):
+    """The real MNIST spec; the bomb inflates to 8 GiB (8 MB on the wire or on disk)."""
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    bomb = gzip_bomb(idx_header(SPECS["mnist"].files[0]), 8 << 30)
+    reason = "more than 47040000 data bytes, expected 47040000 (not read further)"
+    with FaultServer({**files, TRAIN_IMAGES: bomb}) as bad, FaultServer(files) as good:
+        p, peak = measured(bpnet_exe, "download", "--mirror", bad.url, "--mirror", good.url,
+                           "--mirrors-only", "--data-dir", tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert p.stderr == (f"bpnet: warning: {bad.url}{TRAIN_IMAGES}: {reason}; trying the next "
+                            "mirror")
+        assert f"{TRAIN_IMAGES}  fetched from {good.url}{TRAIN_IMAGES}" in p.stdout
+        print(f"peak RSS of bpnet download, 8 GiB gzip bomb on a mirror: {peak:.0f} MiB")
+        assert peak < 300  # the bomb's content alone would be 8192 MiB
+        assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+        target = tmp_path / "mnist" / TRAIN_IMAGES
+        with open(target, "wb") as fh:
+            for chunk in bomb.chunks():
+                fh.write(chunk)
+        p, peak = measured(bpnet_exe, "eval", tiny_weights(tmp_path / "w.npz"), "--split",
+                           "train", "--data-dir", tmp_path)
+        assert p.returncode == 1
+        assert p.stderr == (f"bpnet: error: {target}: {reason} (run `bpnet download --dataset "
+                            f"mnist --data-dir {tmp_path}` to fetch it again)")
+        print(f"peak RSS of bpnet eval, 8 GiB gzip bomb in the data dir: {peak:.0f} MiB")
+        assert peak < 300
+        p, peak = measured(bpnet_exe, "download", "--mirror", good.url, "--mirrors-only",
+                           "--data-dir", tmp_path)
+    assert p.returncode == 0 and p.stderr == f"bpnet: warning: {target}: {reason}; fetching it again"
+    print(f"peak RSS of bpnet download, 8 GiB gzip bomb in the data dir: {peak:.0f} MiB")
+    assert peak < 300
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_tarpit_fails_over_at_the_transfer_deadline(ds, tmp_path):
+    size = len(ds.files[TRAIN_IMAGES])
+    opt = HttpOptions(connect_timeout=2, read_timeout=1.5, tries=2, backoff=0.01, min_rate=size)
+    bad, note = failover(ds, tmp_path, plan=["drip"], options=opt, drip=0.2)
+    assert re.fullmatch(rf"too slow: \d+ of {size} bytes in \d+\.\d s \(the deadline for this file "
+                        r"is 4\.0 s: tries × timeout \+ size / min rate \d+ B/s\)", note), note
+    assert len(bad.hits(TRAIN_IMAGES)) == 1  # the drip never went silent: one request
+
+
+def test_cli_tarpit_dripping_a_byte_a_second_then_a_good_mirror(shared_mnist, tmp_path,
+                                                                  bpnet_exe):
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files, {TRAIN_IMAGES: ["drip"]}) as bad, FaultServer(files) as good:
+        p = subprocess.run([bpnet_exe, "download", "--mirror", bad.url, "--mirror", good.url,
+                            "--mirrors-only", "--timeout", "2", "--tries", "1", "--min-rate",
+                            "10000", "--data-dir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(rf"bpnet: warning: {re.escape(bad.url + TRAIN_IMAGES)}: too slow: \d+ of "
+                        r"9912422 bytes in \d+\.\d s \(the deadline for this file is 3\.0 s: .*\); "
+                        r"trying the next mirror\n", p.stderr), p.stderr
+    assert_verified_only(tmp_path / "mnist", SPECS["mnist"])
+
+
+def test_redirect_loop_says_too_many_redirects(ds, tmp_path):
+    bad, note = failover(ds, tmp_path, plan=["loop"])
+    assert note == "too many redirects (more than 10)"
+    assert len(bad.hits(TRAIN_IMAGES)) == 11
+
+
+# ---- several processes, killed processes ------------------------------------------------------
+
+def test_cli_two_downloads_racing_into_one_folder_both_succeed(shared_mnist, tmp_path, bpnet_exe):
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files) as srv:
+        for round_ in range(3):
+            data_dir = tmp_path / f"round{round_}"
+            cmd = [bpnet_exe, "download", "--mirror", srv.url, "--mirrors-only", "--data-dir",
+                   str(data_dir)]
+            procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(2)]
+            outs = [p.communicate(timeout=120) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], outs
+            assert sorted(o.count("fetched from") for o, _ in outs) == [0, 4], outs
+            assert_verified_only(data_dir / "mnist", SPECS["mnist"])
+    assert len(srv.requests) == 12  # every file fetched once per round
+
+
+def test_cli_two_trainings_downloading_into_one_fresh_folder_both_succeed(shared_mnist, tmp_path,
+                                                                         bpnet_exe):
+    """`bpnet train` downloads first: two of them racing on a fresh data dir share the files
+    and the cache."""
+    files = {n: (shared_mnist / n).read_bytes() for n in MNIST_FILES}
+    with FaultServer(files) as srv:
+        for round_ in range(2):
+            d = tmp_path / f"data{round_}"
+            procs = [subprocess.Popen(
+                [bpnet_exe, "train", "--config", "quick.yaml", "--iterations", "5", "--quiet",
+                 "--data-dir", str(d), "--out", str(tmp_path / f"run{round_}-{i}")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "BPNET_MIRROR": srv.url}) for i in range(2)]
+            outs = [p.communicate(timeout=300) for p in procs]
+            assert [p.returncode for p in procs] == [0, 0], outs
+            assert_verified_only(d / "mnist", SPECS["mnist"], [*MNIST_FILES, "cache.npz"])
+            for i in range(2):
+                assert (tmp_path / f"run{round_}-{i}" / "weights.npz").is_file()
+    assert len(srv.requests) == 8
+
+
+def test_two_processes_building_the_cache_at_once_both_load(mnist_data_dir):
+    code = ("import sys; from bpnet.nn.data import load_arrays; "
+            "a = load_arrays('mnist', sys.argv[1]); print(a['x_train'].shape, a['t_test'][:3])")
+    for _ in range(2):
+        (mnist_data_dir / "mnist" / "cache.npz").unlink(missing_ok=True)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(mnist_data_dir)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert [o for o, _ in outs] == ["(60000, 28, 28) [7 2 1]\n"] * 2
+        assert sorted(os.listdir(mnist_data_dir / "mnist")) == sorted([*MNIST_FILES, "cache.npz"])
+
+
+def test_leftovers_of_a_killed_process_are_removed(ds, tmp_path, bpnet_exe):
+    """A real `bpnet download` killed mid-transfer, plus the temporaries that a process killed
+    while writing a file or the cache leaves: the next run resumes or removes them all."""
+    folder = tmp_path / "mnist"
+    with FaultServer(ds.files, {TRAIN_IMAGES: ["drip"]}, drip=0.05) as srv:
+        p = subprocess.Popen([bpnet_exe, "download", "--mirror", srv.url, "--mirrors-only",
+                              "--data-dir", str(tmp_path)], stderr=subprocess.DEVNULL)
+        part = folder / (TRAIN_IMAGES + ".part")
+        for _ in range(600):
+            if part.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        p.kill()
+        p.wait()
+    assert part.exists()
+    orphans = [f".{TRAIN_IMAGES}.0123abcd.tmp", ".cache.npz.deadbeef.tmp"]
+    for name in orphans + ["t10k-labels-idx1-ubyte.gz.part"]:  # that file is in place already
+        (folder / name).write_bytes(b"half written")
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(ds.files["t10k-labels-idx1-ubyte.gz"])
+    with FaultServer(ds.files) as srv:
+        results, _ = fetch(ds, tmp_path, srv.url)
+    assert results[0].source == srv.url + TRAIN_IMAGES and results[3].source is None
+    assert_verified_only(folder, ds.spec)
+    for name in orphans:  # the cache writer cleans up too
+        (folder / name).write_bytes(b"half written")
+    load_arrays(data_dir=tmp_path, spec=ds.spec)
+    assert sorted(os.listdir(folder)) == sorted([*ds.files, "cache.npz"])
+
+
+# ---- a failed download leaves the user a way forward ---------------------------------------------
+
+def test_import_bpnet_nn_does_not_load_requests():
+    code = ("import sys, bpnet.nn; "
+            "print(sorted(m for m in ('requests', 'urllib3', 'filelock') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "[]\n", p.stderr
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_cli_plain_folder_as_mirror(shared_mnist, tmp_path, monkeypatch, relative):
+    src = tmp_path / "usb stick"
+    shutil.copytree(shared_mnist, src)
+    monkeypatch.chdir(tmp_path)
+    r = run("--mirror", "usb stick" if relative else str(src), "--mirrors-only", "--data-dir",
+            str(tmp_path / "data"))
+    assert r.exit_code == 0, r.output
+    assert f"fetched from {src.as_uri()}/{TRAIN_IMAGES}" in r.output
+    assert_verified_only(tmp_path / "data" / "mnist", SPECS["mnist"])
+
+
+def test_cli_no_mirror_reachable_names_commands_that_work_as_typed(shared_mnist, tmp_path,
+                                                                  monkeypatch):
+    """Every built-in mirror unreachable (the tests' proxy is a closed port): the hint's
+    command, typed as shown with a folder of the files, then works."""
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "my data"
+    r = run("--data-dir", str(d), "--tries", "1")
+    assert r.exit_code == 1
+    last = r.output.splitlines()[-1]
+    cmd = f"bpnet download --dataset mnist --data-dir '{d}'"
+    assert last == (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror "
+                    f"FOLDER`, or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for "
+                    "every command)")
+    assert os.listdir(tmp_path) == []  # no empty data folder left behind
+    typed = shlex.split(last.split("`")[1].replace("FOLDER", shlex.quote(str(shared_mnist))))
+    assert typed[:2] == ["bpnet", "download"]
+    r = CliRunner().invoke(main, typed[1:])
+    assert r.exit_code == 0, r.output
+    assert_verified_only(d / "mnist", SPECS["mnist"])
+
+
+def tiny_weights(path):
+    net = MultiLayerNet(784, [16], 10)
+    save_weights(path, net.params, {"sizes": [784, 16, 10], "activation": "relu"})
+    return path
+
+
+def test_cli_eval_elsewhere_failing_to_download_leaves_nothing_and_names_the_data_dir(
+        tmp_path, monkeypatch, bpnet_exe):
+    weights = tiny_weights(tmp_path / "w.npz")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    p = subprocess.run([bpnet_exe, "eval", str(weights)], cwd=work, capture_output=True,
+                       text=True, timeout=120,
+                       env={**os.environ, "BPNET_MIRROR": "http://127.0.0.1:9/"})
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    assert p.stderr.splitlines()[-1].endswith(
+        "(BPNET_MIRROR=URL for every command) (data dir data/ under the current folder, the "
+        "default; --data-dir DIR or BPNET_DATA_DIR=DIR choose another)")
+    assert os.listdir(work) == []
+
+
+def test_cli_train_offline_suggests_a_download_into_its_data_dir(shared_mnist, tmp_path,
+                                                                 monkeypatch, bpnet_exe):
+    d = tmp_path / "D"
+    p = subprocess.run([bpnet_exe, "train", "--data-dir", str(d), "--offline", "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    m = re.search(r"run `(bpnet download [^`]*)`", p.stderr)
+    assert m and m[1] == f"bpnet download --dataset mnist --data-dir {d}", p.stderr
+    monkeypatch.setenv("BPNET_MIRROR", str(shared_mnist))
+    r = CliRunner().invoke(main, shlex.split(m[1])[1:] + ["--mirrors-only"])
+    assert r.exit_code == 0, r.output
+    assert_verified_only(d / "mnist", SPECS["mnist"])
+
+
+def test_cli_eval_of_the_test_split_needs_only_the_test_files(shared_mnist, tmp_path):
+    d = tmp_path / "data"
+    (d / "mnist").mkdir(parents=True)
+    for n in MNIST_FILES[2:]:
+        shutil.copyfile(shared_mnist / n, d / "mnist" / n)
+    weights = tiny_weights(tmp_path / "w.npz")
+    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--data-dir", str(d),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"images": 10000' in r.output
+    r = CliRunner().invoke(main, ["eval", str(weights), "--offline", "--split", "train",
+                                  "--data-dir", str(d)])
+    assert r.exit_code == 1
+    assert r.output == (f"bpnet: error: {d / 'mnist'}: missing train-images-idx3-ubyte.gz, "
+                        f"train-labels-idx1-ubyte.gz; run `bpnet download --dataset mnist "
+                        f"--data-dir {d}` to fetch them\n")
+    assert sorted(os.listdir(d / "mnist")) == sorted(MNIST_FILES[2:])  # no cache of half a dataset

@@ -19,11 +19,12 @@ def test_all_checks_pass_and_table_lists_every_layer(tmp_path):
     r = run("gradcheck", "--data-dir", str(tmp_path))
     assert r.exit_code == 0, r.output
     for name in ("MulLayer dx", "AddLayer dy", "Relu dx", "Sigmoid dx", "Affine dW", "Affine db",
-                 "SoftmaxWithLoss(indices) dx", "net W1", "net b2"):
+                 "SoftmaxWithLoss(indices) dx", "net W1", "net b2", "Dropout dx",
+                 "BatchNormalization dx", "BatchNormalization dgamma", "BatchNormalization dbeta"):
         assert name in r.output
     assert "FAIL" not in r.output
     assert "synthetic" in r.output
-    assert "all 15 checks passed" in r.output
+    assert "all 19 checks passed" in r.output
 
 
 def test_json_output_is_machine_readable(tmp_path):
@@ -93,7 +94,7 @@ def test_installed_command_runs_as_subprocess(bpnet_exe, tmp_path):
     p = subprocess.run([bpnet_exe, "gradcheck", "--data-dir", str(tmp_path)], capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "all 15 checks passed" in p.stdout
+    assert "all 19 checks passed" in p.stdout
     p = subprocess.run([bpnet_exe, "gradcheck", "--samples", "0"], capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
 
@@ -106,3 +107,27 @@ def test_version_and_module_entry(bpnet_exe):
     assert p.returncode == 0 and __version__ in p.stdout
     p = subprocess.run([sys.executable, "-m", "bpnet", "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and __version__ in p.stdout
+
+
+def test_config_with_batchnorm_and_dropout_checks_gamma_and_beta(tmp_path):
+    r = run("gradcheck", "--json", "--config", "quick", "--data-dir", str(tmp_path),
+            "--set", "model.hidden=[12, 8]", "--set", "model.batchnorm=true",
+            "--set", "model.dropout=0.3")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["passed"] and "batchnorm, dropout 0.3" in doc["network"]
+    names = {c["name"] for c in doc["checks"]}
+    assert {"net gamma1", "net beta1", "net gamma2", "net beta2", "net W3"} <= names
+
+
+def test_a_wrong_batchnorm_backward_fails(tmp_path, monkeypatch):
+    """Dropping the variance path of BN's dx (a classic slip) must be caught."""
+    def wrong(self, dout):
+        self.dgamma, self.dbeta = np.sum(self.xn * dout, axis=0), dout.sum(axis=0)
+        dxn = self.gamma * dout
+        return (dxn - dxn.mean(axis=0)) / self.std
+    monkeypatch.setattr(layers.BatchNormalization, "backward", wrong)
+    r = run("gradcheck", "--json", "--data-dir", str(tmp_path))
+    assert r.exit_code == 1
+    failed = {c["name"] for c in json.loads(r.output)["checks"] if not c["passed"]}
+    assert failed == {"BatchNormalization dx"}

@@ -166,3 +166,53 @@ def test_numerical_gradient_restores_x_exactly():
     g = numerical_gradient(lambda v: float(np.sum(v ** 3)), x)
     assert np.array_equal(x, saved)  # bit for bit, not approximately
     np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-7, atol=1e-8)
+
+
+# --- Dropout and BatchNormalization ---------------------------------------------------------
+
+from bpnet.nn.layers import BatchNormalization, Dropout  # noqa: E402
+
+
+def test_dropout_masks_in_training_and_scales_in_inference():
+    x = np.arange(1.0, 2001.0).reshape(40, 50)
+    keep = x.copy()
+    d = Dropout(0.3, rng=np.random.default_rng(0))
+    y = d.forward(x, train_flg=True)
+    assert np.array_equal(x, keep)  # input untouched
+    assert np.array_equal(y, x * d.mask) and 0.25 < 1 - d.mask.mean() < 0.35
+    dout = np.ones_like(x)
+    assert np.array_equal(d.backward(dout), d.mask.astype(float)) and np.all(dout == 1)
+    np.testing.assert_allclose(d.forward(x, train_flg=False), 0.7 * x)
+    d.fixed = True
+    mask = d.mask
+    d.forward(x, train_flg=True)
+    assert d.mask is mask
+    a = Dropout(0.5, rng=np.random.default_rng(7)).forward(x)
+    b = Dropout(0.5, rng=np.random.default_rng(7)).forward(x)
+    assert np.array_equal(a, b)
+
+
+def test_batchnorm_normalizes_updates_running_stats_and_matches_numerical():
+    rng = np.random.default_rng(1)
+    x = 3 + 2 * rng.standard_normal((8, 5))
+    keep = x.copy()
+    gamma, beta = 1 + rng.standard_normal(5), rng.standard_normal(5)
+    bn = BatchNormalization(gamma.copy(), beta.copy())
+    y = bn.forward(x, train_flg=True)
+    assert np.array_equal(x, keep)
+    np.testing.assert_allclose(((y - bn.beta) / bn.gamma).mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(((y - bn.beta) / bn.gamma).var(axis=0), x.var(0) / (x.var(0) + 1e-6))
+    np.testing.assert_allclose(bn.running_mean, 0.1 * x.mean(axis=0))
+    np.testing.assert_allclose(bn.running_var, 0.1 * x.var(axis=0))
+    inf = bn.forward(x, train_flg=False)
+    np.testing.assert_allclose(inf, bn.gamma * (x - bn.running_mean) / np.sqrt(bn.running_var + 1e-6)
+                               + bn.beta)
+    r = rng.standard_normal(x.shape)
+    bn.forward(x)
+    dout = r.copy()
+    dx = bn.backward(dout)
+    assert np.array_equal(dout, r)
+    ref = BatchNormalization(bn.gamma, bn.beta)
+    _check(lambda: float(np.sum(ref.forward(x) * r)), x, dx)
+    _check(lambda: float(np.sum(ref.forward(x) * r)), bn.gamma, bn.dgamma)
+    _check(lambda: float(np.sum(ref.forward(x) * r)), bn.beta, bn.dbeta)

@@ -143,3 +143,22 @@ def test_pictures_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_plot_reads_both_metrics_layouts(tmp_path):
+    """A run's metrics.csv as the trainer writes it now (with train_penalty) and one from
+    before that column: both plot, and the loss curves are the cross-entropy columns."""
+    from test_train import run as train, toy_cfg, toy_data
+
+    from bpnet.nn.plots import read_metrics
+    new = tmp_path / "new"
+    train(toy_cfg(tmp_path, **{"train.weight_decay": 0.01}), toy_data(), new)
+    header = (new / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "train_penalty" in header and header != HEADER.split(",")
+    old = write_metrics(tmp_path / "old", val=True)
+    for run_dir in (new, old):
+        r = run("plot", run_dir)
+        assert r.exit_code == 0, r.output
+        assert png_size(run_dir / "metrics.png") == (1000, 400)
+    m = read_metrics(new / "metrics.csv")
+    assert np.all(m["train_penalty"] > 0) and np.all(np.isfinite(m["val_loss"]))

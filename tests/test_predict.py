@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_MNIST, have_shared_mnist
+from conftest import train_mnist_net
 
 from bpnet.cli.main import main
 from bpnet.nn import TwoLayerNet
@@ -15,29 +15,17 @@ from bpnet.nn.data import load_split
 from bpnet.nn.errors import InputError
 from bpnet.nn.images import mnist_preprocess, read_image, resize_matrix
 from bpnet.nn.io import save_weights
-from bpnet.nn.optim import make_optimizer
 
 N = 100
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(mnist_session_dir, tmp_path_factory):
     """(weights path, net, first N test digits uint8 (N, 28, 28), the net's labels for them):
     784-50-10 trained for 300 momentum steps on real MNIST (about 93% test accuracy)."""
-    if not have_shared_mnist():
-        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
-    x, t = load_split(SHARED_MNIST.parent, "mnist", "train")
-    rng = np.random.default_rng(0)
-    net = TwoLayerNet(784, 50, 10, weight_init_std="he", dtype=np.float32, rng=0)
-    opt = make_optimizer("momentum", 0.05)
-    for _ in range(300):
-        idx = rng.integers(0, len(x), 100)
-        xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
-        opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
     path = tmp_path_factory.mktemp("net") / "weights.npz"
-    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
-                                    "normalize": True, "dtype": "float32"})
-    digits = load_split(SHARED_MNIST.parent, "mnist", "test")[0][:N]
+    net = train_mnist_net(mnist_session_dir, 50, 300, path)
+    digits = load_split(mnist_session_dir, "mnist", "test")[0][:N]
     labels = net.predict((digits.reshape(N, -1) / 255.0).astype(np.float32)).argmax(axis=1)
     return path, net, digits, labels
 

@@ -1,4 +1,5 @@
 """The training loop as a library: determinism, resume, NaN stop, early stopping, optimizers."""
+import csv
 import json
 
 import numpy as np
@@ -62,8 +63,9 @@ def test_learns_and_writes_a_complete_run_dir(tmp_path):
     assert {"weights.npz", "best.npz", "checkpoint.npz", "metrics.csv"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc", "val_loss",
-                                   "val_acc", "test_loss", "test_acc", "elapsed"]
+    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc",
+                                   "train_penalty", "val_loss", "val_acc", "test_loss", "test_acc",
+                                   "elapsed"]
     assert len(lines) == 1 + 3  # one row per epoch
     _, meta = load_weights(tmp_path / "run" / "weights.npz")
     assert meta["sizes"] == [784, 16, 10] and meta["dataset"] == "mnist"
@@ -148,16 +150,73 @@ def test_iterations_count_across_epochs_and_end_with_an_evaluation(tmp_path):
     assert result["iteration"] == 40 and result["epoch"] == pytest.approx(2.5)
 
 
-def test_without_validation_best_is_selected_on_test(tmp_path):
+def test_without_validation_nothing_is_selected_on_test(tmp_path):
     data = toy_data()
     data = Data(Split(np.concatenate([data.train.x, data.val.x]),
                       np.concatenate([data.train.t, data.val.t])), None, data.test)
     cfg = toy_cfg(tmp_path, **{"data.validation": 0})
     run(cfg, data, tmp_path / "nv")
-    _, meta = load_weights(tmp_path / "nv" / "best.npz")
-    assert meta["selected_on"] == "test"
-    header, *rows = (tmp_path / "nv" / "metrics.csv").read_text().splitlines()
-    assert all(r.split(",")[5:7] == ["", ""] for r in rows)  # no validation columns
+    assert not (tmp_path / "nv" / "best.npz").exists()
+    _, meta = load_weights(tmp_path / "nv" / "weights.npz")
+    assert "selected_on" not in meta
+    rows = list(csv.DictReader(open(tmp_path / "nv" / "metrics.csv")))
+    assert len(rows) == 3 and all(r["val_loss"] == r["val_acc"] == "" for r in rows)
+    assert all(float(r["test_acc"]) > 0.5 for r in rows)
+
+
+def test_with_validation_best_is_selected_on_validation(tmp_path):
+    data = toy_data()
+    # a validation split of one class only: its accuracy peaks at another epoch than the test's
+    val = Split(data.val.x[data.val.t == 3], data.val.t[data.val.t == 3])
+    run(toy_cfg(tmp_path, **{"train.lr": 0.002}), Data(data.train, val, data.test), tmp_path / "v")
+    rows = list(csv.DictReader(open(tmp_path / "v" / "metrics.csv")))
+    _, meta = load_weights(tmp_path / "v" / "best.npz")
+    best_row = max(rows, key=lambda r: float(r["val_acc"]))  # the first of equals, as selected
+    assert meta["selected_on"] == "val" and meta["iteration"] == int(best_row["iteration"])
+    assert meta["iteration"] != int(max(rows, key=lambda r: float(r["test_acc"]))["iteration"])
+
+
+def test_train_loss_is_cross_entropy_and_the_penalty_its_own_column(tmp_path):
+    """With weight decay the objective is cross-entropy + ½λΣW²; metrics.csv reports the same
+    quantity (cross-entropy) for every split and the penalty apart. With a learning rate too
+    small to move the weights, train and test cross-entropy agree and the penalty is exactly
+    the one of the (unchanged) weights."""
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.weight_decay": 0.05, "train.lr": 1e-9,
+                               "model.weight_init": "he"})
+    result = run(cfg, data, tmp_path / "wd")
+    params, _ = load_weights(tmp_path / "wd" / "weights.npz")
+    penalty = 0.5 * 0.05 * sum(float(np.sum(params[k].astype(np.float64) ** 2))
+                               for k in ("W1", "W2"))
+    assert penalty > 0.5  # large beside the difference of two cross-entropies below
+    assert result["train_penalty"] == pytest.approx(penalty, rel=1e-4)
+    assert abs(result["train_loss"] - result["test_loss"]) < 0.1
+    assert abs(result["train_loss"] - result["val_loss"]) < 0.1
+    rows = list(csv.DictReader(open(tmp_path / "wd" / "metrics.csv")))
+    assert float(rows[-1]["train_penalty"]) == pytest.approx(penalty, rel=1e-4)
+    assert float(rows[-1]["train_loss"]) == pytest.approx(result["train_loss"], rel=1e-5)
+    plain = run(toy_cfg(tmp_path), data, tmp_path / "plain")
+    assert plain["train_penalty"] == 0.0
+
+
+def test_a_library_run_writes_its_config_and_resumes_like_a_cli_run(tmp_path):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path / "elsewhere", **{"train.optimizer": "momentum"})
+    run_dir = tmp_path / "lib"
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, 20)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    saved = load_config(run_dir / "config.yaml")
+    assert saved["output"]["dir"] == str(run_dir)  # the run's own directory, not cfg's
+    assert {k: v for k, v in saved.items() if k != "output"} == {
+        k: v for k, v in cfg.items() if k != "output"}
+    resumed = Trainer(saved, data, run_dir)  # what `bpnet train --resume` builds from it
+    resumed.load_checkpoint()
+    resumed.run()
+    run(cfg, data, tmp_path / "whole")
+    a, b = params_of(tmp_path / "whole" / "weights.npz"), params_of(run_dir / "weights.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_optimizer_steps_match_their_formulas():
@@ -252,3 +311,101 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
     resumed.run()
     c = params_of(run_dir / "weights.npz")
     assert all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_new_rules_match_their_formulas_and_no_optimizer_writes_into_grads():
+    from bpnet.nn.optim import OPTIMIZERS, Nesterov, RMSprop
+    rng = np.random.default_rng(0)
+    p0, g0 = rng.standard_normal(5), rng.standard_normal(5)
+    p, v = p0.copy(), np.zeros(5)
+    for _ in range(2):  # the book's Nesterov form
+        p = p + 0.81 * v - 1.9 * 0.1 * g0
+        v = 0.9 * v - 0.1 * g0
+    q, g = {"w": p0.copy()}, {"w": g0.copy()}
+    opt = Nesterov(0.1, 0.9)
+    opt.update(q, g), opt.update(q, g)
+    np.testing.assert_allclose(q["w"], p)
+    p, h = p0.copy(), np.zeros(5)
+    for _ in range(2):
+        h = 0.99 * h + 0.01 * g0 ** 2
+        p = p - 0.1 * g0 / (np.sqrt(h) + 1e-7)
+    q = {"w": p0.copy()}
+    opt = RMSprop(0.1, 0.99, 1e-7)
+    opt.update(q, g), opt.update(q, g)
+    np.testing.assert_allclose(q["w"], p)
+    for name, cls in OPTIMIZERS.items():
+        grads = {"w": g0.copy(), "x": 3.0}
+        params = {"w": p0.copy(), "x": 1.0}  # a plain number is replaced, as in the book's demo
+        cls().update(params, grads)
+        assert np.array_equal(grads["w"], g0) and grads["x"] == 3.0, name
+        assert not np.array_equal(params["w"], p0) and params["x"] < 1.0, name
+
+
+@pytest.mark.parametrize("stop_at", [7, 16])
+def test_batchnorm_dropout_run_resumes_bit_identically(tmp_path, stop_at):
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
+                               "model.dropout": 0.2, "train.optimizer": "rmsprop",
+                               "train.lr": 0.01})
+    full = run(cfg, data, tmp_path / "full")
+    assert full["test_acc"] > 0.9
+    run_dir = tmp_path / "cut"
+    run_dir.mkdir()
+    trainer = Trainer(cfg, data, run_dir)
+    trainer.progress = StopAt(trainer.stop, stop_at)
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    resumed = Trainer(cfg, data, run_dir)
+    resumed.load_checkpoint()
+    assert resumed.run()["test_acc"] == full["test_acc"]
+    a, b = load_weights(tmp_path / "full" / "weights.npz"), load_weights(run_dir / "weights.npz")
+    assert set(a[0]) == {"W1", "b1", "W2", "b2", "W3", "b3", "gamma1", "beta1", "gamma2", "beta2",
+                         "running_mean1", "running_var1", "running_mean2", "running_var2"}
+    assert all(np.array_equal(a[0][k], b[0][k]) for k in a[0])
+    assert a[1]["batchnorm"] is True and a[1]["dropout"] == 0.2
+    assert np.all(a[0]["running_var1"] > 0) and not np.all(a[0]["gamma1"] == 1)
+    # a different seed draws different dropout masks
+    other = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
+                                     "model.dropout": 0.2, "train.optimizer": "rmsprop",
+                                     "train.lr": 0.01, "train.shuffle": "false"}),
+                data, tmp_path / "o1")
+    again = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.dropout": 0.2,
+                                     "model.batchnorm": "true", "train.optimizer": "rmsprop",
+                                     "train.lr": 0.01, "train.shuffle": "false", "train.seed": 3}),
+                data, tmp_path / "o2")
+    assert other["train_loss"] != again["train_loss"]
+
+
+def test_evaluation_uses_inference_mode(tmp_path):
+    """The test accuracy of a dropout net equals a fresh inference-mode evaluation of its weights."""
+    from bpnet.nn.io import network_from_weights
+    from bpnet.nn.metrics import evaluate
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.dropout": 0.5, "model.batchnorm": "true"})
+    result = run(cfg, data, tmp_path / "r")
+    net, meta = network_from_weights(tmp_path / "r" / "weights.npz")
+    assert net.training is False and net.batchnorm and net.dropout == 0.5
+    _, acc, _, _ = evaluate(net, data.test.x, data.test.t)
+    assert acc == result["test_acc"]
+    x = (data.test.x / 255).astype(np.float32)
+    assert net.loss(x, data.test.t, train_flg=True) != net.loss(x, data.test.t, train_flg=False)
+
+
+def test_checkpoint_with_a_wrong_batchnorm_buffer_is_refused(tmp_path):
+    from bpnet.nn.io import WeightsError, save_npz
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"model.batchnorm": "true", "train.epochs": 1})
+    run(cfg, data, tmp_path / "r")
+    arrays = load_npz(tmp_path / "r" / "checkpoint.npz")
+    arrays["param.running_var1"] = np.ones(5, dtype=np.float32)
+    save_npz(tmp_path / "r" / "checkpoint.npz", arrays)
+    with pytest.raises(WeightsError, match=r"running_var1. has shape \(5,\), expected \(16,\)"):
+        Trainer(cfg, data, tmp_path / "r").load_checkpoint()
+
+
+def test_onecycle_rises_over_the_warmup_then_falls_by_a_cosine():
+    lr = [learning_rate("onecycle", 1.0, i, 100, 10, min_lr=0.1, warmup=0.2) for i in range(101)]
+    assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.55)
+    assert lr[20] == pytest.approx(1.0) and max(lr) == pytest.approx(1.0)
+    assert lr[60] == pytest.approx(0.55) and lr[100] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(lr[:20], lr[1:21])) and all(a > b for a, b in zip(lr[20:], lr[21:]))

@@ -1,0 +1,28 @@
+"""The book's ``dataset.mnist.load_mnist`` over bpnet's verified MNIST.
+
+The files are read from ``$BPNET_DATA_DIR/mnist`` or ``data/mnist`` (downloaded and
+verified there when missing) instead of the book's ``mnist.pkl``.
+"""
+import numpy as np
+
+from bpnet.nn.data import load_arrays, prepare
+from bpnet.nn.download import ensure_dataset
+
+
+def load_mnist(normalize=True, flatten=True, one_hot_label=False):
+    """((x_train, t_train), (x_test, t_test)) as the book returns them.
+
+    x: (N, 784), or (N, 1, 28, 28) with ``flatten=False``; float32 in [0, 1] with
+    ``normalize``, else uint8 0..255. t: uint8 labels, or (N, 10) float64 one-hot rows.
+    """
+    ensure_dataset("mnist")
+    a = load_arrays("mnist")
+
+    def split(x, t):
+        if normalize:
+            x = prepare(x, t, normalize=True, dtype=np.float32, flatten=flatten)[0]
+        else:
+            x = x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, 28, 28)
+        return x, np.eye(10)[t] if one_hot_label else t
+
+    return split(a["x_train"], a["t_train"]), split(a["x_test"], a["t_test"])

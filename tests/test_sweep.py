@@ -1,0 +1,298 @@
+"""bpnet sweep: sweep-file validation, real processes sharing one study on a journal file and on a
+real PostgreSQL server, a SIGKILLed worker, results files."""
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna", reason="pip install 'bpnet[sweep]'")
+
+TINY = """\
+# tiny sweep for tests
+config: quick.yaml
+set:
+  data.subset: 300
+  data.validation: 100
+  model.hidden: [20]
+  train.epochs: {epochs}
+space:
+  train.lr: {{log_uniform: [0.01, 0.5]}}
+  train.weight_decay: {{log_uniform: [1.0e-8, 1.0e-4]}}
+sampler: random
+seed: 1
+n_trials: {n}
+"""
+
+
+def sweep_file(tmp_path, n=10, epochs=2, name="tiny"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(n=n, epochs=epochs))
+    return path
+
+
+def run(bpnet_exe, args, cwd, data_dir, **kw):
+    return subprocess.run([bpnet_exe, "sweep", *map(str, args), "--data-dir", str(data_dir),
+                           "--offline", "--quiet"], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def two_processes(bpnet_exe, tmp_path, data_dir, args):
+    """Two `bpnet sweep ARGS --jobs 1` at once, each with its own --out; both must succeed."""
+    procs = [subprocess.Popen([bpnet_exe, "sweep", *map(str, args), "--jobs", "1", "--out",
+                               str(tmp_path / f"out{i}"), "--data-dir", str(data_dir),
+                               "--offline", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+
+
+def trials(storage, name):
+    from bpnet.nn.sweep import open_storage
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
+
+
+def assert_exact(ts, n):
+    assert len(ts) == n
+    assert sorted(t.number for t in ts) == list(range(n))
+    assert all(t.state.is_finished() for t in ts)
+
+
+# -- validation ----------------------------------------------------------------------------------
+MISTAKES = [
+    ("colour: red\n", "colour: unknown key"),
+    ("sampler: bayes\n", "sampler: expected one of random, grid, tpe"),
+    ("n_trials: 0\n", "n_trials: expected an integer > 0"),
+    ("metric: test_acc\n", "metric: expected one of val_acc, val_loss"),
+    ("pruner: hyperband\n", "pruner: expected one of none, median"),
+    ("config: nothere.yaml\n", "config: nothere.yaml: no such file"),
+    ("set: {train.lr: -1}\n", "set.train.lr: expected a number > 0, got -1"),
+    ("set: {train.learning_rate: 0.1}\n",
+     "set.train.learning_rate: unknown config key (did you mean train.lr?)"),
+    ("set: {data.validation: 0}\n", "data.validation: a sweep selects on validation images"),
+    ("space: {train.lr: {normal: [0, 1]}}\n", "space.train.lr: expected one of {log_uniform"),
+    ("space: {train.lr: {log_uniform: [0, 1]}}\n",
+     "space.train.lr.log_uniform: expected [low, high] numbers with low < high and low > 0"),
+    ("space: {train.lr: {uniform: [0.5, 0.1]}}\n",
+     "space.train.lr.uniform: expected [low, high] numbers with low < high"),
+    ("space: {train.epochs: {int: [1.5, 3]}}\n",
+     "space.train.epochs.int: expected [low, high] integers"),
+    ("space: {model.hidden: {choice: []}}\n",
+     "space.model.hidden: expected choice: a non-empty list"),
+    ("space: {model.hidden: {choice: [[50], [0]]}}\n",
+     "space.model.hidden: expected a list of integers > 0"),
+    ("space: {train.momentum: {uniform: [0.5, 1.5]}}\n",
+     "space.train.momentum: expected a number in [0, 1)"),
+    ("space: {lr: {uniform: [0.1, 0.2]}}\n",
+     "space.lr: unknown config key (did you mean train.lr?)"),
+    ("sampler: grid\nspace: {train.lr: {uniform: [0.1, 0.2]}}\n",
+     "space.train.lr: the grid sampler needs choice or int"),
+    ("space: [train.lr]\n", "space: expected a mapping of dotted config keys"),
+    ("n_trials: [3\n", "invalid YAML"),
+    ("- 1\n", "expected a mapping of keys"),
+]
+
+
+@pytest.mark.parametrize("text,expected", MISTAKES, ids=[m[1][:30] for m in MISTAKES])
+def test_sweep_file_mistakes_are_one_line_exit_2(bpnet_exe, tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    own_config = text.startswith(("config", "- "))
+    path.write_text(text if own_config else "config: quick.yaml\n" + text)
+    r = subprocess.run([bpnet_exe, "sweep", str(path)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert str(path) in lines[0] and expected in lines[0], lines[0]
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_list_and_shipped_sweeps_validate():
+    from bpnet.nn.sweep import list_sweeps, load_sweep
+    names = dict(list_sweeps())
+    assert "book-ch6" in names
+    for name in names:
+        load_sweep(name)
+    book = load_sweep("book-ch6")
+    assert (book.n_trials, book.sampler, book.metric) == (100, "random", "val_acc")
+    assert book.base["data"] == {"normalize": True, "validation": 100, "subset": 500}
+    assert book.base["model"]["hidden"] == [100] * 6 and book.base["train"]["epochs"] == 50
+    assert {d.key: (d.kind, d.values) for d in book.space} == {
+        "train.lr": ("log_uniform", [1e-6, 1e-2]),
+        "train.weight_decay": ("log_uniform", [1e-8, 1e-4])}
+
+
+def test_subset_takes_validation_from_its_end(mnist_session_dir):
+    from bpnet.nn.config import ConfigError, load_config
+    from bpnet.nn.data import load_arrays
+    from bpnet.nn.train import load_data
+    cfg = load_config("quick.yaml", ["data.subset=500", "data.validation=100"],
+                      {"data_dir": str(mnist_session_dir)})
+    a = load_arrays("mnist", mnist_session_dir)
+    d = load_data(cfg, a)
+    assert len(d.train) == 400 and len(d.val) == 100
+    assert (d.train.x == a["x_train"][:400].reshape(400, -1)).all()
+    assert (d.val.t == a["t_train"][400:500]).all()
+    with pytest.raises(ConfigError, match="data.subset: 100 conflicts with data.validation"):
+        load_config("quick.yaml", ["data.validation=100", "data.subset=100"])
+
+
+# -- real processes on one study --------------------------------------------------------------
+def test_two_processes_share_one_journal_study(bpnet_exe, tmp_path, mnist_session_dir):
+    path = sweep_file(tmp_path, n=12)
+    journal = tmp_path / "shared" / "journal.log"
+    two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", journal])
+    ts = trials(journal, "tiny")
+    assert_exact(ts, 12)
+    assert all(t.state.name == "COMPLETE" for t in ts)
+    # each trial's values are a function of (seed, number): the same params were never drawn twice
+    assert len({(t.params["train.lr"], t.params["train.weight_decay"]) for t in ts}) == 12
+    for i in range(2):  # both saw the whole study at the end
+        rows = list(csv.DictReader(open(tmp_path / f"out{i}" / "trials.csv")))
+        assert sorted(int(r["number"]) for r in rows) == list(range(12))
+        best = yaml.safe_load(open(tmp_path / f"out{i}" / "best.yaml"))
+        top = max(ts, key=lambda t: t.value)
+        assert best["train"]["lr"] == top.params["train.lr"]
+        assert best["data"]["subset"] is None and best["data"]["validation"] == 100
+
+
+def test_best_yaml_trains(bpnet_exe, tmp_path, mnist_session_dir):
+    path = sweep_file(tmp_path, n=3)
+    r = run(bpnet_exe, [path, "--jobs", "2"], tmp_path, mnist_session_dir)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "sweeps" / "tiny"
+    assert {"journal.log", "trials.csv", "best.yaml", "sweep.png"} <= set(os.listdir(out))
+    assert "trial  val_acc  train.lr  train.weight_decay" in r.stdout
+    r = subprocess.run([bpnet_exe, "train", "--config", str(out / "best.yaml"), "--iterations",
+                        "5", "--quiet", "--out", str(tmp_path / "retrain")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    meta_cfg = yaml.safe_load(open(tmp_path / "retrain" / "config.yaml"))
+    assert meta_cfg["data"]["subset"] is None
+
+
+def _wait_running(storage, name, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            ts = trials(storage, name)
+        except KeyError:  # the study is not created yet
+            ts = []
+        if any(t.state.name == "RUNNING" and "heartbeat" in t.user_attrs for t in ts):
+            return
+        time.sleep(0.05)
+    pytest.fail("no trial started")
+
+
+def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
+    """Kill a sweep (its worker too) in the middle of a trial, then finish the study with two
+    other processes: the killed trial is FAIL, the total exact."""
+    path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
+    args = [str(path), "--storage", storage, "--grace", "3"]
+    victim = subprocess.Popen([bpnet_exe, "sweep", *args, "--jobs", "1", "--data-dir",
+                               str(data_dir), "--offline", "--quiet"], cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_running(storage, "tiny", victim)
+    os.killpg(victim.pid, signal.SIGKILL)  # the command and its worker process
+    victim.wait()
+    two_processes(bpnet_exe, tmp_path, data_dir, args)
+    ts = trials(storage, "tiny")
+    assert_exact(ts, 4)
+    failed = [t for t in ts if t.state.name == "FAIL"]
+    assert len(failed) == 1 and failed[0].user_attrs["error"] == "worker lost (no heartbeat)"
+    assert sum(t.state.name == "COMPLETE" for t in ts) == 3
+
+
+def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(bpnet_exe, tmp_path,
+                                                                mnist_session_dir):
+    sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, str(tmp_path / "j.log"))
+
+
+def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_session_dir):
+    path = sweep_file(tmp_path, n=4, epochs=400)
+    cmd = [bpnet_exe, "sweep", str(path), "--jobs", "1", "--data-dir", str(mnist_session_dir),
+           "--offline"]
+    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    journal = str(tmp_path / "sweeps" / "tiny" / "journal.log")
+    _wait_running(journal, "tiny", p)
+    os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "run the same command to continue" in err and "of 4 trials" in out
+    assert (tmp_path / "sweeps" / "tiny" / "trials.csv").is_file()
+    r = subprocess.run(cmd + ["--quiet"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    ts = trials(journal, "tiny")
+    assert_exact(ts, 4)
+    assert [t.user_attrs.get("error") for t in ts if t.state.name == "FAIL"] == ["interrupted"]
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------
+def _pg_bin(name):
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A PostgreSQL server of its own on 127.0.0.1 (trust auth), run as a non-root user."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        reason = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI must run this test)")
+        pytest.skip(reason)
+    prefix = []
+    base = tmp_path / "pg"
+    base.mkdir()
+    if os.geteuid() == 0:  # the server refuses to run as root
+        import pwd
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+            user = pwd.getpwnam("postgres")
+        os.chown(base, user.pw_uid, user.pw_gid)
+        for parent in [tmp_path, *tmp_path.parents]:  # let it reach its folder
+            os.chmod(parent, os.stat(parent).st_mode | 0o011)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run(prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "bpnet"], check=True,
+                   capture_output=True)
+    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
+                             f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql://bpnet@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+
+
+def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_session_dir,
+                                                postgres):
+    path = sweep_file(tmp_path, n=10)
+    two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", postgres])
+    ts = trials(postgres, "tiny")
+    assert_exact(ts, 10)
+    assert all(t.state.name == "COMPLETE" for t in ts)
+
+
+def test_sigkilled_worker_trial_fails_and_study_goes_on_postgres(bpnet_exe, tmp_path,
+                                                                 mnist_session_dir, postgres):
+    sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, postgres)

@@ -1,0 +1,153 @@
+"""The thread policy: split products are bit-identical, the library applies it, one knob sets it."""
+import os
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from bpnet.nn import threads
+from bpnet.nn.errors import InputError
+from bpnet.nn.gradcheck import check_network
+from bpnet.nn.io import load_weights
+from bpnet.nn.metrics import evaluate
+from bpnet.nn.network import MultiLayerNet
+from bpnet.nn.train import Progress, Trainer
+from test_train import toy_cfg, toy_data
+
+
+def blas_threads():
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+# The products of training 784-800-10 and 784-50-10 at batch 100 and 128 (forward, weight
+# gradient through a transposed view, hidden-layer input gradient through a transposed view).
+PRODUCTS = [((100, 784), (784, 800), False, False), ((784, 100), (100, 800), True, False),
+            ((100, 800), (800, 784), False, True), ((784, 128), (128, 50), True, False),
+            ((128, 784), (784, 800), False, False), ((1000, 784), (784, 800), False, False)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("a_shape, b_shape, a_t, b_t", PRODUCTS)
+def test_split_products_are_bit_identical_to_one_thread(dtype, n, a_shape, b_shape, a_t, b_t):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(a_shape[::-1] if a_t else a_shape).astype(dtype)
+    b = rng.standard_normal(b_shape[::-1] if b_t else b_shape).astype(dtype)
+    a, b = (a.T if a_t else a), (b.T if b_t else b)
+    with threads.use(1):
+        whole = np.matmul(a, b)
+    with threads.use(n):
+        split = threads.matmul(a, b)
+        out = np.full_like(whole, np.nan)
+        threads.matmul(a, b, out=out)
+        assert threads.plan(a, b, n) is not None
+    assert split.dtype == whole.dtype and split.shape == whole.shape
+    assert np.array_equal(split, whole) and np.array_equal(out, whole)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((100, 784), (784, 800)), ((784, 100), (100, 800)), ((1000, 784), (784, 800))])
+def test_a_product_is_really_cut_into_blocks(a_shape, b_shape):
+    # as in training: a weight gradient's left operand is the transposed input batch
+    a = np.ones(a_shape[::-1], np.float32).T if a_shape == (784, 100) else np.ones(a_shape, np.float32)
+    b = np.ones(b_shape, np.float32)
+    axis, bounds = threads.plan(a, b, 2)
+    size = (a_shape[0], b_shape[1])[axis]
+    assert bounds[0] == 0 and bounds[-1] == size and len(bounds) >= 3
+    assert all(lo < hi for lo, hi in zip(bounds, bounds[1:]))
+
+
+def test_training_with_any_thread_count_gives_the_same_weights(tmp_path):
+    data = toy_data()
+    weights = []
+    for n in (1, 2, 3, 2):
+        cfg = toy_cfg(tmp_path / str(n), **{"model.hidden": "[800]", "train.threads": n,
+                                            "train.epochs": 1})
+        Trainer(cfg, data, tmp_path / f"{n}-{len(weights)}").run()
+        weights.append(load_weights(tmp_path / f"{n}-{len(weights)}" / "weights.npz")[0])
+    for w in weights[1:]:
+        assert w.keys() == weights[0].keys()
+        assert all(np.array_equal(w[k], weights[0][k]) for k in w)
+
+
+class Spy(Progress):
+    """Records the thread count and BLAS threads in force during training steps."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def step(self, iteration, loss):
+        self.seen.add((threads.current(), tuple(blas_threads())))
+
+
+@pytest.mark.parametrize("setting, env, expected", [
+    (3, None, 3), (None, "2", 2), (None, None, threads.available_cores()), (1, "2", 1)])
+def test_trainer_applies_the_policy_itself(tmp_path, monkeypatch, setting, env, expected):
+    if env is None:
+        monkeypatch.delenv(threads.ENV, raising=False)
+    else:
+        monkeypatch.setenv(threads.ENV, env)
+    cfg = toy_cfg(tmp_path, **{"train.threads": "null" if setting is None else setting,
+                               "train.epochs": 1})
+    spy = Spy()
+    Trainer(cfg, toy_data(), tmp_path / "run", spy).run()
+    assert spy.seen == {(expected, (1,) * len(blas_threads()))}
+    assert threads.current() == 1  # restored after the run
+
+
+class RecordingNet(MultiLayerNet):
+    def predict(self, x, train_flg=None):
+        self.seen = (threads.current(), tuple(blas_threads()))
+        return super().predict(x, train_flg)
+
+
+def test_evaluate_and_gradcheck_apply_the_policy(monkeypatch):
+    monkeypatch.setenv(threads.ENV, "3")
+    net = RecordingNet(784, [8], 10, dtype=np.float64, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).random((5, 784))
+    t = np.arange(5)
+    evaluate(net, x, t, 1.0, 10)
+    assert net.seen[0] == 3 and set(net.seen[1]) <= {1}
+    evaluate(net, x, t, 1.0, 10, threads=2)
+    assert net.seen[0] == 2
+    results = check_network(net, x, t, max_coords=5, threads=4)
+    assert net.seen[0] == 4 and all(r.passed for r in results)
+
+
+def test_nested_blocks_inherit_and_restore():
+    with threads.use(3):
+        with threads.use(None) as n:
+            assert n == 3 and threads.current() == 3
+        with threads.use(2):
+            assert threads.current() == 2
+        assert threads.current() == 3
+    assert threads.current() == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5", " "])
+def test_bad_environment_value_is_an_input_error(monkeypatch, raw):
+    monkeypatch.setenv(threads.ENV, raw)
+    if not raw.strip():
+        assert threads.resolve() == threads.available_cores()
+        return
+    with pytest.raises(InputError, match=r"\$BPNET_THREADS: expected an integer >= 1"):
+        threads.resolve()
+
+
+def test_available_cores_follows_the_affinity():
+    assert threads.available_cores() == len(os.sched_getaffinity(0))
+
+
+def test_cli_threads_option_and_environment(tmp_path, bpnet_exe, mnist_data_dir):
+    import subprocess
+    env = dict(os.environ, BPNET_THREADS="zero")
+    bad = subprocess.run([bpnet_exe, "train", "--config", "quick", "--data-dir", str(mnist_data_dir),
+                          "--out", str(tmp_path / "bad"), "--offline", "--quiet"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "$BPNET_THREADS: expected an integer >= 1, got 'zero'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    ok = subprocess.run([bpnet_exe, "train", "--config", "quick", "--data-dir", str(mnist_data_dir),
+                         "--out", str(tmp_path / "ok"), "--offline", "--quiet", "--threads", "2",
+                         "--iterations", "20"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "threads: 2" in (tmp_path / "ok" / "config.yaml").read_text()
