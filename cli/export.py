@@ -13,17 +13,19 @@ from bpnet.nn.export import export_onnx
 @click.argument("weights", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
               help="The .onnx file to write (replaced atomically).")
+@click.option("--images", is_flag=True,
+              help="Input images (N, 1, 28, 28) instead of rows (N, 784).")
 @debug_option
 @handle_errors
-def export(weights, output):
+def export(weights, output, images):
     """Write the network in WEIGHTS.npz as a standard ONNX model (needs the onnx package:
     pip install 'bpnet[onnx]').
 
-    The model takes `pixels`, float32 0..255 of shape (N, 784) (images reshaped to rows, as
-    bpnet reads them), and returns `scores` and `probabilities` (N, 10); the input scaling
-    is inside it.
+    The model takes `pixels`, float32 0..255 of shape (N, 784) (images as rows, as bpnet
+    reads them; with --images, (N, 1, 28, 28)), and returns `scores` and `probabilities`
+    (N, 10); the input scaling is inside it.
     """
-    model = export_onnx(weights, output)
+    model = export_onnx(weights, output, images)
     props = {p.key: p.value for p in model.metadata_props}
     click.echo(f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "
                f"{props['activation']} network, ONNX opset {model.opset_import[0].version}")

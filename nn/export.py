@@ -1,8 +1,8 @@
 """A weights file as a standard ONNX model (the optional extra ``bpnet[onnx]``).
 
 The graph takes raw pixels as the training data was read: ``pixels``, float32 0..255 of
-shape (N, 784) with N free (images (N, 28, 28) or (N, 1, 28, 28) are ``reshape(N, -1)``
-first), scaled inside the graph as the weights file says (``meta.normalize``: ×1/255).
+shape (N, 784) with N free, or with ``images=True`` (N, 1, 28, 28) (flattened inside), scaled
+inside the graph as the weights file says (``meta.normalize``: ×1/255).
 Each hidden layer i is Gemm(W_i, b_i) → BatchNormalization (inference: running statistics,
 eps 1e-6, when ``meta.batchnorm``) → Relu or Sigmoid → Mul by 1 − ratio (Dropout at
 inference, when ``meta.dropout`` > 0); the last Gemm gives ``scores`` (N, C) and a Softmax
@@ -11,12 +11,13 @@ inference, when ``meta.dropout`` > 0); the last Gemm gives ``scores`` (N, C) and
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
-from .errors import BpnetError
+from .errors import BpnetError, InputError
 from .files import atomic_write
-from .io import load_npz, network_from_weights
+from .io import network_from_weights
 from .metrics import input_scale
 
 OPSET = 21  # ONNX 1.16's operator set, run by every onnxruntime since 1.18
@@ -46,16 +47,21 @@ def class_labels(meta):
     return [str(c) for c in range(meta["sizes"][-1])]
 
 
-def onnx_model(arrays, meta, version=None):
+def onnx_model(arrays, meta, version=None, images=False):
     """The ONNX ModelProto of a network given its arrays (W1, b1 … Wn, bn and, per hidden
     layer i when ``meta["batchnorm"]``, gamma{i}, beta{i}, running_mean{i}, running_var{i})
-    and its ``meta`` (sizes, activation, normalize, dataset, batchnorm, dropout)."""
+    and its ``meta`` (sizes, activation, normalize, dataset, batchnorm, dropout). ``images``:
+    the input is (N, 1, S, S) images (S² = the input size) instead of (N, S²) rows."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     if version is None:
         from bpnet import __version__ as version
     sizes, depth = meta["sizes"], len(meta["sizes"]) - 1
+    side = math.isqrt(sizes[0])
+    if images and side * side != sizes[0]:
+        raise InputError(f"an input of {sizes[0]} values is not a square image: export it as "
+                         f"rows (N, {sizes[0]})")
     dtype = np.dtype(arrays["W1"].dtype)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     batchnorm, dropout = bool(meta.get("batchnorm", False)), float(meta.get("dropout", 0.0) or 0.0)
@@ -71,6 +77,8 @@ def onnx_model(arrays, meta, version=None):
         return output
 
     x = "pixels"
+    if images:
+        x = node("Flatten", [x], "rows", axis=1)
     if dtype != np.float32:
         x = node("Cast", [x], "pixels_cast", to=elem)
     scale = input_scale(meta.get("normalize", True))
@@ -95,14 +103,15 @@ def onnx_model(arrays, meta, version=None):
     nodes.append(helper.make_node("Identity", [x], ["scores"], name="scores"))
     nodes.append(helper.make_node("Identity", [probs], ["probabilities"], name="probabilities"))
     classes = sizes[-1]
+    shape = ["N", 1, side, side] if images else ["N", sizes[0]]
     graph = helper.make_graph(
         nodes, "bpnet",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", sizes[0]])],
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", classes]),
          helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
         inits,
-        doc_string=f"pixels: float32 0..255 of shape (N, {sizes[0]}); scores and "
-                   f"probabilities: (N, {classes})")
+        doc_string=f"pixels: float32 0..255 of shape ({', '.join(map(str, shape))}); scores "
+                   f"and probabilities: (N, {classes})")
     model = helper.make_model(graph, producer_name="bpnet", producer_version=str(version),
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
@@ -117,13 +126,12 @@ def onnx_model(arrays, meta, version=None):
     return model
 
 
-def export_onnx(weights, out):
+def export_onnx(weights, out, images=False):
     """Write the network of the weights file ``weights`` to ``out`` as ONNX, atomically;
     the file is read and refused exactly as ``bpnet eval`` reads it. Returns the model."""
     _onnx()  # the install hint before any other complaint
-    _, meta = network_from_weights(weights)
-    arrays = load_npz(weights)
-    model = onnx_model(arrays, meta)
+    net, meta = network_from_weights(weights)
+    model = onnx_model(net.state_arrays(), meta, images=images)
     with atomic_write(out) as fh:
         fh.write(model.SerializeToString())
     return model
