@@ -22,10 +22,11 @@ import numpy as np
 from ..errors import BpnetError, InputError
 from ..images import SIDE, load_digit, mnist_preprocess
 from ..io import network_from_weights
+from ..limits import limit
 from ..metrics import check_digit_input, input_scale, top_classes
 
-MAX_BODY = 8 * 1024 * 1024  # bytes of a request body: a PNG that `bpnet predict` would read
-TIMEOUT = 10.0  # seconds a client may take to send its request
+MAX_JSON = 256 * 1024  # bytes of a JSON body: 784 numbers need under 16 KB
+TIMEOUT = 10.0  # seconds a client may take to send its request (each read)
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -102,11 +103,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_error(self, code, message=None, explain=None):
-        """Every error as one line of JSON (also those http.server raises itself)."""
+        """Every error as one line of JSON (also those http.server raises itself; a method
+        other than GET and POST is 405, not http.server's 501)."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r}: expected " \
+                                                           f"GET or POST"
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:
             phrase = "error"
+        self.request_version = "HTTP/1.0"  # a status line even for a request line of garbage
         self.close_connection = True
         self.send_json(code, {"error": " ".join(str(message or phrase).split())})
 
@@ -148,13 +154,14 @@ class Handler(BaseHTTPRequestHandler):
         if kind not in ("image/png", "application/json"):
             raise RequestError(f"Content-Type {kind or 'missing'}: expected image/png or "
                                f"application/json", HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-        raw = self.read_body()
+        raw = self.read_body(limit("image_bytes") if kind == "image/png" else MAX_JSON)
         reader = (self.server.classifier.from_png if kind == "image/png"
                   else self.server.classifier.from_json)
         return reader(raw, int(top))
 
-    def read_body(self):
-        """The request body, at most MAX_BODY bytes, refused from its Content-Length before
+    def read_body(self, most):
+        """The request body, at most ``most`` bytes (a PNG: predict's image byte limit,
+        BPNET_MAX_IMAGE_BYTES; JSON: MAX_JSON), refused from its Content-Length before
         anything is read."""
         if self.headers.get("Transfer-Encoding"):
             raise RequestError("chunked bodies are not accepted: send a Content-Length",
@@ -165,8 +172,8 @@ class Handler(BaseHTTPRequestHandler):
         if not length.strip().isdigit():
             raise RequestError(f"Content-Length {length[:40]!r}: expected a number of bytes")
         length = int(length)
-        if length > MAX_BODY:
-            raise RequestError(f"body of {length} bytes, more than the {MAX_BODY} accepted",
+        if length > most:
+            raise RequestError(f"body of {length} bytes, more than the {most} accepted",
                                HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         raw = self.rfile.read(length)
         if len(raw) < length:

@@ -1,0 +1,290 @@
+"""bpnet serve: a real server process on a free loopback port; its answers against `bpnet predict
+--json` on real MNIST digits, a battery of bad requests (each a 4xx with one line of JSON, and the
+server goes on), and Ctrl-C."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_hostile import good_weights  # noqa: F401 (fixture)
+
+Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
+
+IMAGE_LIMIT = 200_000  # BPNET_MAX_IMAGE_BYTES for the server under test
+
+
+class Server:
+    """`bpnet serve WEIGHTS --port 0` in a process of its own; ``url`` once it listens."""
+
+    def __init__(self, exe, weights, *args, env=None):
+        self.proc = subprocess.Popen([exe, "serve", str(weights), "--port", "0", "--quiet", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        line = self.proc.stderr.readline()
+        m = re.match(r"serving .* at (http://([\d.]+):(\d+)/) \(Ctrl-C to stop\)$", line.strip())
+        assert m, (line, self.proc.poll())
+        self.url, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
+
+    def request(self, raw, timeout=20):
+        """Send raw bytes of a request on a new connection; (status, headers, body)."""
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
+            s.sendall(raw)
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        return int(lines[0].split()[1]), headers, body
+
+    def post(self, body, content_type, path="/predict", extra=b""):
+        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n").encode() + extra + b"\r\n"
+        return self.request(head + body)
+
+    def get(self, path):
+        return self.request(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, mnist_session_dir):
+    from conftest import train_mnist_net
+    path = tmp_path_factory.mktemp("serve") / "weights.npz"
+    train_mnist_net(mnist_session_dir, 50, 600, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(bpnet_exe, weights):
+    import os
+    srv = Server(bpnet_exe, weights, env={**os.environ, "BPNET_MAX_IMAGE_BYTES": str(IMAGE_LIMIT)})
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_session_dir, tmp_path_factory):
+    """Eight real MNIST test digits as PNG files, with their labels."""
+    from bpnet.nn.data import load_split
+    x, t = load_split(mnist_session_dir, "mnist", "test")
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i in range(8):
+        paths.append(folder / f"{i}-{t[i]}.png")
+        Image.fromarray(x[i]).save(paths[-1])
+    return paths, t[:8], x[:8]
+
+
+def predict_json(exe, weights, path, top=3):
+    r = subprocess.run([exe, "predict", str(weights), str(path), "--json", "--top", str(top)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)[0]
+
+
+def good_answer(server, digits):
+    status, _, body = server.post(digits[0][0].read_bytes(), "image/png")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_png_answers_what_predict_json_prints(server, bpnet_exe, weights, digits):
+    paths, labels, _ = digits
+    right = 0
+    for path, label in zip(paths, labels):
+        status, headers, body = server.post(path.read_bytes(), "image/png")
+        assert status == 200 and headers["Content-Type"] == "application/json", body
+        got = json.loads(body)
+        assert got["top"] == predict_json(bpnet_exe, weights, path)["top"]
+        assert np.array(got["input"]).shape == (28, 28)
+        right += got["top"][0]["label"] == label
+    assert right >= 7  # the network is a real one
+
+
+def test_json_pixels_answer_like_predict_of_the_same_array(server, bpnet_exe, weights, digits,
+                                                           tmp_path):
+    _, _, x = digits
+    np.save(tmp_path / "digit.npy", x[1])
+    status, _, body = server.post(json.dumps({"pixels": x[1].tolist()}).encode(),
+                                  "application/json", path="/predict?top=10")
+    assert status == 200, body
+    got = json.loads(body)
+    assert got["top"] == predict_json(bpnet_exe, weights, tmp_path / "digit.npy", 10)["top"]
+    assert len(got["top"]) == 10 and abs(sum(t["probability"] for t in got["top"]) - 1) < 1e-9
+    # the input the network saw is predict's preprocessing of the digit
+    from bpnet.nn.images import mnist_preprocess
+    assert np.allclose(got["input"], np.round(mnist_preprocess(x[1].astype(float)), 1))
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(server):
+    status, headers, body = server.get("/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'<canvas id="pad"' in body and b'src="app.js"' in body
+    for path, kind in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+        status, headers, asset = server.get(path)
+        assert status == 200 and headers["Content-Type"].startswith(kind)
+        assert b"http://" not in asset and b"https://" not in asset  # nothing from the internet
+    assert b"pointerdown" in server.get("/app.js")[2]
+
+
+def png_header_claiming(width, height):
+    """A PNG whose header claims width x height pixels (and whose data is garbage)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"\0" * 64)
+
+
+def blank_png():
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+POST = "POST /predict HTTP/1.1\r\nHost: x\r\n"
+BAD = {
+    "oversized": ((POST + f"Content-Type: image/png\r\nContent-Length: {IMAGE_LIMIT + 1}\r\n\r\n")
+                  .encode(), 413, "more than the 200000 accepted"),
+    "oversized-json": ((POST + "Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n")
+                       .encode(), 413, "more than the 262144 accepted"),
+    "truncated": ((POST + "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n").encode()
+                  + b"\x89PNG\r\n\x1a\n", 400, "body ended after 8 of 1000 bytes"),
+    "no-length": ((POST + "Content-Type: image/png\r\n\r\n").encode(), 411, "no Content-Length"),
+    "bad-length": ((POST + "Content-Type: image/png\r\nContent-Length: -5\r\n\r\n").encode(),
+                   400, "expected a number of bytes"),
+    "chunked": ((POST + "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\n0\r\n\r\n").encode(), 411, "chunked bodies are not accepted"),
+    "wrong-type": ((POST + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello").encode(),
+                   415, "expected image/png or application/json"),
+    "no-type": ((POST + "Content-Length: 5\r\n\r\nhello").encode(), 415, "Content-Type missing"),
+    "garbage-json": ((POST + "Content-Type: application/json\r\nContent-Length: 9\r\n\r\n"
+                      "{pixels:[").encode(), 400, "not valid JSON"),
+    "json-not-object": ((POST + "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+                         "[1,2,3]").encode(), 400, 'expected an object {"pixels"'),
+    "json-deep": ((POST + "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n")
+                  .encode() + b"[" * 100000 + b"]" * 100000, 400, "JSON body"),
+}
+
+
+def json_case(pixels):
+    body = json.dumps({"pixels": pixels}).encode()
+    return (POST + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+def png_case(raw):
+    return (POST + f"Content-Type: image/png\r\nContent-Length: {len(raw)}\r\n\r\n").encode() + raw
+
+
+BAD.update({
+    "json-wrong-shape": (json_case([[0] * 28] * 27), 400, "pixels of shape (27, 28)"),
+    "json-ragged": (json_case([[0] * 28] * 27 + [[0]]), 400, "28 rows of 28 numbers"),
+    "json-out-of-range": (json_case([[300] * 28] * 28), 400, "grey levels 0..255"),
+    "json-strings": (json_case([["a"] * 28] * 28), 400, "28 rows of 28 numbers"),
+    "json-blank": (json_case([[0] * 28] * 28), 400, "JSON body:"),
+    "png-bomb-header": (png_case(png_header_claiming(100_000, 100_000)), 400,
+                        "100000x100000 = 10000000000 pixels"),
+    "png-garbage": (png_case(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10), 400, "cannot decode PNG"),
+    "not-an-image": (png_case(b"hello world"), 400, "not a PNG, JPEG, PGM (P2/P5) or NPY image"),
+    "blank-png": (png_case(blank_png()), 400, "image body"),
+    "bad-top": (b"POST /predict?top=0 HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 0"
+                b"\r\n\r\n", 400, "expected a whole number 1..10"),
+    "post-elsewhere": (b"POST /train HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 404, "POST /predict"),
+    "get-unknown": (b"GET /weights.npz HTTP/1.1\r\n\r\n", 404, "no page /weights.npz"),
+    "traversal": (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
+    "traversal-encoded": (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
+    "wrong-method": (b"DELETE /predict HTTP/1.1\r\n\r\n", 405, "expected GET or POST"),
+    "garbage-request": (b"\x00\x01\x02 nonsense\r\n\r\n", 400, ""),
+})
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_a_bad_request_is_a_4xx_with_one_line_of_json_and_the_server_goes_on(server, digits,
+                                                                              case):
+    raw, status, needle = BAD[case]
+    started = time.monotonic()
+    got, headers, body = server.request(raw)
+    assert got == status, (got, body)
+    assert headers["Content-Type"] == "application/json"
+    assert b"\n" not in body.strip()
+    error = json.loads(body)["error"]
+    assert needle in error and len(error) < 400, error
+    assert time.monotonic() - started < 15
+    assert good_answer(server, digits)["top"][0]["label"] == digits[1][0]  # still serving
+    assert server.proc.poll() is None
+
+
+def test_a_slow_client_is_dropped_and_others_are_served_meanwhile(server, digits):
+    slow = socket.create_connection((server.host, server.port), timeout=30)
+    slow.sendall((POST + "Content-Type: image/png\r\nContent-Length: 100\r\n\r\n").encode())
+    started = time.monotonic()
+    assert good_answer(server, digits)["top"]  # served while the slow one waits
+    assert time.monotonic() - started < 5
+    slow.settimeout(30)
+    data = slow.recv(65536)  # the server gives up on it after its read timeout (10 s)
+    slow.close()
+    assert time.monotonic() - started < 25
+    assert data == b"" or b" 400 " in data.split(b"\r\n")[0]
+
+
+def test_ctrl_c_stops_the_server_with_exit_status_0(bpnet_exe, weights):
+    srv = Server(bpnet_exe, weights)
+    assert srv.host == "127.0.0.1"  # loopback unless --host says otherwise
+    srv.proc.send_signal(signal.SIGINT)
+    out, err = srv.proc.communicate(timeout=30)
+    assert srv.proc.returncode == 0, err
+    assert "Traceback" not in err
+    with pytest.raises(OSError):
+        socket.create_connection((srv.host, srv.port), timeout=2).close()
+
+
+def test_weights_that_are_not_for_28x28_digits_are_refused_at_start(bpnet_exe, tmp_path):
+    from bpnet.nn.io import save_weights
+    from bpnet.nn.network import param_shapes
+    params = {k: np.zeros(s, np.float32) for k, s in param_shapes([30, 5, 3]).items()}
+    save_weights(tmp_path / "w.npz", params, {"sizes": [30, 5, 3], "activation": "relu",
+                                              "dataset": "mnist", "normalize": True,
+                                              "dtype": "float32"})
+    r = subprocess.run([bpnet_exe, "serve", str(tmp_path / "w.npz"), "--port", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"bpnet: error: {tmp_path / 'w.npz'}: the network takes 30 "
+                                f"inputs, expected 784 (28x28 images)")
+
+
+def test_a_taken_port_is_one_line_and_exit_status_1(bpnet_exe, good_weights):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([bpnet_exe, "serve", str(good_weights), "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bpnet: error: cannot listen on "
+                                                   f"127.0.0.1:{port}"), r.stderr
+
+
+def test_the_served_files_are_in_the_package():
+    from importlib import resources
+    static = resources.files("bpnet.nn.serve").joinpath("static")
+    assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
+    assert Path(__file__).parent.parent.joinpath("nn", "serve", "static", "app.js").exists()
