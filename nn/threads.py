@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -79,10 +79,14 @@ def use(threads=None):
     """Within this block, BLAS runs on one thread and ``matmul`` splits large products
     over ``threads`` threads (None: the enclosing block's count, else ``resolve(None)``).
     Yields the count; on exit the enclosing block's count is back in force."""
-    from threadpoolctl import threadpool_limits
     previous = getattr(_state, "n", None)
     n = previous if threads is None and previous is not None else resolve(threads)
-    with threadpool_limits(limits=1, user_api="blas"):
+    if previous is None:  # the outermost block pins BLAS (threadpoolctl takes ~1 ms to do it)
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(limits=1, user_api="blas")
+    else:
+        limits = nullcontext()
+    with limits:
         _state.n = n
         try:
             yield n
