@@ -31,16 +31,18 @@ class SGD:
         self.step += 1
         coeffs = self.coefficients()
         for k, p in params.items():
-            arrays = [np.asarray(p, dtype=np.result_type(p)), np.asarray(grads[k])]
-            arrays += [self._slot(name, k, p) for name in self.slots]
-            arrays += [self._tmp(name, k, p) for name in self.scratch]
-            if not isinstance(p, np.ndarray):  # a plain number: replaced by its new value
-                arrays[0] = arrays[0].copy()
+            number = not isinstance(p, np.ndarray)  # a plain number: replaced by its new value
+            arrays = [np.array(p, dtype=np.result_type(p)) if number else p, grads[k],
+                      *[self._slot(name, k, p) for name in self.slots],
+                      *[self._tmp(name, k, p) for name in self.scratch]]
+            if number:
                 self.rule(*arrays, *coeffs)
                 params[k] = arrays[0][()]
-                continue
-            flat = [a.reshape(-1) for a in arrays]
-            threads.blocks(p.size, lambda lo, hi: self.rule(*(a[lo:hi] for a in flat), *coeffs))
+            elif not threads.shared(p.size):
+                self.rule(*arrays, *coeffs)
+            else:
+                flat = [np.reshape(a, -1) for a in arrays]
+                threads.blocks(p.size, lambda lo, hi: self.rule(*(a[lo:hi] for a in flat), *coeffs))
 
     def coefficients(self):
         """The step's numbers the rule needs beyond the arrays (after ``step`` is counted)."""

@@ -157,10 +157,15 @@ def blocks(size, fn):
     """Call ``fn(lo, hi)`` over BLOCKS consecutive blocks of ``range(size)``, shared by the
     threads of ``use`` when ``size`` is at least MIN_ELEMENTWISE, else ``fn(0, size)``: for
     elementwise work, whose bits do not depend on the blocks (an optimizer's update)."""
-    if current() <= 1 or size < MIN_ELEMENTWISE:
+    if not shared(size):
         fn(0, size)
         return
     _share([size * i // BLOCKS // 16 * 16 for i in range(BLOCKS)] + [size], fn)
+
+
+def shared(size):
+    """Whether ``blocks`` would share elementwise work on ``size`` elements between threads."""
+    return size >= MIN_ELEMENTWISE and current() > 1
 
 
 def _share(bounds, fn):
