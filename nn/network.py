@@ -202,7 +202,7 @@ class MultiLayerNet:
         if not self.weight_decay:
             return 0.0
         return 0.5 * self.weight_decay * sum(
-            float(np.sum(self.params[f"W{i}"] ** 2)) for i in range(1, self.depth + 1))
+            float(np.vdot(w, w)) for w in (self.params[f"W{i}"] for i in range(1, self.depth + 1)))
 
     def accuracy(self, x, t):
         """Fraction of rows whose arg-max score is the label (indices or one-hot), in inference mode."""

@@ -12,19 +12,46 @@ import math
 
 import numpy as np
 
+from . import threads
+
 
 class SGD:
     """p ← p − lr·g"""
+
+    slots = ()  # names of the arrays carried between steps, per parameter (in ``state``)
+    scratch = ("s",)  # names of the private scratch arrays, per parameter
 
     def __init__(self, lr=0.01):
         self.lr, self.step, self.state, self._scratch = lr, 0, {}, {}
 
     def update(self, params, grads):
+        """One step of every parameter. The rule is elementwise, so a large parameter (the
+        Trainer's one flat array) is updated in blocks that ``threads.blocks`` may hand to
+        other threads, with the same bits as in one piece."""
         self.step += 1
-        for k in params:
-            s = self._tmp("s", k, params[k])
-            np.multiply(grads[k], -self.lr, out=s)
-            _add(params, k, s)
+        coeffs = self.coefficients()
+        for k, p in params.items():
+            number = not isinstance(p, np.ndarray)  # a plain number: replaced by its new value
+            arrays = [np.array(p, dtype=np.result_type(p)) if number else p, grads[k],
+                      *[self._slot(name, k, p) for name in self.slots],
+                      *[self._tmp(name, k, p) for name in self.scratch]]
+            if number:
+                self.rule(*arrays, *coeffs)
+                params[k] = arrays[0][()]
+            elif not threads.shared(p.size):
+                self.rule(*arrays, *coeffs)
+            else:
+                flat = [np.reshape(a, -1) for a in arrays]
+                threads.blocks(p.size, lambda lo, hi: self.rule(*(a[lo:hi] for a in flat), *coeffs))
+
+    def coefficients(self):
+        """The step's numbers the rule needs beyond the arrays (after ``step`` is counted)."""
+        return (self.lr,)
+
+    @staticmethod
+    def rule(p, g, s, lr):
+        np.multiply(g, -lr, out=s)
+        p += s
 
     def _slot(self, name, key, like):
         """The carried array ``name`` of parameter ``key`` (zeros like it at first use)."""
@@ -41,89 +68,89 @@ class SGD:
         return s
 
 
-def _add(params, key, step):
-    """p ← p + step, in place for arrays; a number is replaced."""
-    p = params[key]
-    if isinstance(p, np.ndarray):
-        p += step
-    else:
-        params[key] = p + step[()]
-
-
 class Momentum(SGD):
     """v ← m·v − lr·g;  p ← p + v"""
+
+    slots = ("v",)
 
     def __init__(self, lr=0.01, momentum=0.9):
         super().__init__(lr)
         self.momentum = momentum
 
-    def update(self, params, grads):
-        self.step += 1
-        for k, p in params.items():
-            v, s = self._slot("v", k, p), self._tmp("s", k, p)
-            v *= self.momentum
-            np.multiply(grads[k], self.lr, out=s)
-            v -= s
-            _add(params, k, v)
+    def coefficients(self):
+        return self.lr, self.momentum
+
+    @staticmethod
+    def rule(p, g, v, s, lr, momentum):
+        v *= momentum
+        np.multiply(g, lr, out=s)
+        v -= s
+        p += v
 
 
 class Nesterov(Momentum):
     """Nesterov's accelerated gradient (the book's form, arXiv:1212.0901):
     v ← m·v − lr·g;  p ← p + m·v − lr·g  (= p + m²·v_old − (1 + m)·lr·g)"""
 
-    def update(self, params, grads):
-        self.step += 1
-        for k, p in params.items():
-            v, s, d = self._slot("v", k, p), self._tmp("s", k, p), self._tmp("d", k, p)
-            np.multiply(grads[k], self.lr, out=s)
-            v *= self.momentum
-            v -= s
-            np.multiply(v, self.momentum, out=d)
-            d -= s
-            _add(params, k, d)
+    scratch = ("s", "d")
+
+    @staticmethod
+    def rule(p, g, v, s, d, lr, momentum):
+        np.multiply(g, lr, out=s)
+        v *= momentum
+        v -= s
+        np.multiply(v, momentum, out=d)
+        d -= s
+        p += d
 
 
 class AdaGrad(SGD):
     """h ← h + g²;  p ← p − lr·g / (√h + eps)"""
 
+    slots = ("h",)
+
     def __init__(self, lr=0.01, eps=1e-8):
         super().__init__(lr)
         self.eps = eps
 
-    def update(self, params, grads):
-        self.step += 1
-        for k, p in params.items():
-            h, s, g = self._slot("h", k, p), self._tmp("s", k, p), grads[k]
-            np.multiply(g, g, out=s)
-            h += s
-            _scaled_step(params, k, g, h, s, self.lr, self.eps)
+    def coefficients(self):
+        return self.lr, self.eps
+
+    @staticmethod
+    def rule(p, g, h, s, lr, eps):
+        np.multiply(g, g, out=s)
+        h += s
+        _scaled_step(p, g, h, s, lr, eps)
 
 
 class RMSprop(SGD):
     """h ← ρ·h + (1 − ρ)·g²;  p ← p − lr·g / (√h + eps)   (ρ: decay_rate)"""
 
+    slots = ("h",)
+
     def __init__(self, lr=0.01, decay_rate=0.99, eps=1e-8):
         super().__init__(lr)
         self.decay_rate, self.eps = decay_rate, eps
 
-    def update(self, params, grads):
-        self.step += 1
-        for k, p in params.items():
-            h, s, g = self._slot("h", k, p), self._tmp("s", k, p), grads[k]
-            h *= self.decay_rate
-            np.multiply(g, g, out=s)
-            s *= 1.0 - self.decay_rate
-            h += s
-            _scaled_step(params, k, g, h, s, self.lr, self.eps)
+    def coefficients(self):
+        return self.lr, self.decay_rate, self.eps
+
+    @staticmethod
+    def rule(p, g, h, s, lr, decay_rate, eps):
+        h *= decay_rate
+        np.multiply(g, g, out=s)
+        s *= 1.0 - decay_rate
+        h += s
+        _scaled_step(p, g, h, s, lr, eps)
 
 
-def _scaled_step(params, key, num, h, s, lr, eps):
+def _scaled_step(p, num, h, s, lr, eps):
     """p ← p − lr·num / (√h + eps), built in the scratch array s."""
     np.sqrt(h, out=s)
     s += eps
     np.divide(num, s, out=s)
     s *= -lr
-    _add(params, key, s)
+    p += s
 
 
 class Adam(SGD):
@@ -131,24 +158,27 @@ class Adam(SGD):
     p ← p − lr_t·m / (√v + eps) with the bias correction folded into
     lr_t = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)."""
 
+    slots = ("m", "v")
+
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def update(self, params, grads):
-        self.step += 1
+    def coefficients(self):
         t = self.step
         lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
-        for k, p in params.items():
-            m, v, s, g = self._slot("m", k, p), self._slot("v", k, p), self._tmp("s", k, p), grads[k]
-            m *= self.beta1
-            np.multiply(g, 1.0 - self.beta1, out=s)
-            m += s
-            np.multiply(g, g, out=s)
-            s *= 1.0 - self.beta2
-            v *= self.beta2
-            v += s
-            _scaled_step(params, k, m, v, s, lr_t, self.eps)
+        return lr_t, self.beta1, self.beta2, self.eps
+
+    @staticmethod
+    def rule(p, g, m, v, s, lr_t, beta1, beta2, eps):
+        m *= beta1
+        np.multiply(g, 1.0 - beta1, out=s)
+        m += s
+        np.multiply(g, g, out=s)
+        s *= 1.0 - beta2
+        v *= beta2
+        v += s
+        _scaled_step(p, m, v, s, lr_t, eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,

@@ -127,10 +127,15 @@ class Sweep:
     def direction(self):
         return "maximize" if self.metric == "val_acc" else "minimize"
 
-    def trial_config(self, params, cli=None, where="space"):
+    def trial_config(self, params, cli=None, where="space", number=None):
         """The resolved config of one trial: base, ``set``, then ``params`` (dotted key ->
-        value); a value the config refuses is a SweepError naming the sweep file and key."""
-        overrides = [f"{k}={_flow(v)}" for k, v in {**self.set, **params}.items()]
+        value); a value the config refuses is a SweepError naming the sweep file and key.
+        Trial ``number`` trains with ``train.seed`` = its number (its own initial weights and
+        batch order, as each trial of the book's loop), unless ``set`` or the space gives one."""
+        values = {**self.set, **params}
+        if number is not None and "train.seed" not in values:
+            values["train.seed"] = number
+        overrides = [f"{k}={_flow(v)}" for k, v in values.items()]
         try:
             cfg = load_config(self.config, overrides, cli)
         except ConfigError as e:
@@ -391,7 +396,8 @@ def run_trial(sweep, trial, arrays, cli=None):
     """Train one trial's config in memory; returns its metric (the last evaluation's)."""
     from .data import load_arrays
     from .train import Trainer, load_data
-    cfg = sweep.trial_config({d.key: d.suggest(trial) for d in sweep.space}, cli)
+    cfg = sweep.trial_config({d.key: d.suggest(trial) for d in sweep.space}, cli,
+                             number=trial.number)
     key = (cfg["dataset"], cfg["data_dir"])
     if key not in arrays:
         arrays[key] = load_arrays(*key)
@@ -548,7 +554,7 @@ def best_config(study, sweep, cli=None):
         v = t.params[d.key]
         params[d.key] = d.values[[_label(c) for c in d.values].index(v)] if d.kind == "choice" \
             else v
-    cfg = sweep.trial_config(params, cli)
+    cfg = sweep.trial_config(params, cli, number=t.number)
     cfg["data"]["subset"] = None
     cfg["name"], cfg["output"]["dir"] = f"{sweep.name}-best", None
     return t, cfg

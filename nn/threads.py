@@ -2,16 +2,16 @@
 
 BLAS always runs on one thread here. Its own worker threads spin while they wait for work, and
 on a machine where another process holds a core, a spinning thread that has lost its core stalls
-every product (runs 10x slower and worse). Instead, ``matmul`` splits a large product by rows of
-its output over a small pool of Python threads, each calling single-threaded BLAS (NumPy releases
-the GIL during a product). Those threads block rather than spin: when a core is taken, its share
-simply runs later on the other, so a busy machine costs little, and a quiet one gets both cores.
-Each output element is still one row times one column reduced in the same order, so a split
-product is bit for bit the one-thread product, whatever the thread count.
+every product (runs 10x slower and worse). Instead, ``matmul`` computes a large product as a
+few blocks of its output's columns or rows, which a small pool of Python threads take in turn,
+each calling single-threaded BLAS (NumPy releases the GIL during a product). Those threads block
+rather than spin: when a core is taken, its blocks simply run on the other, so a busy machine
+costs little, and a quiet one gets both cores. The blocks depend only on the product's shapes,
+never on the thread count, so results are bit for bit the same on 1 thread or 4.
 
 The thread count is ``threads`` given to ``use``: an integer, or None for automatic, which is
 ``$BPNET_THREADS`` when set, else the number of cores this process may run on
-(``os.sched_getaffinity``): with the split above, every core is safe to use on a busy
+(``os.sched_getaffinity``): with the blocks above, every core is safe to use on a busy
 machine. ``Trainer.run``, ``evaluate`` and ``check_network`` enter ``use`` themselves, so
 Python callers get the command line's behaviour.
 """
@@ -20,18 +20,18 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
 from .errors import InputError
 
 ENV = "BPNET_THREADS"
-# Products with fewer multiply-adds than this run in one piece: below it, handing the halves
-# to threads costs more than it saves (measured: 784-50-10 at batch 100, 3.9M, gains nothing).
-MIN_SPLIT = 2_000_000
-# A share smaller than this many output rows is not worth a thread.
-MIN_ROWS = 16
+# Products with fewer multiply-adds than this run whole on one thread: below it, handing blocks
+# to threads costs more than it saves on a quiet machine and loses over 10% on a busy one
+# (measured with 784-H-10 at batch 100: H=200, 16M, 1.5x quiet and 0.87x busy; H=400, 31M,
+# 1.7x and 0.93x; the lesson's 784-50-10, 3.9M, nothing quiet and 0.7x busy).
+MIN_SPLIT = 25_000_000
 
 _state = threading.local()  # .n: split count for products made on this thread
 _pool = {"n": 0, "executor": None}
@@ -79,10 +79,14 @@ def use(threads=None):
     """Within this block, BLAS runs on one thread and ``matmul`` splits large products
     over ``threads`` threads (None: the enclosing block's count, else ``resolve(None)``).
     Yields the count; on exit the enclosing block's count is back in force."""
-    from threadpoolctl import threadpool_limits
     previous = getattr(_state, "n", None)
     n = previous if threads is None and previous is not None else resolve(threads)
-    with threadpool_limits(limits=1, user_api="blas"):
+    if previous is None:  # the outermost block pins BLAS (threadpoolctl takes ~1 ms to do it)
+        from threadpoolctl import threadpool_limits
+        limits = threadpool_limits(limits=1, user_api="blas")
+    else:
+        limits = nullcontext()
+    with limits:
         _state.n = n
         try:
             yield n
@@ -95,12 +99,27 @@ def current():
     return getattr(_state, "n", None) or 1
 
 
-_PLANS = {}  # (shapes, layouts, dtype, threads) -> (axis, bounds of the blocks) or None
-ALIGNMENTS = (8, 16, 24, 32, 48, 64)
+BLOCKS = 4  # a large product is always computed as this many blocks: up to 4 threads share it
+ALIGN = 8  # block bounds are multiples of this many rows or columns (BLAS kernels' unrolling)
 
 
-def _layout(x):
-    return "C" if x.flags.c_contiguous else "F" if x.flags.f_contiguous else x.strides
+def plan(a, b):
+    """(axis, bounds) cutting ``a @ b`` into BLOCKS blocks of the result's rows (axis 0) or
+    columns (axis 1), or None to keep it whole (fewer than MIN_SPLIT multiply-adds).
+
+    Each block is its own BLAS call, which packs its share of one operand and all of the other:
+    the cut runs across the result's columns when ``a`` is the smaller operand (so only ``a``
+    is packed again per block), else across its rows. A cut changes the last bits of some
+    elements (the kernels round a block's edges their own way), so the cut depends only on the
+    shapes, never on the thread count: the same product gives the same bits on 1 thread or 4.
+    """
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_SPLIT:
+        return None
+    axis = 1 if a.size <= b.size else 0
+    m = (a.shape[0], b.shape[1])[axis]
+    if m < BLOCKS * ALIGN:
+        return None
+    return axis, [m * i // BLOCKS // ALIGN * ALIGN for i in range(BLOCKS)] + [m]
 
 
 def _block(a, b, axis, lo, hi):
@@ -108,67 +127,58 @@ def _block(a, b, axis, lo, hi):
     return (a[lo:hi], b) if axis == 0 else (a, b[:, lo:hi])
 
 
-def plan(a, b, n):
-    """(axis, bounds) cutting ``a @ b`` into blocks for ``n`` threads, or None to keep it whole.
-
-    The cut is across the result's rows when it has at least as many rows as columns, else
-    across its columns (each block then repacks only the smaller operand), else the other way
-    when that one changes the result's bits. BLAS kernels work on
-    blocks of rows and columns, and a cut inside one moves them to a kernel that may round
-    differently; so the first time a product of this shape, layout and dtype is seen, cuts at
-    multiples of each of ALIGNMENTS are tried on random data of that shape, and the first whose
-    result has exactly the uncut product's bits is kept (none: no cut).
-    """
-    dtype = np.result_type(a, b)
-    key = (a.shape, b.shape, _layout(a), _layout(b), dtype, n)
-    if key not in _PLANS:
-        _PLANS[key] = None
-        rng = np.random.default_rng(0)
-        ra = rng.standard_normal(a.shape).astype(dtype)
-        ra = ra if _layout(a) != "F" else np.asfortranarray(ra)
-        rb = rng.standard_normal(b.shape).astype(dtype)
-        rb = rb if _layout(b) != "F" else np.asfortranarray(rb)
-        whole = ra @ rb
-        preferred = 0 if a.shape[0] >= b.shape[1] else 1
-        for axis, g in ((axis, g) for axis in (preferred, 1 - preferred) for g in ALIGNMENTS):
-            m = whole.shape[axis]
-            blocks = min(3 * n, m // max(g, MIN_ROWS))
-            bounds = [m * i // blocks // g * g for i in range(blocks)] + [m] if blocks > 1 else []
-            if bounds and all(np.array_equal(whole[lo:hi] if axis == 0 else whole[:, lo:hi],
-                                             np.matmul(*_block(ra, rb, axis, lo, hi)))
-                              for lo, hi in zip(bounds, bounds[1:])):
-                _PLANS[key] = axis, bounds
-                break
-    return _PLANS[key]
-
-
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), written into ``out`` when given.
 
-    Within ``use(n)`` with n > 1, a product of at least MIN_SPLIT multiply-adds is cut into
-    blocks of rows or columns of the result (``plan``: about 3 per thread) that this thread
-    and the pool's take in turn, so a thread whose core is busy elsewhere simply takes fewer.
-    The result is bit for bit the uncut product's.
+    A product of at least MIN_SPLIT multiply-adds is computed as the BLOCKS blocks of ``plan``,
+    which this thread and, within ``use(n)`` with n > 1, up to n - 1 pool threads take in turn
+    (a thread whose core is busy elsewhere simply takes fewer). The blocks, and so the bits,
+    are the same whatever the thread count.
     """
-    n = current()
-    if n <= 1 or a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_SPLIT:
-        return np.matmul(a, b, out=out)
-    cut = plan(a, b, n)
+    cut = plan(a, b)
     if cut is None:
         return np.matmul(a, b, out=out)
     axis, bounds = cut
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    todo = iter(range(len(bounds) - 1))  # next() on it is atomic under the GIL
+
+    def block(lo, hi):
+        np.matmul(*_block(a, b, axis, lo, hi), out=out[lo:hi] if axis == 0 else out[:, lo:hi])
+
+    _share(bounds, block)
+    return out
+
+
+# Elementwise work on fewer elements than this stays on one thread (a handoff costs ~20 us).
+MIN_ELEMENTWISE = 200_000
+
+
+def blocks(size, fn):
+    """Call ``fn(lo, hi)`` over BLOCKS consecutive blocks of ``range(size)``, shared by the
+    threads of ``use`` when ``size`` is at least MIN_ELEMENTWISE, else ``fn(0, size)``: for
+    elementwise work, whose bits do not depend on the blocks (an optimizer's update)."""
+    if not shared(size):
+        fn(0, size)
+        return
+    _share([size * i // BLOCKS // 16 * 16 for i in range(BLOCKS)] + [size], fn)
+
+
+def shared(size):
+    """Whether ``blocks`` would share elementwise work on ``size`` elements between threads."""
+    return size >= MIN_ELEMENTWISE and current() > 1
+
+
+def _share(bounds, fn):
+    """``fn(lo, hi)`` for each block between ``bounds``: this thread and up to
+    ``current() - 1`` pool threads take the next block in turn until none is left."""
+    todo = iter(list(zip(bounds, bounds[1:])))  # next() on it is atomic under the GIL
 
     def work():
-        for i in todo:
-            lo, hi = bounds[i], bounds[i + 1]
-            np.matmul(*_block(a, b, axis, lo, hi), out=out[lo:hi] if axis == 0 else out[:, lo:hi])
+        for lo, hi in todo:
+            fn(lo, hi)
 
-    pool = _executor(n)
-    helpers = [pool.submit(work) for _ in range(min(n, len(bounds) - 1) - 1)]
+    n = min(current(), len(bounds) - 1)
+    helpers = [_executor(n).submit(work) for _ in range(n - 1)] if n > 1 else []
     work()
     for f in helpers:
         f.result()
-    return out

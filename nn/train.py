@@ -158,13 +158,18 @@ class BatchStream:
     background thread gathers the next chunk of ``chunk_batches`` batches from the uint8
     images and converts it to the input dtype while the current chunk trains; np.take
     and the conversion release the GIL, so this runs on another core. Two chunk buffers
-    alternate: chunk k+1 is written while chunk k is read.
+    alternate: chunk k+1 is written while chunk k is read. ``augment(x, iteration)``, when
+    given, replaces each batch by its augmented copy there too (its randomness a function of
+    the iteration, so the batches are the same whichever thread makes them).
     """
 
-    def __init__(self, x, t, seed, shuffle, batch_size, scale, dtype, pool, chunk_batches=50):
+    def __init__(self, x, t, seed, shuffle, batch_size, scale, dtype, pool, chunk_batches=50,
+                 augment=None):
         self.x, self.t, self.seed, self.shuffle = x, t, seed, shuffle
         self.bs, self.scale, self.dtype, self.pool = batch_size, scale, dtype, pool
+        self.augment = augment
         per_epoch = math.ceil(len(t) / batch_size)
+        self.per_epoch = per_epoch
         self.cb = min(chunk_batches, per_epoch)  # batches per chunk
         self.chunks = math.ceil(per_epoch / self.cb)
         self.rows = min(self.cb * batch_size, len(t))
@@ -188,7 +193,12 @@ class BatchStream:
         ubuf, xbuf, tbuf = (b[:len(idx)] for b in buffers)
         np.take(self.x, idx, axis=0, out=ubuf)
         np.take(self.t, idx, out=tbuf)
-        return to_input(ubuf, self.scale, self.dtype, out=xbuf), tbuf
+        to_input(ubuf, self.scale, self.dtype, out=xbuf)
+        if self.augment is not None:
+            first = epoch * self.per_epoch + chunk * self.cb  # the iteration of its first batch
+            for b, lo in enumerate(range(0, len(idx), self.bs)):
+                xbuf[lo:lo + self.bs] = self.augment(xbuf[lo:lo + self.bs], first + b)
+        return xbuf, tbuf
 
     def _next_key(self, epoch, chunk):
         return (epoch, chunk + 1) if chunk + 1 < self.chunks else (epoch + 1, 0)
@@ -246,6 +256,11 @@ class Trainer:
         self.selected_on = "val" if data.val is not None else None
 
     # -- the loop ---------------------------------------------------------------
+    def _augment(self, x, iteration):
+        """Batch ``x`` of ``iteration`` augmented (called from the batch-preparing thread)."""
+        self.augmenter.rng = seeded_rng(self.cfg["train"]["seed"], AUGMENT_STREAM, iteration)
+        return self.augmenter(x)
+
     def run(self):
         """Train to the end (or an early stop); returns the last metrics row.
 
@@ -302,7 +317,8 @@ class Trainer:
         tr, st, net, bs = self.cfg["train"], self.state, self.net, self.batch_size
         xs, ts = self.data.train.x, self.data.train.t
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
-                              self._batches)
+                              self._batches, augment=self._augment if self.augmenter.active
+                              else None)
         if st.iteration == 0 and self.run_dir is not None:
             self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
@@ -316,9 +332,6 @@ class Trainer:
             pos = st.iteration - st.epoch * self.iters_per_epoch
             x, t = batches.batch(st.epoch, pos)
             m = len(t)
-            if self.augmenter.active:
-                self.augmenter.rng = seeded_rng(tr["seed"], AUGMENT_STREAM, st.iteration)
-                x = self.augmenter(x)
             if tr["schedule"] != "none":
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
                                             self.iters_per_epoch, tr["step_epochs"], tr["gamma"],

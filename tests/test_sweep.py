@@ -146,6 +146,19 @@ def test_subset_takes_validation_from_its_end(mnist_session_dir):
         load_config("quick.yaml", ["data.validation=100", "data.subset=100"])
 
 
+def test_each_trial_trains_from_its_own_seed_unless_the_sweep_fixes_one(tmp_path):
+    from bpnet.nn.sweep import load_sweep
+    sweep = load_sweep(str(sweep_file(tmp_path)))
+    params = {"train.lr": 0.1, "train.weight_decay": 1e-6}
+    seeds = {sweep.trial_config(params, number=k)["train"]["seed"] for k in range(5)}
+    assert seeds == {0, 1, 2, 3, 4}  # as the book's loop: fresh random weights per trial
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(TINY.format(n=3, epochs=1).replace("  train.epochs", "  train.seed: 7\n"
+                                                                          "  train.epochs"))
+    sweep = load_sweep(str(fixed))
+    assert {sweep.trial_config(params, number=k)["train"]["seed"] for k in range(3)} == {7}
+
+
 # -- real processes on one study --------------------------------------------------------------
 def test_two_processes_share_one_journal_study(bpnet_exe, tmp_path, mnist_session_dir):
     path = sweep_file(tmp_path, n=12)
@@ -162,6 +175,7 @@ def test_two_processes_share_one_journal_study(bpnet_exe, tmp_path, mnist_sessio
         best = yaml.safe_load(open(tmp_path / f"out{i}" / "best.yaml"))
         top = max(ts, key=lambda t: t.value)
         assert best["train"]["lr"] == top.params["train.lr"]
+        assert best["train"]["seed"] == top.number  # retraining starts from the winner's seed
         assert best["data"]["subset"] is None and best["data"]["validation"] == 100
 
 

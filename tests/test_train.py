@@ -1,6 +1,7 @@
 """The training loop as a library: determinism, resume, NaN stop, early stopping, optimizers."""
 import csv
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -288,6 +289,30 @@ def test_batches_follow_each_epochs_permutation_fixed_by_seed_and_epoch(n, bs, c
     with ThreadPoolExecutor(1) as pool:
         fixed = BatchStream(x, t, 3, False, bs, 1.0, np.float32, pool, chunk)
         assert np.array_equal(fixed.batch(4, 0)[1], t[:bs])
+
+
+@pytest.mark.parametrize("n,bs,chunk", [(50, 7, 3), (48, 16, 2)])
+def test_batches_are_augmented_by_their_iteration_on_the_preparing_thread(n, bs, chunk):
+    x = np.arange(n, dtype=np.uint8).reshape(n, 1)
+    t = np.arange(n)
+    per_epoch = -(-n // bs)
+    calls = []
+
+    def augment(xb, iteration):  # stands for the seeded augmenter: a function of the iteration
+        calls.append(threading.current_thread().name)
+        return xb + 1000.0 * iteration
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="prep") as pool:
+        a = BatchStream(x, t, 3, True, bs, 1.0, np.float32, pool, chunk, augment=augment)
+        for e in range(2):
+            for p in range(per_epoch):
+                xb, tb = a.batch(e, p)
+                assert np.array_equal(xb[:, 0], tb + 1000.0 * (e * per_epoch + p))
+        b = BatchStream(x, t, 3, True, bs, 1.0, np.float32, pool, chunk, augment=augment)
+        xb, tb = b.batch(1, per_epoch - 1)  # a resume's jump: the same iteration's augmentation
+        assert np.array_equal(xb[:, 0], tb + 1000.0 * (2 * per_epoch - 1))
+    assert any(name.startswith("prep") for name in calls)  # most chunks on the other thread
 
 
 def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
