@@ -156,9 +156,10 @@ def measure(args, data, tmp, label):
         t[f"iter800-{n}"].append(train_iterations(data, 800, ep, n, tmp / f"in-{label}-{r}"))
         extra = ["--iterations", str(lesson)]
         t["lesson"].append(command("mnist.yaml", args.data_dir, tmp / "lesson", *extra)[0])
+        for config in args.configs:
+            seconds, acc[config] = command(config, args.data_dir, tmp / config)
+            t.setdefault(config, []).append(seconds)
     best = {k: min(v) for k, v in t.items()}
-    for config in args.configs:
-        best[config], acc[config] = command(config, args.data_dir, tmp / config)
     if args.torch_python:
         best["torch"] = torch_time(args.torch_python, tmp / "mnist.npz")
     return best, acc
