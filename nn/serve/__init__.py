@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -27,6 +28,7 @@ from ..metrics import check_digit_input, input_scale, top_classes
 
 MAX_JSON = 256 * 1024  # bytes of a JSON body: 784 numbers need under 16 KB
 TIMEOUT = 10.0  # seconds a client may take to send its request (each read)
+BODY_SECONDS = 30.0  # seconds a client may take to send a whole body, however it trickles
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -175,10 +177,18 @@ class Handler(BaseHTTPRequestHandler):
         if length > most:
             raise RequestError(f"body of {length} bytes, more than the {most} accepted",
                                HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        raw = self.rfile.read(length)
-        if len(raw) < length:
-            raise RequestError(f"body ended after {len(raw)} of {length} bytes")
-        return raw
+        deadline = time.monotonic() + BODY_SECONDS
+        parts, got = [], 0
+        while got < length:
+            part = self.rfile.read1(min(length - got, 1 << 16))
+            if not part:
+                raise RequestError(f"body ended after {got} of {length} bytes")
+            parts.append(part)
+            got += len(part)
+            if got < length and time.monotonic() > deadline:
+                raise RequestError(f"body too slow: {got} of {length} bytes in "
+                                   f"{BODY_SECONDS:g} s", HTTPStatus.REQUEST_TIMEOUT)
+        return b"".join(parts)
 
     def log_message(self, format, *args):
         if not self.server.quiet:
