@@ -183,18 +183,21 @@ class MultiLayerNet:
         """Parameters and buffers: everything a weights file holds (views, not copies)."""
         return {**self.params, **self.buffers}
 
-    def predict(self, x, train_flg=None):
-        """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28); ``train_flg`` None: ``training``."""
+    def predict(self, x, train_flg=None, cols=None):
+        """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28); ``train_flg`` None: ``training``.
+        ``cols``: x holds only these columns of the input, the others being zero (``Affine``)."""
         train = self.training if train_flg is None else train_flg
-        for layer in self.layers:
+        x = self.layers[0].forward(x, cols)
+        for layer in self.layers[1:]:
             x = (layer.forward(x, train) if isinstance(layer, (BatchNormalization, Dropout))
                  else layer.forward(x))
         return x
 
-    def loss(self, x, t, train_flg=None):
+    def loss(self, x, t, train_flg=None, cols=None):
         """Mean cross-entropy of the batch plus the weight-decay penalty (the objective);
-        the cross-entropy alone is kept in ``cross_entropy``."""
-        self.cross_entropy = self.last_layer.forward(self.predict(x, train_flg), t)
+        the cross-entropy alone is kept in ``cross_entropy``. ``cols``: as for ``predict``."""
+        scores = self.predict(x, train_flg) if cols is None else self.predict(x, train_flg, cols)
+        self.cross_entropy = self.last_layer.forward(scores, t)
         return self.cross_entropy + self.penalty()
 
     def penalty(self):

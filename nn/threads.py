@@ -113,10 +113,15 @@ def plan(a, b):
     elements (the kernels round a block's edges their own way), so the cut depends only on the
     shapes, never on the thread count: the same product gives the same bits on 1 thread or 4.
     """
-    if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < MIN_SPLIT:
+    return _plan(a.shape, b.shape) if a.ndim == 2 and b.ndim == 2 else None
+
+
+def _plan(a_shape, b_shape):
+    (m, k), n = a_shape, b_shape[1]
+    if m * k * n < MIN_SPLIT:
         return None
-    axis = 1 if a.size <= b.size else 0
-    m = (a.shape[0], b.shape[1])[axis]
+    axis = 1 if m * k <= k * n else 0
+    m = (m, n)[axis]
     if m < BLOCKS * ALIGN:
         return None
     return axis, [m * i // BLOCKS // ALIGN * ALIGN for i in range(BLOCKS)] + [m]
@@ -146,6 +151,41 @@ def matmul(a, b, out=None):
         np.matmul(*_block(a, b, axis, lo, hi), out=out[lo:hi] if axis == 0 else out[:, lo:hi])
 
     _share(bounds, block)
+    return out
+
+
+def matmul_rows(a, b, rows):
+    """``a @ b[rows]`` (``rows``: indices into b's rows), as ``matmul`` computes it, each
+    block gathering its own share of ``b[rows]`` when the product is cut across its columns."""
+    cut = _plan((a.shape[0], len(rows)), (len(rows), b.shape[1]))
+    if cut is None or cut[0] == 0:
+        return matmul(a, b.take(rows, axis=0))
+    out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+
+    def block(lo, hi):
+        np.matmul(a, b[:, lo:hi].take(rows, axis=0), out=out[:, lo:hi])
+
+    _share(cut[1], block)
+    return out
+
+
+def matmul_into_rows(a, b, out, rows):
+    """``out[rows] = a @ b`` and every other row of ``out`` zero, as ``matmul`` computes the
+    product, each block writing its own share when it is cut across the result's columns."""
+    cut = _plan(a.shape, b.shape)
+    if cut is None or cut[0] == 0:
+        product = matmul(a, b)
+        out.fill(0)
+        out[rows] = product
+        return out
+
+    def block(lo, hi):
+        product = np.matmul(a, b[:, lo:hi])
+        part = out[:, lo:hi]
+        part.fill(0)
+        part[rows] = product
+
+    _share(cut[1], block)
     return out
 
 

@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +47,13 @@ from .threads import use as use_threads
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
                   "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
+# Batches come as their non-blank columns only (BatchStream) when the first layer has at least
+# this many units. Gathering the columns costs the batch-preparing thread about 60 us a batch of
+# 100; it saves the training thread 10% of its time at 100 units (1 thread, MNIST), 19% at 200,
+# 28% at 400, and nothing at the lesson's 50, where it would only add the gathering's CPU time.
+# Not with augmentation either: distorting the batches already keeps that thread's core busy
+# (mnist-augment-fast: 6.5-7.0 s for 3 epochs with it, 6.4-6.7 s without).
+COLUMNS_MIN_WIDTH = 100
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
@@ -151,6 +159,15 @@ def seeded_rng(seed, *stream):
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=stream))
 
 
+class Batch(NamedTuple):
+    """Network input ``x``, labels ``t``, and ``cols``: None, or the input columns x holds
+    (every other column of the batch is zero)."""
+
+    x: np.ndarray
+    t: np.ndarray
+    cols: np.ndarray | None
+
+
 class BatchStream:
     """Network-ready mini-batches of each epoch's permutation, prepared a chunk ahead.
 
@@ -161,13 +178,18 @@ class BatchStream:
     alternate: chunk k+1 is written while chunk k is read. ``augment(x, iteration)``, when
     given, replaces each batch by its augmented copy there too (its randomness a function of
     the iteration, so the batches are the same whichever thread makes them).
+
+    With ``columns``, a batch whose images leave at least 1/8 of the pixels blank in every
+    image comes as only its other columns (``Batch.cols``; see ``Affine.forward``): the first
+    layer's products then skip those rows of W. Which columns these are depends only on the
+    batch, so results stay the same run to run.
     """
 
     def __init__(self, x, t, seed, shuffle, batch_size, scale, dtype, pool, chunk_batches=50,
-                 augment=None):
+                 augment=None, columns=False):
         self.x, self.t, self.seed, self.shuffle = x, t, seed, shuffle
         self.bs, self.scale, self.dtype, self.pool = batch_size, scale, dtype, pool
-        self.augment = augment
+        self.augment, self.columns = augment, columns
         per_epoch = math.ceil(len(t) / batch_size)
         self.per_epoch = per_epoch
         self.cb = min(chunk_batches, per_epoch)  # batches per chunk
@@ -194,17 +216,35 @@ class BatchStream:
         np.take(self.x, idx, axis=0, out=ubuf)
         np.take(self.t, idx, out=tbuf)
         to_input(ubuf, self.scale, self.dtype, out=xbuf)
-        if self.augment is not None:
-            first = epoch * self.per_epoch + chunk * self.cb  # the iteration of its first batch
-            for b, lo in enumerate(range(0, len(idx), self.bs)):
-                xbuf[lo:lo + self.bs] = self.augment(xbuf[lo:lo + self.bs], first + b)
-        return xbuf, tbuf
+        first = epoch * self.per_epoch + chunk * self.cb  # the iteration of its first batch
+        batches = []
+        for b, lo in enumerate(range(0, len(idx), self.bs)):
+            x, t = xbuf[lo:lo + self.bs], tbuf[lo:lo + self.bs]
+            if self.augment is not None:
+                x[...] = self.augment(x, first + b)
+            cols = self._blank_free(x if self.augment is not None else ubuf[lo:lo + self.bs])
+            if cols is None:
+                batches.append(Batch(x, t, None))
+                continue
+            compact = x.take(cols, axis=1)  # then moved to the start of the batch's own rows
+            x = x.reshape(-1)[:compact.size].reshape(compact.shape)
+            x[...] = compact
+            batches.append(Batch(x, t, cols))
+        return batches
+
+    def _blank_free(self, x):
+        """The columns of batch ``x`` not zero in every row, or None (keep them all) unless
+        ``columns`` is set and at least 1/8 of the columns are blank."""
+        if not self.columns:
+            return None
+        cols = np.flatnonzero(np.maximum.reduce(np.abs(x) if x.dtype.kind == "f" else x, axis=0))
+        return cols if len(cols) <= x.shape[1] * 7 // 8 else None
 
     def _next_key(self, epoch, chunk):
         return (epoch, chunk + 1) if chunk + 1 < self.chunks else (epoch + 1, 0)
 
     def batch(self, epoch, pos):
-        """(x, t) of batch ``pos`` of ``epoch``: views valid until the next chunk is reached."""
+        """Batch ``pos`` of ``epoch`` (x, t, cols): views valid until the next chunk is reached."""
         key = (epoch, pos // self.cb)
         if self.current is None or self.current[0] != key:
             if self.ahead is not None and self.ahead[0] == key:
@@ -216,9 +256,7 @@ class BatchStream:
             self.current, self.turn = (key, data), 1 - self.turn
             ahead = self._next_key(*key)
             self.ahead = (ahead, self.pool.submit(self._gather, *ahead, self.buffers[self.turn]))
-        x, t = self.current[1]
-        start = (pos % self.cb) * self.bs
-        return x[start:start + self.bs], t[start:start + self.bs]
+        return self.current[1][pos % self.cb]
 
 
 class Trainer:
@@ -318,7 +356,8 @@ class Trainer:
         xs, ts = self.data.train.x, self.data.train.t
         batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
                               self._batches, augment=self._augment if self.augmenter.active
-                              else None)
+                              else None, columns=self.net.sizes[1] >= COLUMNS_MIN_WIDTH
+                              and not self.augmenter.active)
         if st.iteration == 0 and self.run_dir is not None:
             self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
             self.save_checkpoint()  # the last good state, even if the first step diverges
@@ -330,7 +369,7 @@ class Trainer:
         stopped_early = False
         while st.iteration < self.total:
             pos = st.iteration - st.epoch * self.iters_per_epoch
-            x, t = batches.batch(st.epoch, pos)
+            x, t, cols = batches.batch(st.epoch, pos)
             m = len(t)
             if tr["schedule"] != "none":
                 self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
@@ -338,7 +377,7 @@ class Trainer:
                                             tr["min_lr"], tr["warmup"])
             if net.dropout:
                 net.dropout_rng = seeded_rng(tr["seed"], DROPOUT_STREAM, st.iteration)
-            loss = net.loss(x, t, train_flg=True)  # the objective: cross-entropy + weight-decay penalty
+            loss = net.loss(x, t, train_flg=True, cols=cols)  # the objective: cross-entropy + weight-decay penalty
             if st.loss_limit is None:
                 st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
             if not loss <= st.loss_limit:  # also true for NaN

@@ -67,6 +67,26 @@ def test_affine_backward_matches_numerical(n, d, m, seed):
     np.testing.assert_allclose(layer.db, r.sum(axis=0))
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 12), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_affine_on_the_non_blank_columns_equals_the_full_input(n, d, m, seed):
+    rng = np.random.default_rng(seed)
+    cols = np.flatnonzero(rng.random(d) < 0.5)
+    x = np.zeros((n, d))
+    x[:, cols] = rng.standard_normal((n, len(cols)))
+    W, b, r = rng.standard_normal((d, m)), rng.standard_normal(m), rng.standard_normal((n, m))
+    full, part = Affine(W, b), Affine(W, b)
+    np.testing.assert_allclose(part.forward(x[:, cols], cols), full.forward(x), atol=1e-12)
+    dx_full, dx_part = full.backward(r), part.backward(r)
+    np.testing.assert_allclose(part.dW, full.dW, atol=1e-12)
+    assert not np.delete(part.dW, cols, axis=0).any()  # no gradient where the input is blank
+    np.testing.assert_allclose(part.db, full.db, atol=1e-12)
+    np.testing.assert_allclose(dx_part, dx_full[:, cols], atol=1e-12)
+    part.forward(x)  # a forward without cols is the full product again
+    part.backward(r)
+    np.testing.assert_allclose(part.dW, full.dW, atol=1e-12)
+
+
 def test_affine_flattens_images_and_returns_dx_in_input_shape():
     rng = np.random.default_rng(0)
     x = rng.random((4, 1, 28, 28))

@@ -49,6 +49,26 @@ def test_split_products_are_the_same_bits_on_any_thread_count(dtype, n, a_shape,
                                atol=1e-3 if dtype == np.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("n", [1, 2, 4])
+@pytest.mark.parametrize("m, hidden", [(100, 800), (200, 800), (100, 50), (2000, 800)])
+def test_products_on_some_rows_are_the_same_bits_as_gathering_them_first(n, m, hidden):
+    # the first layer on a batch's non-blank columns: forward x @ W[cols], and the weight
+    # gradient x.T @ dout written into rows cols of dW (the other rows zero)
+    rng = np.random.default_rng(2)
+    cols = np.sort(rng.choice(784, 530, replace=False))
+    x = rng.standard_normal((m, len(cols))).astype(np.float32)
+    W = rng.standard_normal((784, hidden)).astype(np.float32)
+    dout = rng.standard_normal((m, hidden)).astype(np.float32)
+    with threads.use(1):
+        forward = threads.matmul(x, W.take(cols, axis=0))
+        rows = threads.matmul(x.T, dout)
+    with threads.use(n):
+        assert np.array_equal(threads.matmul_rows(x, W, cols), forward)
+        dW = np.full_like(W, np.nan)
+        assert threads.matmul_into_rows(x.T, dout, dW, cols) is dW
+    assert np.array_equal(dW[cols], rows) and not np.delete(dW, cols, axis=0).any()
+
+
 @pytest.mark.parametrize("a_shape, b_shape, axis", [
     ((100, 784), (784, 800), 1), ((784, 100), (100, 800), 1), ((1000, 784), (784, 800), 0),
     ((100, 800), (800, 784), 1)])

@@ -277,18 +277,86 @@ def test_batches_follow_each_epochs_permutation_fixed_by_seed_and_epoch(n, bs, c
         epochs = [np.concatenate([a.batch(e, p)[1].copy() for p in range(per_epoch)])
                   for e in range(3)]  # copies: a batch is a view into a reused buffer
         b = BatchStream(x, t, 3, True, bs, 0.5, np.float32, pool, chunk)
-        xb, tb = b.batch(2, per_epoch - 1)  # straight to the last batch of epoch 2, as a resume
+        xb, tb, _ = b.batch(2, per_epoch - 1)  # straight to the last batch of epoch 2, as a resume
         assert np.array_equal(tb, epochs[2][(per_epoch - 1) * bs:])
         assert np.array_equal(xb[:, 0], 0.5 * tb) and xb.dtype == np.float32  # converted, scaled
         for e in range(3):
             assert sorted(epochs[e]) == list(range(n))  # every image once per epoch
             for p in range(per_epoch):
-                xb, tb = a.batch(e, p)
+                xb, tb, _ = a.batch(e, p)
                 assert np.array_equal(xb[:, 0], 0.5 * tb)  # images travel with their labels
     assert not np.array_equal(epochs[0], epochs[1])
     with ThreadPoolExecutor(1) as pool:
         fixed = BatchStream(x, t, 3, False, bs, 1.0, np.float32, pool, chunk)
         assert np.array_equal(fixed.batch(4, 0)[1], t[:bs])
+
+
+def blank_edged(n, seed=0):
+    """uint8 'images' of 64 pixels whose first 16 are blank in every image, and pixel 16 lit
+    in image 0 only: batches without image 0 have 17 blank columns, with it 16."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 255, (n, 64)).astype(np.uint8)
+    x[:, :17] = 0
+    x[0, 16] = 7
+    return x, np.arange(n)
+
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_batches_hold_only_the_columns_not_blank_in_every_image(augmented):
+    x, t = blank_edged(40)
+    x[1, :10] = 9  # image 1 lights 10 of them: batches with it keep fewer than 64/8 blank
+    augment = (lambda xb, iteration: xb * 2.0) if augmented else None
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as pool:
+        full = BatchStream(x, t, 5, True, 8, 0.5, np.float32, pool, 3, augment=augment)
+        part = BatchStream(x, t, 5, True, 8, 0.5, np.float32, pool, 3, augment=augment,
+                           columns=True)
+        seen = set()
+        for e in range(2):
+            for p in range(5):
+                xf, tf, no_cols = (a.copy() if a is not None else None for a in full.batch(e, p))
+                xp, tp, cols = part.batch(e, p)
+                assert no_cols is None and np.array_equal(tp, tf)
+                if 1 in tf:  # too few blank columns to be worth it: the whole batch
+                    assert cols is None and np.array_equal(xp, xf)
+                    seen.add("whole")
+                    continue
+                blank = 17 if 0 not in tf else 16
+                assert np.array_equal(cols, np.arange(blank, 64))
+                assert np.array_equal(xp, xf[:, cols]) and xp.flags.c_contiguous
+                assert not np.delete(xf, cols, axis=1).any()
+                seen.add(blank)
+    assert seen == {"whole", 16, 17}
+
+
+def test_training_on_the_non_blank_columns_equals_training_on_whole_images(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    t = rng.integers(0, 10, 600)
+    x = rng.integers(1, 40, (600, 784)).astype(np.uint8)
+    x[:, :200] = x[:, -100:] = 0  # blank in every image: the first and last rows of pixels
+    for c in range(10):  # class c lights a block of its own
+        x[t == c, 220 + 45 * c:250 + 45 * c] += 150
+    data = Data(*split_validation(x, t, 100), Split(x[:200], t[:200]))
+    cfg = toy_cfg(tmp_path, **{"train.dtype": "float64", "model.hidden": "[100]"})
+    found, blank_free = [], BatchStream._blank_free
+    monkeypatch.setattr(BatchStream, "_blank_free",
+                        lambda self, xb: found.append(blank_free(self, xb)) or found[-1])
+    part = run(cfg, data, tmp_path / "part")
+    assert sum(c is not None and len(c) < 600 for c in found) > 20  # blank-free batches ran
+    found.clear()
+    run(toy_cfg(tmp_path, **{"model.hidden": "[99]"}), data, tmp_path / "narrow")
+    assert found and all(c is None for c in found)  # narrower: whole images (COLUMNS_MIN_WIDTH)
+    found.clear()
+    run(toy_cfg(tmp_path, **{"model.hidden": "[100]", "augment.shift": 1}), data,
+        tmp_path / "augmented")
+    assert found and all(c is None for c in found)  # nor with augmentation
+    b = params_of(tmp_path / "part" / "weights.npz")
+    monkeypatch.setattr(BatchStream, "_blank_free", lambda self, xb: None)
+    whole = run(cfg, data, tmp_path / "whole")
+    a = params_of(tmp_path / "whole" / "weights.npz")
+    assert part["val_acc"] == whole["val_acc"] > 0.9
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("n,bs,chunk", [(50, 7, 3), (48, 16, 2)])
@@ -307,10 +375,10 @@ def test_batches_are_augmented_by_their_iteration_on_the_preparing_thread(n, bs,
         a = BatchStream(x, t, 3, True, bs, 1.0, np.float32, pool, chunk, augment=augment)
         for e in range(2):
             for p in range(per_epoch):
-                xb, tb = a.batch(e, p)
+                xb, tb, _ = a.batch(e, p)
                 assert np.array_equal(xb[:, 0], tb + 1000.0 * (e * per_epoch + p))
         b = BatchStream(x, t, 3, True, bs, 1.0, np.float32, pool, chunk, augment=augment)
-        xb, tb = b.batch(1, per_epoch - 1)  # a resume's jump: the same iteration's augmentation
+        xb, tb, _ = b.batch(1, per_epoch - 1)  # a resume's jump: the same iteration's augmentation
         assert np.array_equal(xb[:, 0], tb + 1000.0 * (2 * per_epoch - 1))
     assert any(name.startswith("prep") for name in calls)  # most chunks on the other thread
 
