@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
+from bpnet.nn.serve import MAX_CONNECTIONS
 from bpnet.nn.serve import serve as serve_page
 
 
@@ -14,10 +15,13 @@ from bpnet.nn.serve import serve as serve_page
                    "network it is on).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port).")
+@click.option("--max-connections", type=click.IntRange(1, 10_000), default=MAX_CONNECTIONS,
+              show_default=True, help="Connections served at once (a thread each); more are "
+                                      "answered 503 at once.")
 @click.option("--quiet", is_flag=True, help="Do not log each request.")
 @debug_option
 @handle_errors
-def serve(weights, host, port, quiet):
+def serve(weights, host, port, max_connections, quiet):
     """Serve a page to draw digits on, classified by the network in WEIGHTS.npz.
 
     The page shows the most probable classes as you draw and the 28x28 image the network
@@ -27,4 +31,4 @@ def serve(weights, host, port, quiet):
     def ready(url):
         click.echo(f"serving {weights} at {url} (Ctrl-C to stop)", err=True)
 
-    serve_page(weights, host, port, quiet, ready)
+    serve_page(weights, host, port, quiet, ready, max_connections)

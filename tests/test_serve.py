@@ -322,3 +322,96 @@ def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, m
     finally:
         server.shutdown()
         server.server_close()
+
+
+class InProcess:
+    """``make_server`` on a free loopback port, served by a thread of this process."""
+
+    def __init__(self, weights, **kwargs):
+        import threading
+
+        import bpnet.nn.serve as serve
+        self.server = serve.make_server(weights, port=0, quiet=True, **kwargs)
+        self.address = self.server.server_address[:2]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def trickle_until_answered(s, byte, seconds=10):
+    """Send ``byte`` every 0.25 s (each read well within its timeout) until the server
+    answers or closes; what it sent."""
+    reply, end = b"", time.monotonic() + seconds
+    while time.monotonic() < end and not reply:
+        try:
+            s.sendall(byte)
+        except OSError:
+            break
+        time.sleep(0.25)
+        s.setblocking(False)
+        try:
+            reply += s.recv(65536) or b"<closed>"
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+        s.setblocking(True)
+    s.setblocking(True)
+    return reply
+
+
+@pytest.mark.parametrize("start, byte", [(POST + "X-Slow: ", b"y"), ("POST /pre", b"d")])
+def test_a_request_head_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights,
+                                                                        monkeypatch, start, byte):
+    import bpnet.nn.serve as serve
+    monkeypatch.setattr(serve, "HEAD_SECONDS", 2.0)
+    with InProcess(good_weights) as srv:
+        started = time.monotonic()
+        with socket.create_connection(srv.address, timeout=20) as s:
+            s.sendall(start.encode())
+            reply = trickle_until_answered(s, byte)
+        assert reply.split(b"\r\n")[0].split()[1] == b"408", reply
+        assert reply.endswith(b'{"error": "request line and headers too slow: more than 2 s"}')
+        assert time.monotonic() - started < 6
+        with socket.create_connection(srv.address, timeout=20) as s:  # and it goes on
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(65536).startswith(b"HTTP/1.0 200 ")
+
+
+def test_connections_beyond_the_limit_are_answered_503_at_once(good_weights):
+    with InProcess(good_weights, max_connections=2) as srv:
+        idle = [socket.create_connection(srv.address, timeout=20) for _ in range(2)]
+        time.sleep(0.5)  # both accepted: each holds a thread waiting for its request
+        started = time.monotonic()
+        with socket.create_connection(srv.address, timeout=20) as s:
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert time.monotonic() - started < 2  # refused without waiting on anything
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0] == b"HTTP/1.0 503 Service Unavailable", reply
+        assert json.loads(body) == {"error": "busy: 2 connections are open, the most served "
+                                             "at once; try again"}
+        for s in idle:
+            s.close()
+        deadline = time.monotonic() + 10
+        while True:  # the two threads see their clients gone and free their places
+            with socket.create_connection(srv.address, timeout=20) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                status = s.recv(65536).split(b"\r\n")[0]
+            if status == b"HTTP/1.0 200 OK" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status == b"HTTP/1.0 200 OK"
+
+
+def test_max_connections_must_be_a_positive_number(bpnet_exe, good_weights):
+    r = subprocess.run([bpnet_exe, "serve", str(good_weights), "--max-connections", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--max-connections" in r.stderr and "Traceback" not in r.stderr

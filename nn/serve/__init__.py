@@ -11,6 +11,7 @@ Every refused request is a 4xx with ``{"error": "one line"}``, and the server go
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -29,6 +30,8 @@ from ..metrics import check_digit_input, input_scale, top_classes
 MAX_JSON = 256 * 1024  # bytes of a JSON body: 784 numbers need under 16 KB
 TIMEOUT = 10.0  # seconds a client may take to send its request (each read)
 BODY_SECONDS = 30.0  # seconds a client may take to send a whole body, however it trickles
+HEAD_SECONDS = 30.0  # seconds it may take to send its request line and headers, likewise
+MAX_CONNECTIONS = 32  # connections served at once (a thread each); more are answered 503
 PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
@@ -95,7 +98,43 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "bpnet"
     timeout = TIMEOUT
 
+    def setup(self):
+        super().setup()
+        self._headed = self._expired = False  # request line and headers: read / too slow
+        self._answered = False  # a response has been sent
+        self._deadline = threading.Timer(HEAD_SECONDS, self._expire)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _expire(self):
+        """HEAD_SECONDS after the connection: a request still sending its head (however
+        slowly each part comes) reads end-of-file from then on."""
+        if not self._headed:
+            self._expired = True
+            try:
+                self.connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def parse_request(self):
+        if self._expired:  # the request line was cut off: what parse_request would set
+            self.command, self.close_connection = None, True
+            self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        ok = not self._expired and super().parse_request()  # reads the headers
+        self._headed = True
+        self._deadline.cancel()
+        if self._expired and not self._answered:
+            self.send_error(HTTPStatus.REQUEST_TIMEOUT, f"request line and headers too slow: "
+                                                        f"more than {HEAD_SECONDS:g} s")
+            return False
+        return ok
+
+    def finish(self):
+        self._deadline.cancel()
+        super().finish()
+
     def send_json(self, status, obj):
+        self._answered = True
         body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -195,23 +234,64 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(weights, host="127.0.0.1", port=8000, quiet=False):
-    """A ThreadingHTTPServer for the weights file ``weights``, bound and ready to
-    ``serve_forever()`` (port 0: any free port; see ``server.server_address``)."""
+class Server(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once: a connection beyond
+    them is answered 503 with one line of JSON at once and closed, before anything of it is
+    read, so a flood of idle or slow clients costs a bounded number of threads."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler, max_connections=MAX_CONNECTIONS):
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            return self._refuse(request)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request):
+        body = json.dumps({"error": f"busy: {self.max_connections} connections are open, the "
+                                    f"most served at once; try again"}).encode()
+        head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")
+        try:
+            request.setblocking(False)  # never wait on a client that does not read
+            request.send(head.encode() + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+
+def make_server(weights, host="127.0.0.1", port=8000, quiet=False,
+                max_connections=MAX_CONNECTIONS):
+    """A ``Server`` for the weights file ``weights``, bound and ready to ``serve_forever()``
+    (port 0: any free port; see ``server.server_address``)."""
     classifier = Classifier(weights)
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = Server((host, port), Handler, max_connections)
     except OSError as e:
         raise BpnetError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
-    server.daemon_threads = True
     server.classifier, server.quiet = classifier, quiet
     return server
 
 
-def serve(weights, host="127.0.0.1", port=8000, quiet=False, ready=None):
+def serve(weights, host="127.0.0.1", port=8000, quiet=False, ready=None,
+          max_connections=MAX_CONNECTIONS):
     """Serve until interrupted (Ctrl-C returns normally); ``ready(url)`` is called once
     the server listens."""
-    server = make_server(weights, host, port, quiet)
+    server = make_server(weights, host, port, quiet, max_connections)
     try:
         host, port = server.server_address[:2]
         if ready:
