@@ -430,21 +430,26 @@ def _work(sweep, storage_url, study_name, cli, arrays, grace):
     arrays = {} if arrays is None else arrays
     while True:
         fail_stale_trials(study, grace)
-        frozen = claim_trial(study)
-        if frozen is None:
-            return
-        tid, started = frozen._trial_id, time.perf_counter()
-        beat = _Heartbeat(storage, tid)
-        beat.start()
-        try:
+        frozen = beat = None
+        try:  # from the claim on: a Ctrl-C at any moment marks the claimed trial interrupted
+            frozen = claim_trial(study)
+            if frozen is None:
+                return
+            tid, started = frozen._trial_id, time.perf_counter()
+            heartbeat = _Heartbeat(storage, tid)
+            heartbeat.start()
+            beat = heartbeat
             study.sampler = _sampler(sweep, frozen.number)
             trial = optuna.Trial(study, tid)
             value = run_trial(sweep, trial, arrays, cli)
         except optuna.TrialPruned:
             state, value = optuna.trial.TrialState.PRUNED, None
         except KeyboardInterrupt:
-            storage.set_trial_user_attr(tid, "error", "interrupted")
-            storage.set_trial_state_values(tid, optuna.trial.TrialState.FAIL)
+            if frozen is not None:
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted")
+                    storage.set_trial_state_values(frozen._trial_id,
+                                                   optuna.trial.TrialState.FAIL)
             return
         except (BpnetError, FloatingPointError) as e:
             storage.set_trial_user_attr(tid, "error", str(e))
@@ -452,8 +457,9 @@ def _work(sweep, storage_url, study_name, cli, arrays, grace):
         else:
             state = optuna.trial.TrialState.COMPLETE
         finally:
-            beat.done.set()
-            beat.join()
+            if beat is not None:
+                beat.done.set()
+                beat.join()
         storage.set_trial_user_attr(tid, "seconds", round(time.perf_counter() - started, 3))
         study.tell(frozen.number, value, state=state, skip_if_finished=True)
 

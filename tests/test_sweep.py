@@ -253,6 +253,28 @@ def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_sessio
     assert [t.user_attrs.get("error") for t in ts if t.state.name == "FAIL"] == ["interrupted"]
 
 
+def test_a_ctrl_c_right_after_a_claim_marks_that_trial_interrupted(tmp_path, monkeypatch,
+                                                                   mnist_session_dir):
+    # the moment between taking a trial and starting its heartbeat, where a loaded machine
+    # can deliver the interrupt: the trial must not stay RUNNING until it is called lost
+    from bpnet.nn import sweep as sweep_mod
+    sweep = sweep_mod.load_sweep(str(sweep_file(tmp_path, n=2)))
+    journal = str(tmp_path / "j.log")
+    sweep_mod.open_study(sweep, journal, "tiny")
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_mod._Heartbeat, "start", interrupted)
+    try:
+        sweep_mod.work(sweep, journal, "tiny", cli={"data_dir": str(mnist_session_dir),
+                                                     "offline": True})
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped work() and left its trial RUNNING")
+    states = [(t.state.name, t.user_attrs.get("error")) for t in trials(journal, "tiny")]
+    assert sorted(states) == [("FAIL", "interrupted"), ("WAITING", None)]
+
+
 # -- PostgreSQL --------------------------------------------------------------------------------
 def _pg_bin(name):
     found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
