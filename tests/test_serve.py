@@ -290,40 +290,6 @@ def test_the_served_files_are_in_the_package():
     assert Path(__file__).parent.parent.joinpath("nn", "serve", "static", "app.js").exists()
 
 
-def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, monkeypatch):
-    import threading
-
-    import bpnet.nn.serve as serve
-    monkeypatch.setattr(serve, "BODY_SECONDS", 2.0)
-    server = serve.make_server(good_weights, port=0, quiet=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        started = time.monotonic()
-        with socket.create_connection(server.server_address[:2], timeout=20) as s:
-            s.sendall((POST + "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n").encode())
-            reply = b""
-            for _ in range(40):  # a byte every 0.25 s: each read is well within its timeout
-                try:
-                    s.sendall(b"x")
-                except OSError:
-                    break
-                time.sleep(0.25)
-                s.setblocking(False)
-                try:
-                    reply += s.recv(65536)
-                except BlockingIOError:
-                    pass
-                s.setblocking(True)
-                if reply:
-                    break
-        assert reply.split(b"\r\n")[0].split()[1] == b"408", reply
-        assert b"body too slow" in reply
-        assert time.monotonic() - started < 6
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 class InProcess:
     """``make_server`` on a free loopback port, served by a thread of this process."""
 
@@ -363,6 +329,19 @@ def trickle_until_answered(s, byte, seconds=10):
         s.setblocking(True)
     s.setblocking(True)
     return reply
+
+
+def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, monkeypatch):
+    import bpnet.nn.serve as serve
+    monkeypatch.setattr(serve, "BODY_SECONDS", 2.0)
+    with InProcess(good_weights) as srv:
+        started = time.monotonic()
+        with socket.create_connection(srv.address, timeout=20) as s:
+            s.sendall((POST + "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n").encode())
+            reply = trickle_until_answered(s, b"x")
+        assert reply.split(b"\r\n")[0].split()[1] == b"408", reply
+        assert b"body too slow" in reply
+        assert time.monotonic() - started < 6
 
 
 @pytest.mark.parametrize("start, byte", [(POST + "X-Slow: ", b"y"), ("POST /pre", b"d")])
