@@ -196,6 +196,7 @@ class MultiLayerNet:
     def loss(self, x, t, train_flg=None, cols=None):
         """Mean cross-entropy of the batch plus the weight-decay penalty (the objective);
         the cross-entropy alone is kept in ``cross_entropy``. ``cols``: as for ``predict``."""
+        # without cols, predict is called as before: a subclass's predict(x, train_flg) still works
         scores = self.predict(x, train_flg) if cols is None else self.predict(x, train_flg, cols)
         self.cross_entropy = self.last_layer.forward(scores, t)
         return self.cross_entropy + self.penalty()
