@@ -1,5 +1,4 @@
 """The book's ``common.gradient``: centered differences with the book's step h = 1e-4."""
-import numpy as np
 
 from bpnet.nn.gradient import numerical_gradient as _numerical_gradient
 

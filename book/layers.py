@@ -5,7 +5,6 @@
 into their inputs (the book's Relu.backward writes into dout) and SoftmaxWithLoss is fused
 and stable; Convolution and Pooling (chapter 7) are not provided.
 """
-import numpy as np
 
 from bpnet.book.functions import *  # noqa: F401,F403  (the book's module re-exports them)
 from bpnet.nn.layers import Affine, BatchNormalization, Relu, Sigmoid, SoftmaxWithLoss  # noqa: F401

@@ -5,8 +5,8 @@ verified there when missing) instead of the book's ``mnist.pkl``.
 """
 import numpy as np
 
-from bpnet.nn.data import load_arrays, prepare
-from bpnet.nn.download import ensure_dataset
+from bpnet.data.download import ensure_dataset
+from bpnet.data.idx import load_arrays, prepare
 
 
 def load_mnist(normalize=True, flatten=True, one_hot_label=False):

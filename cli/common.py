@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from bpnet.nn.config import FIELDS, list_configs, load_config
-from bpnet.nn.errors import BpnetError
+from bpnet.errors import BpnetError
+from bpnet.training.config import FIELDS, list_configs, load_config
 
 
 def debug_enabled(ctx=None):
@@ -164,6 +164,6 @@ def warn(message):
 def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test")):
     """Download the missing files of a dataset's ``splits`` first, saying so (unless
     ``offline``)."""
-    from bpnet.nn.download import ensure_dataset
+    from bpnet.data.download import ensure_dataset
     return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
                           report=None if quiet else warn, splits=splits)

@@ -5,8 +5,9 @@ import click
 
 from bpnet.cli.common import (data_dir_option, debug_option, handle_errors, progress_bar_factory,
                               warn)
-from bpnet.nn.data import DATASETS, dataset_dir
-from bpnet.nn.download import HttpOptions, download_dataset
+from bpnet.data.download import HttpOptions, download_dataset
+from bpnet.data.home import dataset_dir
+from bpnet.data.specs import DATASETS
 
 
 @click.command(short_help="Fetch and verify a dataset into the data dir.")

@@ -6,10 +6,10 @@ import numpy as np
 
 from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_data, format_table,
                               handle_errors, threads_option)
-from bpnet.nn.data import load_split
-from bpnet.nn.io import network_from_weights
-from bpnet.nn.metrics import confusion_matrix, evaluate, input_scale
-from bpnet.nn.plots import error_grid, most_confident_errors
+from bpnet.apps.plots import error_grid, most_confident_errors
+from bpnet.data.idx import load_split
+from bpnet.nn.evaluate import confusion_matrix, evaluate, input_scale
+from bpnet.training.weights import network_from_weights
 
 
 @click.command("eval", short_help="Accuracy, loss, per-class table and confusion matrix.")

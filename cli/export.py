@@ -6,7 +6,7 @@ import json
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
-from bpnet.nn.export import export_onnx
+from bpnet.apps.export import export_onnx
 
 
 @click.command("export", short_help="Write a weights file as an ONNX model.")

@@ -9,10 +9,11 @@ from click.core import ParameterSource
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, echo_json,
                               format_table, handle_errors, load_config_from_cli, threads_option)
+from bpnet.data.home import dataset_dir
+from bpnet.data.idx import DataCorrupt, DataMissing, load_split, prepare
 from bpnet.nn import MultiLayerNet
-from bpnet.nn.config import INPUT_SIZE, OUTPUT_SIZE, defaults, network_kwargs
-from bpnet.nn.data import DataCorrupt, DataMissing, dataset_dir, load_split, prepare
 from bpnet.nn.gradcheck import DEFAULT_H, DEFAULT_TOL, check_layers, check_network
+from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, defaults, network_kwargs
 
 TOL_HELP = (
     "Largest relative error |a-n|/max(|a|,|n|,tiny) that passes [default: 1e-7]. In float64 a "

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
-from bpnet.nn.plots import plot_metrics
+from bpnet.apps.plots import plot_metrics
 
 
 @click.command(short_help="Loss and accuracy curves of a run as a PNG.")

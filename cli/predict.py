@@ -7,10 +7,10 @@ import click
 import numpy as np
 
 from bpnet.cli.common import debug_option, echo_json, handle_errors
-from bpnet.nn.images import load_digit
-from bpnet.nn.io import network_from_weights
-from bpnet.nn.metrics import check_digit_input, input_scale, top_classes
-from bpnet.nn.plots import digit_grid
+from bpnet.apps.plots import digit_grid
+from bpnet.data.images import load_digit
+from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
+from bpnet.training.weights import network_from_weights
 
 
 def _caption(result):

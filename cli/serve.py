@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
-from bpnet.nn.serve import MAX_CONNECTIONS
-from bpnet.nn.serve import serve as serve_page
+from bpnet.apps.serve import MAX_CONNECTIONS
+from bpnet.apps.serve import serve as serve_page
 
 
 @click.command(short_help="A local page to draw digits on, classified as you draw.")

@@ -8,12 +8,12 @@ import click
 
 from bpnet.cli.common import (data_dir_option, debug_option, ensure_data, format_table,
                               handle_errors)
-from bpnet.nn.errors import InputError
+from bpnet.errors import InputError
 
 
 def _list_sweeps(ctx, _param, value):
     if value:
-        from bpnet.nn.sweep import list_sweeps
+        from bpnet.sweep.spec import list_sweeps
         click.echo(format_table(["sweep", "description"], list_sweeps(), "ll"))
         ctx.exit()
 
@@ -29,7 +29,7 @@ class TrialBar:
                         dynamic_ncols=True, leave=False)
 
     def __call__(self, study):
-        from bpnet.nn.sweep import best_trials
+        from bpnet.sweep.results import best_trials
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         self.bar.update(len(done) - self.n)
         self.n = len(done)
@@ -44,8 +44,8 @@ class TrialBar:
 
 def _results(study, sweep, out, cli, k=10):
     """Print the table of the best trials; write trials.csv, best.yaml and sweep.png."""
-    from bpnet.nn.sweep import best_trials, plot_sweep, trial_rows, write_best_yaml, \
-        write_trials_csv
+    from bpnet.sweep.results import (best_trials, plot_sweep, trial_rows, write_best_yaml,
+                                     write_trials_csv)
     rows = {r["number"]: r for r in trial_rows(study, sweep)}
     states = {}
     for r in rows.values():
@@ -67,7 +67,7 @@ def _results(study, sweep, out, cli, k=10):
         plot_sweep(study, sweep, out / "sweep.png")
         written.append(out / "sweep.png")
     except Exception as e:  # matplotlib missing: say so, the rest stands
-        from bpnet.nn.plots import PlotUnavailable
+        from bpnet.apps.plots import PlotUnavailable
         if not isinstance(e, PlotUnavailable):
             raise
         click.echo(f"no picture: {e}")
@@ -110,7 +110,8 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     --study, joins the same study: the trial budget is global. Ctrl-C stops the workers;
     the same command continues.
     """
-    from bpnet.nn.sweep import default_jobs, load_sweep, run_sweep
+    from bpnet.sweep.spec import load_sweep
+    from bpnet.sweep.workers import default_jobs, run_sweep
     if sweep_file and config and sweep_file != config:
         raise click.UsageError("give the sweep file once: as the argument or as --config")
     if not (sweep_file or config):
@@ -134,9 +135,9 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
         study = run_sweep(sw, storage, study_name, jobs, cli, monitor=bar, grace=grace)
     except KeyboardInterrupt:
         bar.close()
-        from bpnet.nn.sweep import open_study
+        from bpnet.sweep.study import open_study
         _results(open_study(sw, storage, study_name), sw, out, cli)
-        click.echo(f"interrupted; run the same command to continue the study", err=True)
+        click.echo("interrupted; run the same command to continue the study", err=True)
         raise SystemExit(130)
     bar.close()
     if not quiet:

@@ -10,10 +10,11 @@ import click
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
                               handle_errors, load_config_from_cli, threads_option)
-from bpnet.nn.config import load_config
-from bpnet.nn.errors import InputError
-from bpnet.nn.files import clean_leftovers
-from bpnet.nn.train import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer, load_data
+from bpnet.base.folders import clean_leftovers
+from bpnet.errors import InputError
+from bpnet.training.batches import load_data
+from bpnet.training.config import load_config
+from bpnet.training.trainer import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer
 
 
 class BarProgress(Progress):

@@ -24,7 +24,7 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from .errors import InputError
+from bpnet.errors import InputError
 
 ENV = "BPNET_THREADS"
 # Products with fewer multiply-adds than this run whole on one thread: below it, handing blocks

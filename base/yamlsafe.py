@@ -1,0 +1,96 @@
+"""The one way bpnet reads YAML: ``yaml.safe_load`` with nesting bounded before anything is built,
+huge integer literals kept unconverted, and every failure a one-line ``ConfigError``; and the one
+way it writes YAML (lists on one line) and shows a value in a message."""
+from __future__ import annotations
+
+import math
+
+import yaml
+
+from bpnet.base.limits import MAX_DEPTH
+from bpnet.base.text import clip
+from bpnet.errors import ConfigError
+
+MAX_INT_DIGITS = 30  # longer integer literals are not converted (Python refuses > 4300 digits)
+
+
+class BigInt:
+    """An integer literal of more than MAX_INT_DIGITS digits, kept as its digit count."""
+
+    def __init__(self, text):
+        self.digits = sum(c.isdigit() for c in text)
+
+    def __repr__(self):
+        return f"an integer of {self.digits} digits"
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that huge integer literals stay unconverted."""
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if len(text) > MAX_INT_DIGITS:
+        return BigInt(text)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def load_yaml(text, source, value=False):
+    """``yaml.safe_load(text)`` with nesting bounded by MAX_DEPTH (checked on the event
+    stream, before anything is built) and any failure a one-line ConfigError; ``value``:
+    ``text`` is one --set value rather than a file."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
+                    raise ConfigError(f"{source}: {where}nested more than {MAX_DEPTH} levels "
+                                      f"deep; a config has sections of keys, 2 levels")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.load(text, Loader=_Loader)
+    except ConfigError:
+        raise
+    except yaml.YAMLError as e:
+        if value:
+            raise ConfigError(f"{source}: expected a YAML value, got {clip(repr(text), 60)} "
+                              f"({clip(getattr(e, 'problem', None) or e)})") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
+        raise ConfigError(f"{source}: {where}invalid YAML ({clip(what or str(e))})") from None
+    except (RecursionError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{source}: unreadable YAML ({clip(str(e))})") from None
+
+
+def show(value):
+    """A value as YAML writes it, on one short line."""
+    if isinstance(value, (list, dict)) and len(value) > 60:
+        return f"a {'list' if isinstance(value, list) else 'mapping'} of {len(value)} entries"
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    except (yaml.YAMLError, RecursionError, ValueError):  # a BigInt, a deeply nested value
+        return clip(repr(value), 60) if isinstance(value, BigInt) else \
+            f"a {type(value).__name__} nested too deeply to show"
+    text = text[:-len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
+    return clip(text, 60)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML with lists on one line (``hidden: [800]``)."""
+
+
+_Dumper.add_representer(
+    list, lambda dumper, v: dumper.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+
+
+
+
+def dump(doc):
+    """YAML text of ``doc`` (mappings in their order, lists on one line)."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

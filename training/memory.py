@@ -1,0 +1,85 @@
+"""What training a config needs in memory, estimated from the config alone, and the refusal of a
+config that cannot fit before anything is downloaded or allocated."""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+
+from bpnet.base.limits import limit
+from bpnet.base.text import human
+from bpnet.base.yamlsafe import show
+from bpnet.errors import ConfigError
+from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, TEST_SIZE, TRAIN_SIZE, _get, _set, defaults
+
+INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array
+OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2}  # arrays per parameter
+
+
+def memory_needs(cfg):
+    """{part: (bytes, the config key that drives it)}: an upper estimate of what training
+    with ``cfg`` allocates, each part computed from the config alone.
+
+    parameters: weights, gradients, optimizer state and the copies a save snapshots;
+    activations: each layer's forward output, mask and gradient for one mini-batch;
+    batches: the two chunks of input batches prepared ahead; evaluation: validation and test
+    inputs converted once plus one evaluation batch through the net; augmentation: the
+    float64 coordinate arrays of one batch and the elastic field's Gaussian kernel
+    (8·elastic_sigma + 57 entries); data: the uint8 dataset.
+    """
+    tr, model, aug = cfg["train"], cfg["model"], cfg["augment"]
+    item = np.dtype(tr["dtype"]).itemsize
+    sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
+    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    slots = OPTIMIZER_SLOTS.get(tr["optimizer"], 2)
+    width, bs = sum(sizes), tr["batch_size"]
+    n_eval = TEST_SIZE + cfg["data"]["validation"]
+    chunk = min(50 * bs, TRAIN_SIZE)
+    needs = {
+        "parameters": (weights * item * 2 * (2 + slots), "model.hidden"),
+        "activations": (bs * width * item * 4, "train.batch_size"),
+        "batches": (2 * chunk * INPUT_SIZE * (1 + item), "train.batch_size"),
+        "evaluation": (n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval)
+                       * width * item * 3, "eval.batch_size"),
+        "data": ((TRAIN_SIZE + TEST_SIZE) * (INPUT_SIZE + 8), "dataset"),
+    }
+    if any(aug[k] for k in ("shift", "rotate", "scale", "shear", "elastic_alpha")):
+        kernel = (8 * math.ceil(aug["elastic_sigma"]) + 57) * 8 * 3 if aug["elastic_alpha"] else 0
+        needs["augmentation"] = (bs * INPUT_SIZE * 8 * 12 + kernel,
+                                 "augment.elastic_sigma" if kernel > bs * INPUT_SIZE * 96
+                                 else "train.batch_size")
+    return needs
+
+
+MEMORY_KEYS = ("model.hidden", "train.batch_size", "eval.batch_size", "augment.elastic_sigma",
+               "train.optimizer", "train.dtype", "data.validation")
+
+
+def _costliest_key(cfg, total):
+    """The key of MEMORY_KEYS whose default would save the most memory (None: none saves)."""
+    saved = {}
+    for key in MEMORY_KEYS:
+        trial = copy.deepcopy(cfg)
+        _set(trial, key, _get(defaults(), key))
+        saved[key] = total - INTERPRETER - sum(b for b, _ in memory_needs(trial).values())
+    key = max(saved, key=saved.get)
+    return key if saved[key] > 0 else None
+
+
+def check_memory(cfg, origin=None):
+    """ConfigError when ``memory_needs(cfg)`` exceeds ``limit("memory")``, naming the key
+    behind the largest part and the estimate; nothing is allocated before this passes."""
+    needs = memory_needs(cfg)
+    total = INTERPRETER + sum(b for b, _ in needs.values())
+    available = limit("memory")
+    if total <= available:
+        return total
+    key = _costliest_key(cfg, total) or needs[max(needs, key=lambda p: needs[p][0])][1]
+    parts = ", ".join(f"{p} {human(b)}" for p, (b, _) in
+                      sorted(needs.items(), key=lambda kv: -kv[1][0])[:3])
+    raise ConfigError(f"{(origin or {}).get(key, 'defaults')}: {key}: {show(_get(cfg, key))} "
+                      f"needs about {human(total)} of memory to train ({parts}), more than "
+                      f"the {human(available)} available (BPNET_MAX_MEMORY)")
+
+
