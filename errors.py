@@ -18,7 +18,12 @@ class InputError(BpnetError, ValueError):
 
 
 class ConfigError(InputError):
-    """A config file, sweep file, override or option that does not fit its schema (exit status 2)."""
+    """A value of a config, sweep file, override, option or file meta that does not fit (exit
+    status 2), as fields: ``source`` (a file, ``--set KEY=VALUE``, ``command line``), ``key``
+    (dotted; None when the whole source is at fault) and ``reason``. It prints as one line,
+    ``SOURCE: KEY: REASON``."""
 
-    def __init__(self, message):
-        super().__init__(" ".join(str(message).splitlines()))
+    def __init__(self, source, key=None, reason=""):
+        self.source, self.key = str(source), key
+        self.reason = " ".join(str(reason).splitlines())
+        super().__init__(": ".join(part for part in (self.source, key, self.reason) if part))

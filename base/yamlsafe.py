@@ -38,10 +38,10 @@ def _construct_int(loader, node):
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
-def load_yaml(text, source, value=False):
+def load_yaml(text, source, key=None):
     """``yaml.safe_load(text)`` with nesting bounded by MAX_DEPTH (checked on the event
-    stream, before anything is built) and any failure a one-line ConfigError; ``value``:
-    ``text`` is one --set value rather than a file."""
+    stream, before anything is built) and any failure a one-line ConfigError of ``source``;
+    with ``key``, ``text`` is that key's one value (``--set KEY=VALUE``) rather than a file."""
     depth = 0
     try:
         for event in yaml.parse(text, Loader=_Loader):
@@ -49,23 +49,23 @@ def load_yaml(text, source, value=False):
                 depth += 1
                 if depth > MAX_DEPTH:
                     where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
-                    raise ConfigError(f"{source}: {where}nested more than {MAX_DEPTH} levels "
-                                      f"deep; a config has sections of keys, 2 levels")
+                    raise ConfigError(source, key, f"{where}nested more than {MAX_DEPTH} levels "
+                                                   f"deep; a config has sections of keys, 2 levels")
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
         return yaml.load(text, Loader=_Loader)
     except ConfigError:
         raise
     except yaml.YAMLError as e:
-        if value:
-            raise ConfigError(f"{source}: expected a YAML value, got {clip(repr(text), 60)} "
-                              f"({clip(getattr(e, 'problem', None) or e)})") from None
+        if key is not None:
+            raise ConfigError(source, key, f"expected a YAML value, got {clip(repr(text), 60)} "
+                                           f"({clip(getattr(e, 'problem', None) or e)})") from None
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
-        raise ConfigError(f"{source}: {where}invalid YAML ({clip(what or str(e))})") from None
+        raise ConfigError(source, None, f"{where}invalid YAML ({clip(what or str(e))})") from None
     except (RecursionError, ValueError, OverflowError) as e:
-        raise ConfigError(f"{source}: unreadable YAML ({clip(str(e))})") from None
+        raise ConfigError(source, key, f"unreadable YAML ({clip(str(e))})") from None
 
 
 def show(value):

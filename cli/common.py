@@ -10,7 +10,6 @@ import sys
 import click
 
 from bpnet.errors import BpnetError
-from bpnet.training.config import FIELDS, list_configs, load_config
 
 
 def debug_enabled(ctx=None):
@@ -94,8 +93,25 @@ def data_dir_option(fn):
 
 def _list_configs(ctx, _param, value):
     if value:
+        from bpnet.training.sources import list_configs
         click.echo(format_table(["config", "description"], list_configs(), "ll"))
         ctx.exit()
+
+
+def schema_option(kind):
+    """``--schema``: print the JSON Schema of ``kind`` files (config or sweep) and exit."""
+    def show(ctx, _param, value):
+        if value:
+            from bpnet.training.config import config_schema, schema_text
+            if kind == "sweep":
+                from bpnet.sweep.spec import sweep_schema as schema
+            else:
+                schema = config_schema
+            click.echo(schema_text(schema()), nl=False)
+            ctx.exit()
+    return click.option("--schema", is_flag=True, expose_value=False, is_eager=True,
+                        callback=show, help=f"Print the JSON Schema of {kind} files (for an "
+                                            f"editor's YAML language server) and exit.")
 
 
 def config_options(required=True):
@@ -117,17 +133,17 @@ def config_options(required=True):
     return decorate
 
 
-SHORTCUT_KEYS = {key.replace(".", "_"): key for key in FIELDS}
-
-
 def load_config_from_cli(config, sets, **shortcuts):
     """``load_config`` for a command: ``sets`` are the ``--set`` strings; each shortcut is
     a config key with ``_`` for ``.`` (``train_epochs=5``, ``output_dir=...``,
     ``data_dir=...``) holding an option's typed value, None when it was not given."""
-    unknown = set(shortcuts) - set(SHORTCUT_KEYS)
+    from bpnet.training.config import FIELDS
+    from bpnet.training.sources import load_config
+    keys = {key.replace(".", "_"): key for key in FIELDS}
+    unknown = set(shortcuts) - set(keys)
     if unknown:
         raise TypeError(f"not config keys: {', '.join(sorted(unknown))}")
-    return load_config(config, sets, {SHORTCUT_KEYS[k]: v for k, v in shortcuts.items()})
+    return load_config(config, sets, {keys[k]: v for k, v in shortcuts.items()})
 
 
 def echo_json(obj):

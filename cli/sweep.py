@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from bpnet.cli.common import (data_dir_option, debug_option, ensure_data, format_table,
-                              handle_errors)
+                              handle_errors, schema_option)
 from bpnet.errors import InputError
 
 
@@ -101,6 +101,7 @@ def _fmt(v):
 @data_dir_option
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@schema_option("sweep")
 @debug_option
 @handle_errors
 def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, offline, quiet):

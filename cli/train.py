@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
-                              handle_errors, load_config_from_cli, threads_option)
+                              handle_errors, load_config_from_cli, schema_option,
+                              threads_option)
 from bpnet.base.folders import clean_leftovers
 from bpnet.errors import InputError
 from bpnet.training.batches import load_data
-from bpnet.training.config import load_config
+from bpnet.training.sources import load_config
 from bpnet.training.trainer import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer
 
 
@@ -103,6 +104,7 @@ def _existing_run(cfg, force, data_dir):
               help="Continue the run in this directory from its checkpoint.")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
+@schema_option("config")
 @debug_option
 @handle_errors
 def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force, resume, offline, quiet):

@@ -13,39 +13,32 @@ integer coordinates read pixels exactly, so a pure shift moves content without b
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from bpnet.errors import InputError
+from pydantic import Field
+
+from bpnet.base.schema import Integer, Model, Number, validate
 
 SIDE = 28
-DEFAULTS = {"shift": 2, "rotate": 0.0, "scale": 0.0, "shear": 0.0,
-            "elastic_alpha": 0.0, "elastic_sigma": 4.0}
-# key -> (lowest allowed, highest allowed, whether the upper bound is excluded, meaning)
-LIMITS = {
-    "shift": (0, SIDE // 2, False, "whole pixels"),
-    "rotate": (0.0, 180.0, False, "degrees"),
-    "scale": (0.0, 1.0, True, "a fraction below 1"),
-    "shear": (0.0, 90.0, True, "degrees below 90"),
-    "elastic_alpha": (0.0, math.inf, True, "pixels"),
-    "elastic_sigma": (0.0, math.inf, True, "pixels"),
-}
+MAX_SIGMA = 1000.0  # the elastic field's Gaussian kernel has 8·sigma + 57 entries
 
 
-def _checked(key, value):
-    """``value`` as a number within LIMITS[key], or InputError naming ``augment.key``."""
-    lo, hi, open_hi, what = LIMITS[key]
-    kind = numbers.Integral if key == "shift" else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and lo <= value and (value < hi if open_hi else value <= hi)
-    if key == "elastic_sigma":
-        ok = ok and value > 0
-    if not ok:
-        top = "" if hi == math.inf else (f" and < {hi:g}" if open_hi else f" and <= {hi:g}")
-        low = "> 0" if key == "elastic_sigma" else f">= {lo:g}"
-        raise InputError(f"augment.{key}: expected a number {low}{top} ({what}), got {value!r}")
-    return int(value) if key == "shift" else float(value)
+class AugmentSettings(Model):
+    """How strongly each training batch is distorted (a config's ``augment`` section); every
+    strength 0 (the default) is no augmentation."""
+
+    shift: Integer = Field(0, ge=0, le=SIDE // 2, description=(
+        "Largest shift in whole pixels; each image draws dy, dx in ±shift."))
+    rotate: Number = Field(0.0, ge=0, le=180, description="Largest rotation in degrees.")
+    scale: Number = Field(0.0, ge=0, lt=1, description=(
+        "Largest zoom: the factor is uniform in 1 ± scale."))
+    shear: Number = Field(0.0, ge=0, lt=90, description="Largest shear angle in degrees.")
+    elastic_alpha: Number = Field(0.0, ge=0, description=(
+        "Elastic distortion strength in pixels; 0: off."))
+    elastic_sigma: Number = Field(4.0, gt=0, le=MAX_SIGMA, description=(
+        "Smoothness of the elastic field in pixels (beyond about 100, one shift for the whole "
+        "28x28 image)."))
 
 
 def gaussian_matrix(size, sigma, step=1, dtype=np.float32):
@@ -64,20 +57,18 @@ def gaussian_matrix(size, sigma, step=1, dtype=np.float32):
 class Augmenter:
     """Random distortion of image batches; ``augmenter(x)`` returns a new distorted batch.
 
-    shift: largest shift in whole pixels (each image draws dy, dx from -shift..shift);
-    rotate: largest rotation in degrees; scale: largest relative zoom (factor in 1±scale);
-    shear: largest shear angle in degrees; elastic_alpha: strength of the elastic field in
-    pixels (0: off); elastic_sigma: its smoothness in pixels. All draws are uniform and come
-    from ``rng`` (a seed or ``np.random.Generator``), so a seeded run is reproducible.
+    ``settings`` are the fields of :class:`AugmentSettings` (shift: largest shift in whole
+    pixels, each image drawing dy, dx from -shift..shift; rotate: largest rotation in degrees;
+    scale: largest relative zoom, a factor in 1±scale; shear: largest shear angle in degrees;
+    elastic_alpha: strength of the elastic field in pixels, 0: off; elastic_sigma: its
+    smoothness in pixels), each 0 unless given. All draws are uniform and come from ``rng``
+    (a seed or ``np.random.Generator``), so a seeded run is reproducible.
     x: (N, 784) or any (N, …) holding N 28×28 images, any float dtype, pixels 0..1 or 0..255.
     Every strength 0 makes it a no-op (it returns a copy).
     """
 
-    def __init__(self, shift=2, rotate=0.0, scale=0.0, shear=0.0, elastic_alpha=0.0,
-                 elastic_sigma=4.0, rng=None):
-        given = dict(shift=shift, rotate=rotate, scale=scale, shear=shear,
-                     elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma)
-        self.settings = {k: _checked(k, v) for k, v in given.items()}
+    def __init__(self, rng=None, **settings):
+        self.settings = validate(AugmentSettings, settings, "Augmenter", "augment.").model_dump()
         for key, value in self.settings.items():
             setattr(self, key, value)
         self.rng = np.random.default_rng(rng)
@@ -91,18 +82,13 @@ class Augmenter:
 
     @classmethod
     def from_config(cls, config, rng=None):
-        """From the ``augment`` section of a config: a dict (missing keys take the defaults)
-        or None (no augmentation)."""
+        """From the ``augment`` section of a config: a dict (missing keys take the defaults of
+        :class:`AugmentSettings`) or None (no augmentation)."""
         if config is None:
-            return cls(shift=0, rng=rng)
+            return cls(rng=rng)
         if not isinstance(config, dict):
-            raise InputError(f"augment: expected a mapping of {', '.join(DEFAULTS)}, "
-                             f"got {config!r}")
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise InputError(f"augment.{unknown[0]}: unknown key (expected one of "
-                             f"{', '.join(DEFAULTS)})")
-        return cls(**{**DEFAULTS, **config}, rng=rng)
+            validate(AugmentSettings, config, "config", "augment.")
+        return cls(rng=rng, **config)
 
     @property
     def active(self):

@@ -1,4 +1,4 @@
 """Deprecated: moved to bpnet.training.config, bpnet.training.memory, bpnet.base.yamlsafe, bpnet.errors."""
 from bpnet.base.compat import moved
 
-moved(__name__, "bpnet.training.config", "bpnet.training.memory", "bpnet.base.yamlsafe", "bpnet.errors")
+moved(__name__, "bpnet.training.config", "bpnet.training.sources", "bpnet.training.memory", "bpnet.base.yamlsafe", "bpnet.errors")

@@ -181,6 +181,7 @@ class Adam(SGD):
         _scaled_step(p, m, v, s, lr_t, eps)
 
 
+SCHEDULES = ("none", "step", "cosine", "onecycle")
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
               "rmsprop": RMSprop, "adam": Adam}
 
@@ -220,4 +221,4 @@ def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoc
     if schedule == "cosine":
         frac = min(iteration / max(total_iterations, 1), 1.0)
         return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
-    raise ValueError(f"schedule: expected none, step, cosine or onecycle, got {schedule!r}")
+    raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")

@@ -1,47 +1,93 @@
 """A sweep file: a base config, fixed settings and a search space over dotted config keys,
-checked against the config's own vocabulary before any trial runs."""
+declared once as models and checked against the config's own vocabulary before any trial runs.
+
+Every value a trial can take is checked as its config key is (``set`` values, each bound and
+each choice of the space), and the base config is read once: a trial's config is the base with
+two labelled sources on top, ``set`` and ``space``, so an error names the sweep file and the key
+as ``set.KEY`` or ``space.KEY``.
+"""
 from __future__ import annotations
 
-import difflib
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
 
-import yaml
+import annotated_types as at
+from pydantic import AfterValidator, Field
 
-from bpnet.base.yamlsafe import show as _show
+from bpnet.base.schema import Expected, Integer, Invalid, Model, Name, Number, check_field, validate
+from bpnet.base.yamlsafe import show
 from bpnet.errors import ConfigError
-from bpnet.training.config import (FIELDS, Field, _did_you_mean, _is_name, _read, choice,
-                                   list_configs, load_config, nullable, number,
-                                   resolve_config_path, text)
+from bpnet.training.config import FIELDS, schema_text
+from bpnet.training.sources import (Layers, did_you_mean, list_configs, read_yaml,
+                                    resolve_config_path)
 
 METRICS = ("val_acc", "val_loss")
 SAMPLERS = ("random", "grid", "tpe")
 PRUNERS = ("none", "median")
-DISTRIBUTIONS = ("log_uniform", "uniform", "int", "choice")
+SCHEMA_URL = "../schema/sweep.json"  # from configs/sweeps/; see sweep_schema()
 
 
 class SweepError(ConfigError):
     """A sweep file that does not fit its schema (exit status 2)."""
 
 
-SCHEMA = {
-    "name": Field(nullable(text("a name (no slashes)", _is_name)), None,
-                  "Sweep name: the default study name and `sweeps/<name>`; null: the file stem."),
-    "config": Field(text("a config path or shipped name"), "mnist.yaml",
-                    "Base config: a path (relative to the sweep file) or a shipped config's name."),
-    "set": Field(None, {}, "Fixed overrides: a mapping of dotted config keys to values."),
-    "space": Field(None, {}, "Search space: dotted config key -> {log_uniform|uniform|int: "
-                             "[low, high]} or {choice: [values]}."),
-    "sampler": Field(choice(*SAMPLERS), "tpe", "random (the book's), grid or tpe."),
-    "seed": Field(number(0, integer=True), 0, "Seed of the sampler (trial k draws from seed, k)."),
-    "n_trials": Field(number(0, low_open=True, integer=True), 20, "Trials in the whole study."),
-    "metric": Field(choice(*METRICS), "val_acc",
-                    "Last evaluation's validation accuracy (maximised) or loss (minimised)."),
-    "pruner": Field(choice(*PRUNERS), "none",
-                    "median: stop a trial whose epoch's metric is worse than the median of "
-                    "earlier trials at that epoch."),
-}
+def _increasing(strict, positive=False):
+    def check(pair):
+        low, high = pair
+        if (low >= high if strict else low > high) or (positive and low <= 0):
+            raise ValueError
+        return pair
+    return AfterValidator(check)
+
+
+Pair = Annotated[list[Number], at.Len(2, 2)]
+IntPair = Annotated[list[Integer], at.Len(2, 2)]
+
+
+class LogUniform(Model):
+    log_uniform: Annotated[Pair, _increasing(True, True),
+                           Expected("[low, high] numbers with low < high and low > 0")]
+
+
+class Uniform(Model):
+    uniform: Annotated[Pair, _increasing(True), Expected("[low, high] numbers with low < high")]
+
+
+class IntRange(Model):
+    int: Annotated[IntPair, _increasing(False), Expected("[low, high] integers with low <= high")]
+
+
+class Choice(Model):
+    choice: Annotated[list[Any], at.MinLen(1), Expected("a non-empty list")]
+
+
+DISTRIBUTIONS = {"log_uniform": LogUniform, "uniform": Uniform, "int": IntRange, "choice": Choice}
+DottedKeys = Annotated[dict[str, Any], Expected("a mapping of dotted config keys")]
+
+
+class SweepFile(Model):
+    """What a sweep file may hold."""
+
+    name: Optional[Name] = Field(None, description=(
+        "Sweep name: the default study name and `sweeps/<name>`; null: the file stem."))
+    config: Annotated[str, at.MinLen(1), Expected("a config path or shipped name")] = Field(
+        "mnist.yaml", description=(
+            "Base config: a path (relative to the sweep file) or a shipped config's name."))
+    set: DottedKeys = Field({}, description=(
+        "Fixed settings: a mapping of dotted config keys to values."))
+    space: DottedKeys = Field({}, description=(
+        "Search space: dotted config key -> {log_uniform|uniform|int: [low, high]} or "
+        "{choice: [values]}."))
+    sampler: Literal[SAMPLERS] = Field("tpe", description="random (the book's), grid or tpe.")
+    seed: Annotated[Integer, at.Ge(0)] = Field(0, description=(
+        "Seed of the sampler (trial k draws from seed, k)."))
+    n_trials: Annotated[Integer, at.Gt(0)] = Field(20, description="Trials in the whole study.")
+    metric: Literal[METRICS] = Field("val_acc", description=(
+        "Last evaluation's validation accuracy (maximised) or loss (minimised)."))
+    pruner: Literal[PRUNERS] = Field("none", description=(
+        "median: stop a trial whose epoch's metric is worse than the median of earlier trials "
+        "at that epoch."))
 
 
 @dataclass
@@ -69,7 +115,7 @@ class Dimension:
 
 def _label(value):
     """Optuna's categorical choices are scalars: lists and mappings go as their YAML text."""
-    return value if value is None or isinstance(value, (bool, int, float, str)) else _show(value)
+    return value if value is None or isinstance(value, (bool, int, float, str)) else show(value)
 
 
 @dataclass
@@ -85,42 +131,50 @@ class Sweep:
     metric: str = "val_acc"
     pruner: str = "none"
     base: dict = field(default_factory=dict)
+    _layers: dict = field(default_factory=dict, repr=False)
 
     @property
     def direction(self):
         return "maximize" if self.metric == "val_acc" else "minimize"
 
-    def trial_config(self, params, cli=None, where="space", number=None):
+    def _base_layers(self):
+        """The base config with ``set`` applied (read once)."""
+        if "base" not in self._layers:
+            path = resolve_config_path(self.config)
+            try:
+                layers = Layers().apply(str(path), read_yaml(path)).apply("set", self.set, True)
+            except ConfigError as e:
+                raise self._blame(e) from None
+            self._layers["base"], self._layers["stem"] = layers, path.stem
+        return self._layers["base"]
+
+    def _blame(self, e):
+        if e.source in ("set", "space"):
+            return SweepError(self.path, f"{e.source}.{e.key}", e.reason)
+        return SweepError(f"{self.path}: {e.source}", e.key, e.reason)
+
+    def trial_config(self, params, cli=None, number=None):
         """The resolved config of one trial: base, ``set``, then ``params`` (dotted key ->
         value); a value the config refuses is a SweepError naming the sweep file and key.
         Trial ``number`` trains with ``train.seed`` = its number (its own initial weights and
         batch order, as each trial of the book's loop), unless ``set`` or the space gives one."""
-        values = {**self.set, **params}
-        if number is not None and "train.seed" not in values:
+        values = dict(params)
+        if number is not None and "train.seed" not in values and "train.seed" not in self.set:
             values["train.seed"] = number
-        overrides = [f"{k}={_flow(v)}" for k, v in values.items()]
+        layers = self._base_layers().copy()
         try:
-            cfg = load_config(self.config, overrides, cli)
+            layers.apply("space", values, dotted=True)
+            given = {k: v for k, v in (cli or {}).items() if v is not None}
+            if given:
+                layers.apply("command line", given, dotted=True)
+            cfg = layers.resolve(self._layers["stem"])
         except ConfigError as e:
-            msg = str(e)
-            for k in overrides:
-                if msg.startswith(f"--set {k}: "):
-                    key = k.partition("=")[0]
-                    part = where if key in params else "set"
-                    rest = msg[len(f"--set {k}: "):]
-                    rest = rest[len(key) + 2:] if rest.startswith(f"{key}: ") else rest
-                    raise SweepError(f"{self.path}: {part}.{key}: {rest}") from None
-            raise SweepError(f"{self.path}: {msg}") from None
+            raise self._blame(e) from None
         if cfg["data"]["validation"] == 0:
-            raise SweepError(f"{self.path}: data.validation: a sweep selects on validation "
-                             f"images, got 0 in its config (never on the test set): set "
-                             f"data.validation > 0")
+            raise SweepError(self.path, "data.validation", "a sweep selects on validation "
+                             "images, got 0 in its config (never on the test set): set "
+                             "data.validation > 0")
         return cfg
-
-
-def _flow(value):
-    return yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip().removesuffix(
-        "\n...")
 
 
 def list_sweeps():
@@ -133,28 +187,20 @@ def resolve_sweep_path(path_or_name):
     return resolve_config_path(path_or_name, "sweeps", "sweep")
 
 
-def _pair(kind, v, spec_where):
-    ok = isinstance(v, list) and len(v) == 2
-    if kind == "int":
-        ok = ok and all(isinstance(b, int) and not isinstance(b, bool) for b in v) and v[0] <= v[1]
-        expected = "[low, high] integers with low <= high"
-    else:
-        v = [float(b) if isinstance(b, str) and _is_float(b) else b for b in v] if ok else v
-        ok = ok and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
-                        for b in v) and v[0] < v[1] and (kind == "uniform" or v[0] > 0)
-        expected = "[low, high] numbers with low < high" + (" and low > 0" if kind != "uniform"
-                                                              else "")
-    if not ok:
-        raise SweepError(f"{spec_where}: expected {expected}, got {_show(v)}")
-    return list(v)
-
-
-def _is_float(s):
+def _dimension(path, key, spec):
+    """The Dimension of ``space.KEY: spec``, each bound or choice checked as the config key."""
+    where = f"space.{key}"
+    if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS):
+        raise SweepError(path, where, f"expected one of "
+                         f"{{{': ..., '.join(DISTRIBUTIONS)}: ...}}, got {show(spec)}")
+    kind = next(iter(spec))
+    values = getattr(validate(DISTRIBUTIONS[kind], spec, path, f"{where}.", SweepError), kind)
+    known = FIELDS[key]
     try:
-        float(s)
-    except ValueError:
-        return False
-    return True
+        values = [check_field(known.model, known.name, v) for v in values]
+    except Invalid as e:
+        raise SweepError(path, where, e.reason) from None
+    return Dimension(key, kind, values)
 
 
 def load_sweep(path_or_name, cli=None):
@@ -162,60 +208,51 @@ def load_sweep(path_or_name, cli=None):
     every trial (``{"data_dir": ...}``). Each bound and choice of the space is tried on the
     config, so a value the config would refuse is refused here, naming the sweep key."""
     path = resolve_sweep_path(path_or_name)
-    doc = _read(path, SCHEMA)
-    values = {}
-    for key, value in doc.items():
-        spec = SCHEMA.get(key) if isinstance(key, str) else None
-        if spec is None:
-            near = difflib.get_close_matches(str(key), SCHEMA, n=1, cutoff=0.6)
-            hint = f" (did you mean {near[0]}?)" if near else f" (expected {', '.join(SCHEMA)})"
-            raise SweepError(f"{path}: {key}: unknown key{hint}")
-        if spec.kind is not None:
-            try:
-                value = spec.kind.convert(value)
-            except (ValueError, TypeError):
-                raise SweepError(f"{path}: {key}: expected {spec.kind.expected}, "
-                                 f"got {_show(value)}") from None
-        elif not isinstance(value, dict):
-            raise SweepError(f"{path}: {key}: expected a mapping of dotted config keys, "
-                             f"got {_show(value)}")
-        values[key] = value
-    config = values.get("config", SCHEMA["config"].default)
+    doc = validate(SweepFile, read_yaml(path, SweepFile.model_fields), path, error=SweepError)
+    config = doc.config
     if not Path(config).is_absolute() and (path.parent / config).is_file():
         config = str(path.parent / config)
     try:
         resolve_config_path(config)
     except ConfigError as e:
-        raise SweepError(f"{path}: config: {e}") from None
-    sets, space = values.get("set", {}), []
-    for key in list(sets) + list(values.get("space", {})):
-        if key not in FIELDS:
-            raise SweepError(f"{path}: {'set' if key in sets else 'space'}.{key}: unknown config "
-                             f"key{_did_you_mean(str(key))}")
-    for key, spec in values.get("space", {}).items():
-        where = f"{path}: space.{key}"
-        if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS):
-            raise SweepError(f"{where}: expected one of {{{': ..., '.join(DISTRIBUTIONS)}: ...}}, "
-                             f"got {_show(spec)}")
-        kind, v = next(iter(spec.items()))
-        if kind == "choice":
-            if not (isinstance(v, list) and v):
-                raise SweepError(f"{where}: expected choice: a non-empty list, got {_show(v)}")
-        else:
-            v = _pair(kind, v, f"{where}.{kind}")
-        space.append(Dimension(key, kind, v))
-    sweep = Sweep(path, values.get("name") or path.stem, config, dict(sets), space,
-                  **{k: values[k] for k in ("sampler", "seed", "n_trials", "metric", "pruner")
-                     if k in values})
-    sweep.base = sweep.trial_config({}, cli)
-    for dim in space:  # every bound and choice must make a valid config
-        for v in dim.values:
-            sweep.trial_config({dim.key: v}, cli)
-    if sweep.sampler == "grid":
-        bad = [d.key for d in space if d.kind not in ("choice", "int")]
+        raise SweepError(path, "config", str(e)) from None
+    for part, keys in (("set", doc.set), ("space", doc.space)):
+        for key in keys:
+            if key not in FIELDS:
+                raise SweepError(path, f"{part}.{key}",
+                                 f"unknown config key{did_you_mean(str(key))}")
+    space = [_dimension(path, key, spec) for key, spec in doc.space.items()]
+    if doc.sampler == "grid":
+        bad = next((d for d in space if d.kind not in ("choice", "int")), None)
         if bad:
-            raise SweepError(f"{path}: space.{bad[0]}: the grid sampler needs choice or int "
-                             f"dimensions, got {next(d.kind for d in space if d.key == bad[0])}")
+            raise SweepError(path, f"space.{bad.key}", f"the grid sampler needs choice or int "
+                                                       f"dimensions, got {bad.kind}")
+    sweep = Sweep(path, doc.name or path.stem, config, dict(doc.set), space, doc.sampler,
+                  doc.seed, doc.n_trials, doc.metric, doc.pruner)
+    sweep.base = sweep.trial_config({}, cli)
+    seen = set()
+    for dim in space:  # every bound and choice must make a valid config (rules, memory)
+        for v in dim.values:
+            label = (dim.key, _label(v))
+            if label not in seen:
+                seen.add(label)
+                sweep.trial_config({dim.key: v}, cli)
     return sweep
 
 
+def sweep_schema():
+    """The JSON Schema of a sweep file; ``set`` and ``space`` list every config key."""
+    from bpnet.base.schema import field_schema, json_schema
+    schema = {**json_schema(SweepFile), "title": "bpnet sweep"}
+    props, defs = schema["properties"], schema.setdefault("$defs", {})
+    defs["Distribution"] = {"oneOf": [json_schema(model) for model in DISTRIBUTIONS.values()]}
+    props["set"].update(properties={k: field_schema(f.model, f.name) for k, f in FIELDS.items()},
+                        additionalProperties=False)
+    props["space"].update(properties={k: {"$ref": "#/$defs/Distribution"} for k in FIELDS},
+                          additionalProperties=False)
+    return schema
+
+
+__all__ = ["SweepError", "Sweep", "Dimension", "SweepFile", "load_sweep", "list_sweeps",
+           "resolve_sweep_path", "sweep_schema", "schema_text", "METRICS", "SAMPLERS", "PRUNERS",
+           "DISTRIBUTIONS"]

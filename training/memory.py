@@ -11,10 +11,10 @@ from bpnet.base.limits import limit
 from bpnet.base.text import human
 from bpnet.base.yamlsafe import show
 from bpnet.errors import ConfigError
-from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, TEST_SIZE, TRAIN_SIZE, _get, _set, defaults
+from bpnet.nn.optim import OPTIMIZERS
+from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, TEST_SIZE, TRAIN_SIZE, defaults, get, put
 
 INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array
-OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "adagrad": 1, "adam": 2}  # arrays per parameter
 
 
 def memory_needs(cfg):
@@ -32,7 +32,7 @@ def memory_needs(cfg):
     item = np.dtype(tr["dtype"]).itemsize
     sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
     weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    slots = OPTIMIZER_SLOTS.get(tr["optimizer"], 2)
+    slots = len(OPTIMIZERS[tr["optimizer"]].slots)  # arrays the update rule carries per parameter
     width, bs = sum(sizes), tr["batch_size"]
     n_eval = TEST_SIZE + cfg["data"]["validation"]
     chunk = min(50 * bs, TRAIN_SIZE)
@@ -61,7 +61,7 @@ def _costliest_key(cfg, total):
     saved = {}
     for key in MEMORY_KEYS:
         trial = copy.deepcopy(cfg)
-        _set(trial, key, _get(defaults(), key))
+        put(trial, key, get(defaults(), key))
         saved[key] = total - INTERPRETER - sum(b for b, _ in memory_needs(trial).values())
     key = max(saved, key=saved.get)
     return key if saved[key] > 0 else None
@@ -78,8 +78,9 @@ def check_memory(cfg, origin=None):
     key = _costliest_key(cfg, total) or needs[max(needs, key=lambda p: needs[p][0])][1]
     parts = ", ".join(f"{p} {human(b)}" for p, (b, _) in
                       sorted(needs.items(), key=lambda kv: -kv[1][0])[:3])
-    raise ConfigError(f"{(origin or {}).get(key, 'defaults')}: {key}: {show(_get(cfg, key))} "
-                      f"needs about {human(total)} of memory to train ({parts}), more than "
-                      f"the {human(available)} available (BPNET_MAX_MEMORY)")
+    raise ConfigError((origin or {}).get(key, "defaults"), key,
+                      f"{show(get(cfg, key))} needs about {human(total)} of memory to train "
+                      f"({parts}), more than the {human(available)} available "
+                      f"(BPNET_MAX_MEMORY)")
 
 

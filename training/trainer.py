@@ -17,14 +17,13 @@ The loop takes progress reporting as an injected object, so it runs without any 
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
-import json
 import math
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,8 @@ from bpnet.nn.threads import use as use_threads
 from bpnet.training.batches import (AUGMENT_STREAM, COLUMNS_MIN_WIDTH, DROPOUT_STREAM,
                                     INIT_STREAM, BatchStream, seeded_rng)
 from bpnet.training.config import dump_config, network_kwargs
-from bpnet.training.weights import WeightsError, load_npz, parse_json, save_npz, save_weights
+from bpnet.training.checkpoint import State, read_checkpoint, write_checkpoint
+from bpnet.training.weights import WeightsError, save_weights
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
                   "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
@@ -80,25 +80,6 @@ class StopFlag:
 
     def __init__(self):
         self.requested = None
-
-
-@dataclass
-class State:
-    """Everything besides parameters and optimizer arrays that a resume needs."""
-
-    iteration: int = 0
-    epoch: int = 0
-    loss_sum: float = 0.0  # cross-entropy of the epoch's batches, times their sizes
-    penalty_sum: float = 0.0  # the weight-decay term at each of those batches, likewise
-    correct: int = 0
-    seen: int = 0
-    best: float = -1.0
-    best_iteration: int = 0
-    loss_limit: float | None = None
-    bad_evals: int = 0
-    elapsed: float = 0.0
-    eval_seconds: float = 0.0  # of elapsed, spent evaluating and saving
-    rows: list = field(default_factory=list)
 
 
 class Trainer:
@@ -328,51 +309,28 @@ class Trainer:
     def save_checkpoint(self):
         if self.run_dir is None:
             return
-        st = self.state
-        extra = {k: v for k, v in vars(st).items() if k != "rows"}
-        arrays = {f"param.{k}": v.copy() for k, v in self.net.state_arrays().items()}
-        arrays.update({f"opt.{k}": v.copy() for k, v in self.opt.state.items()})
-        arrays["state"] = json.dumps({
-            "state": extra, "rows": st.rows, "opt_step": self.opt.step,
-            "total": self.total})
-        self._save(save_npz, self.run_dir / "checkpoint.npz", arrays)
-        self._ckpt_it = st.iteration
+        arrays = {k: v.copy() for k, v in self.net.state_arrays().items()}
+        opt_state = {k: v.copy() for k, v in self.opt.state.items()}
+        self._save(write_checkpoint, self.run_dir / "checkpoint.npz", arrays, opt_state,
+                   self.opt.step, copy.deepcopy(self.state), self.total)
+        self._ckpt_it = self.state.iteration
 
     def load_checkpoint(self):
         path = self.run_dir / "checkpoint.npz"
-        shapes = {f"param.{k}": v.shape for k, v in self.net.state_arrays().items()}
-        arrays = load_npz(path, "checkpoint", lambda key: shapes.get(
-            key, self.net.flat_params.shape if key.startswith("opt.") else None))
-        state = arrays.get("state")
-        if state is None or state.shape != () or state.dtype.kind != "U":
-            raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
-        doc = parse_json(path, str(arrays.pop("state")[()]), "state")
-        if not _is_checkpoint_state(doc):
-            raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected opt_step, "
-                               f"total, rows and state of numbers)")
+        shapes = {k: v.shape for k, v in self.net.state_arrays().items()}
+        params, opt_state, opt_step, state, total = read_checkpoint(
+            path, shapes, self.net.flat_params.shape)
         try:
-            self.net.set_params({k[6:]: v for k, v in arrays.items() if k.startswith("param.")})
-            self.opt.state = {k[4:]: v.copy() for k, v in arrays.items() if k.startswith("opt.")}
-            self.opt.step = doc["opt_step"]
-            self.state = State(**doc["state"], rows=doc["rows"])
-        except (KeyError, ValueError, TypeError) as e:
+            self.net.set_params(params)
+        except (KeyError, ValueError) as e:
             raise WeightsError(f"{path}: not a usable checkpoint "
                                f"({type(e).__name__}: {clip(e)})") from None
+        self.opt.state = {k: v.copy() for k, v in opt_state.items()}
+        self.opt.step, self.state = opt_step, state
         self._ckpt_it = self.state.iteration
-        if doc["total"] != self.total:
-            raise WeightsError(f"{path}: checkpoint is for {doc['total']} iterations, the config "
+        if total != self.total:
+            raise WeightsError(f"{path}: checkpoint is for {total} iterations, the config "
                                f"asks for {self.total}")
-
-
-def _is_checkpoint_state(doc):
-    def number(v):
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-    return (isinstance(doc, dict)
-            and all(isinstance(doc.get(k), int) for k in ("opt_step", "total"))
-            and isinstance(doc.get("rows"), list) and isinstance(doc.get("state"), dict)
-            and all(number(v) for v in doc["state"].values())
-            and all(isinstance(r, dict) and not any(isinstance(v, (list, dict)) for v in r.values())
-                    for r in doc["rows"]))
 
 
 def _fmt(v):

@@ -13,12 +13,17 @@ import math
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import annotated_types as at
 
 import numpy as np
+from pydantic import ConfigDict, ValidationError
 
 from bpnet.base.files import (ZIP_MAGIC, atomic_write, describe, head, image_kind, npy_header,
                               regular_file)
 from bpnet.base.limits import limit
+from bpnet.base.schema import Expected, Flag, Integer, Model, Number, first_error
 from bpnet.base.text import clip, excerpt, human
 from bpnet.data.specs import DATASETS
 from bpnet.errors import InputError
@@ -174,35 +179,32 @@ def save_weights(path, params, meta):
     save_npz(path, {**params, "meta": json.dumps(meta, sort_keys=True)})
 
 
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
+Sizes = Annotated[list[Annotated[Integer, at.Gt(0), at.Le(MAX_UNITS)]], at.Len(2, MAX_LAYERS + 1),
+                  Expected(f"a list of 2 to {MAX_LAYERS + 1} integers in 1..{MAX_UNITS}")]
+Text = Annotated[str, Expected("a string")]
 
 
-def _is_sizes(v):
-    return isinstance(v, list) and 2 <= len(v) <= MAX_LAYERS + 1 and all(
-        _int(s) and 0 < s <= MAX_UNITS for s in v)
+class WeightsMeta(Model):
+    """A weights file's ``meta``: what network it holds and how its inputs are scaled. Fields
+    absent from older files take these defaults; fields bpnet does not know are kept as they
+    are (``labels``, later versions' additions)."""
 
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
-# Each known meta field: (check, what was expected). Absent optional fields take their
-# defaults (old files have no batchnorm/dropout); unknown fields are ignored.
-META_FIELDS = {
-    "sizes": (_is_sizes, f"a list of 2 to {MAX_LAYERS + 1} integers in 1..{MAX_UNITS}"),
-    "activation": (lambda v: isinstance(v, str) and v in ACTIVATIONS,
-                   "one of " + ", ".join(ACTIVATIONS)),
-    "dataset": (lambda v: isinstance(v, str) and v in DATASETS, "one of " + ", ".join(DATASETS)),
-    "normalize": (lambda v: isinstance(v, bool), "true or false"),
-    "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
-    "batchnorm": (lambda v: isinstance(v, bool), "true or false"),
-    "dropout": (lambda v: (_int(v) or isinstance(v, float)) and 0 <= v < 1, "a number in [0, 1)"),
-    "iteration": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
-    "format": (lambda v: isinstance(v, str), "a string"),
-    "kind": (lambda v: isinstance(v, str), "a string"),
-    "selected_on": (lambda v: isinstance(v, str), "a string"),
-    "bpnet_version": (lambda v: isinstance(v, str), "a string"),
-    "metrics": (lambda v: isinstance(v, dict), "a mapping"),
-    "config": (lambda v: isinstance(v, dict), "a mapping"),
-}
-REQUIRED_META = ("sizes", "activation")
+    sizes: Sizes
+    activation: Literal[tuple(ACTIVATIONS)]
+    dataset: Literal[DATASETS] = "mnist"
+    normalize: Flag = True
+    dtype: Optional[Annotated[Literal["float32", "float64"], Expected("float32 or float64")]] = None
+    batchnorm: Flag = False
+    dropout: Annotated[Number, at.Ge(0), at.Lt(1)] = 0.0
+    iteration: Optional[Annotated[Integer, at.Ge(0)]] = None
+    format: Optional[Text] = None
+    kind: Optional[Text] = None
+    selected_on: Optional[Text] = None
+    bpnet_version: Optional[Text] = None
+    metrics: Optional[Annotated[dict, Expected("a mapping")]] = None
+    config: Optional[Annotated[dict, Expected("a mapping")]] = None
 
 
 def parse_json(path, text, what):
@@ -216,25 +218,27 @@ def parse_json(path, text, what):
 
 
 def check_meta(path, meta):
-    """``meta`` (parsed JSON) if it describes a network bpnet can build, else WeightsError
-    naming the field, what was expected and a short excerpt of what was found."""
+    """``meta`` (parsed JSON) with every field :class:`WeightsMeta` declares (defaults filled
+    in) if it describes a network bpnet can build, else WeightsError naming the field, what was
+    expected and a short excerpt of what was found."""
     if not isinstance(meta, dict):
         raise WeightsError(f"{path}: meta: expected a JSON object, got {excerpt(meta)}")
-    for key in REQUIRED_META:
-        if key not in meta:
+    for key, info in WeightsMeta.model_fields.items():
+        if info.is_required() and key not in meta:
             raise WeightsError(f"{path}: meta has no {key!r}; expected a bpnet weights file")
-    for key, (ok, expected) in META_FIELDS.items():
-        if key in meta and not ok(meta[key]):
-            raise WeightsError(f"{path}: meta.{key}: expected {expected}, got "
-                               f"{excerpt(meta[key])}")
-    return meta
+    try:
+        checked = WeightsMeta.model_validate(meta)
+    except ValidationError as e:
+        key, reason = first_error(WeightsMeta, e, meta, shown=excerpt)
+        raise WeightsError(f"{path}: meta.{key}: {reason}") from None
+    return {**meta, **checked.model_dump(exclude_none=True, exclude=set(checked.model_extra))}
 
 
 def expected_arrays(meta):
     """{name: shape} of the arrays a weights file with this (checked) meta holds: W1, b1 …
     Wn, bn, and gamma{i}, beta{i}, running_mean{i}, running_var{i} of each hidden layer i
     when ``meta.batchnorm``."""
-    sizes, batchnorm = meta["sizes"], meta.get("batchnorm", False)
+    sizes, batchnorm = meta["sizes"], meta["batchnorm"]
     return {**param_shapes(sizes, batchnorm), **buffer_shapes(sizes, batchnorm)}
 
 
@@ -277,7 +281,7 @@ def network_from_weights(path, dtype=None):
     sizes = meta["sizes"]
     net = MultiLayerNet(sizes[0], sizes[1:-1], sizes[-1], activation=meta["activation"],
                         dtype=dtype or params["W1"].dtype,
-                        batchnorm=meta.get("batchnorm", False), dropout=meta.get("dropout", 0.0))
+                        batchnorm=meta["batchnorm"], dropout=meta["dropout"])
     net.set_params(params)
     net.training = False
     return net, meta
