@@ -1,7 +1,8 @@
 """The book's ``dataset.mnist.load_mnist`` over bpnet's verified MNIST.
 
-The files are read from ``$BPNET_DATA_DIR/mnist`` or ``data/mnist`` (downloaded and
-verified there when missing) instead of the book's ``mnist.pkl``.
+The files are read from ``$BPNET_DATA_DIR/mnist``, else the per-user data home's ``mnist``
+folder (``bpnet.data.home``; downloaded and verified there when missing) instead of the book's
+``mnist.pkl``.
 """
 import numpy as np
 

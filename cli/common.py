@@ -88,7 +88,8 @@ def threads_option(help_suffix=""):
 def data_dir_option(fn):
     return click.option(
         "--data-dir", type=click.Path(file_okay=False), default=None, envvar="BPNET_DATA_DIR",
-        show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: data/].")(fn)
+        show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: the per-user data "
+             "home, e.g. ~/.local/share/bpnet].")(fn)
 
 
 def _list_configs(ctx, _param, value):

@@ -38,7 +38,7 @@ def main():
     """Train, check and evaluate MNIST networks with hand-written backpropagation.
 
     \b
-      bpnet download                          fetch and verify MNIST into data/
+      bpnet download                          fetch and verify MNIST into the data home
       bpnet gradcheck                         backprop against numerical gradients
       bpnet train --config mnist.yaml         train; writes runs/mnist/
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
