@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpnet.nn.data import default_data_dir, load_dataset
+from bpnet.data.home import default_data_dir
+from bpnet.data.idx import load_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -19,7 +19,7 @@ import numpy as np
 from _shared import data_dir_default, load_mnist
 
 from bpnet.nn import MultiLayerNet, threads
-from bpnet.nn.augment import Augmenter
+from bpnet.data.augment import Augmenter
 
 SETTINGS = {
     "shift 2": dict(shift=2),

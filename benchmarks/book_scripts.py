@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import data_dir_default  # noqa: E402
 
-from bpnet.nn.data import load_arrays  # noqa: E402
+from bpnet.data.idx import load_arrays  # noqa: E402
 
 # The one-line rule a reader applies to a script of the book.
 IMPORT_RULE = [(re.compile(r"^(\s*)from common\.(\w+) import", re.M), r"\1from bpnet.book.\2 import"),

@@ -3,8 +3,8 @@
 Builds each input in a temporary folder (a deflated .npz whose W1 inflates to 2 GB, a 50 MB
 config, a 9500x9500 PNG of 100 KB, an .npy and a PGM claiming 10^12 pixels, /dev/zero, a config
 asking for 10^8 hidden units), runs the command on it and prints the exit status, the child's
-own peak resident memory (see tests/peak.py) and wall time, with their ratio to a good input measured
-in the same run (`bpnet predict` of one 28x28 digit). Run:
+own peak resident memory (see tests/helpers/peak.py) and wall time, with their ratio to a good
+input measured in the same run (`bpnet predict` of one 28x28 digit). Run:
 
     python benchmarks/hostile_inputs.py
 """
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
 from peak import run_measured  # noqa: E402
 
-from bpnet.nn.io import save_weights
 from bpnet.nn.network import param_shapes
+from bpnet.training.weights import save_weights
 
 BPNET = shutil.which("bpnet", path=str(Path(sys.executable).parent)) or "bpnet"
 

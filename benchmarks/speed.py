@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _shared import data_dir_default  # noqa: E402
 
 from bpnet.nn import threads  # noqa: E402
-from bpnet.nn.train import Progress  # noqa: E402
+from bpnet.training.trainer import Progress  # noqa: E402
 
 HERE = Path(__file__).resolve()
 TORCH_SCRIPT = r"""
@@ -95,8 +95,8 @@ class StepClock(Progress):
 
 def train_iterations(data, hidden, iterations, n, tmp):
     """Seconds of bpnet's training iterations (no evaluation) of 784-hidden-10, batch 100."""
-    from bpnet.nn.config import load_config
-    from bpnet.nn.train import Trainer
+    from bpnet.training.sources import load_config
+    from bpnet.training.trainer import Trainer
     cfg = load_config("mnist", [f"model.hidden=[{hidden}]", "model.weight_init=he"],
                       {"train.iterations": iterations, "train.threads": n, "output.dir": str(tmp)})
     clock = StepClock()
@@ -234,8 +234,8 @@ def main():
     args.configs = ["mnist-fast"] if args.quick else ["mnist-fast", "mnist-augment-fast"]
     if args.torch_python is None and has_torch(sys.executable):
         args.torch_python = sys.executable
-    from bpnet.nn.config import load_config
-    from bpnet.nn.train import load_data
+    from bpnet.training.batches import load_data
+    from bpnet.training.sources import load_config
     data = load_data(load_config("mnist", cli={"data_dir": args.data_dir}))
     print(f"{threads.available_cores()} usable cores, N = {args.threads}; best of {args.repeats} "
           f"interleaved repeats; load average {os.getloadavg()[0]:.2f} at the start")

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bpnet.nn.data import load_arrays
+from bpnet.data.idx import load_arrays
 
 
 def run_book(book, data_dir, tmp):

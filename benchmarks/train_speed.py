@@ -114,7 +114,7 @@ class LessonNet:
 
 def lesson_baseline(data_dir, iterations):
     """The lesson's loop: one-hot float64 data, sampled batches, accuracy on all 70000 per epoch."""
-    from bpnet.nn.data import load_dataset
+    from bpnet.data.idx import load_dataset
     x_train, t_train, x_test, t_test = load_dataset("mnist", data_dir, dtype=np.float64,
                                                     one_hot=True)
     start = time.perf_counter()
@@ -148,8 +148,9 @@ def run_child(cmd):
 
 def bpnet_in_process(data_dir, iterations, out):
     """bpnet's training loop on mnist.yaml: (total s, evaluation s, test accuracy)."""
-    from bpnet.nn.config import load_config
-    from bpnet.nn.train import Trainer, load_data
+    from bpnet.training.batches import load_data
+    from bpnet.training.sources import load_config
+    from bpnet.training.trainer import Trainer
     cfg = load_config("mnist", cli={"data_dir": str(data_dir), "output.dir": str(out),
                                     "train.iterations": iterations})
     trainer = Trainer(cfg, load_data(cfg), out)

@@ -1,18 +1,14 @@
-"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists, synthetic datasets,
-and no way out to the internet."""
+"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists, weights files good and
+bad, and no way out to the internet. Plain helpers live in tests/helpers."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+from hostile import write_good_weights, write_not_weights
+from mnist import MNIST_FILES, SHARED_MNIST, have_shared_mnist
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +21,13 @@ def loopback_only(monkeypatch):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
     monkeypatch.delenv("BPNET_MIRROR", raising=False)
     monkeypatch.delenv("BPNET_DATA_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def own_data_home(monkeypatch, tmp_path_factory):
+    """A per-user data home of each test's own (XDG_DATA_HOME, subprocesses too), so that a
+    command run without --data-dir or BPNET_DATA_DIR never reads or fills the real one."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data-home")))
 
 
 def _listing(folder):
@@ -44,10 +47,6 @@ def shared_mnist_stays_untouched():
     after = _listing(SHARED_MNIST)
     assert after == before, (f"the tests changed {SHARED_MNIST}: "
                              f"{sorted(set(after.items()) ^ set(before.items()))}")
-
-
-def have_shared_mnist():
-    return all((SHARED_MNIST / f).is_file() for f in MNIST_FILES)
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ def mnist_session_dir(tmp_path_factory):
     """One data dir per test session with copies of the real files and their decoded cache."""
     if not have_shared_mnist():
         pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
-    from bpnet.nn.data import load_arrays
+    from bpnet.data.idx import load_arrays
     root = tmp_path_factory.mktemp("mnist-data")
     (root / "mnist").mkdir()
     for f in MNIST_FILES:
@@ -92,23 +91,13 @@ def mnist_session_dir(tmp_path_factory):
     return root
 
 
-def train_mnist_net(data_dir, hidden, steps, path):
-    """A 784-hidden-10 ReLU net (He init, float32) after ``steps`` momentum steps on batches of
-    100 real MNIST training images from ``data_dir``, also saved as a weights file at ``path``."""
-    import numpy as np
+@pytest.fixture
+def good_weights(tmp_path):
+    """A valid 784-16-10 weights file (random parameters)."""
+    return write_good_weights(tmp_path / "good.npz")
 
-    from bpnet.nn import TwoLayerNet
-    from bpnet.nn.data import load_split
-    from bpnet.nn.io import save_weights
-    from bpnet.nn.optim import make_optimizer
-    x, t = load_split(data_dir, "mnist", "train")
-    rng = np.random.default_rng(0)
-    net = TwoLayerNet(784, hidden, 10, weight_init_std="he", dtype=np.float32, rng=0)
-    opt = make_optimizer("momentum", 0.05)
-    for _ in range(steps):
-        idx = rng.integers(0, len(x), 100)
-        xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
-        opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
-    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
-                                    "normalize": True, "dtype": "float32"})
-    return net
+
+@pytest.fixture
+def not_weights(tmp_path, good_weights):
+    """{path: needles} of files that are not weights files, and what refusing each must say."""
+    return write_not_weights(tmp_path, good_weights)

@@ -12,8 +12,7 @@ import subprocess
 import tempfile
 
 import pytest
-
-from test_serve import Server
+from servers import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -55,7 +54,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(bpnet_exe, mnist_session_dir, tmp_path_factory):
-    from conftest import train_mnist_net
+    from mnist import train_mnist_net
     weights = tmp_path_factory.mktemp("browser") / "weights.npz"
     train_mnist_net(mnist_session_dir, 100, 1500, weights)
     srv = Server(bpnet_exe, weights)

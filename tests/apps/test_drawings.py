@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import train_mnist_net
 from drawings import redraw
+from mnist import train_mnist_net
 
 from bpnet.cli.main import main
-from bpnet.nn.data import load_split
-from bpnet.nn.images import load_digit, stroke_width
+from bpnet.data.idx import load_split
+from bpnet.data.images import load_digit, stroke_width
 
 DIGITS = slice(1000, 1024)  # 24 test digits, every class among them
 
@@ -62,7 +62,7 @@ def test_drawings_come_out_like_mnist_and_get_their_labels(mnist_net, tmp_path, 
 def test_a_thin_stroke_is_thickened_to_mnist_width_and_a_bold_one_left_alone(tmp_path):
     """A 4 px pen on a 600 px canvas: its stroke would come out a fifth of a pixel wide."""
     pytest.importorskip("PIL.Image")
-    from bpnet.nn.images import MNIST_STROKE, mnist_preprocess
+    from bpnet.data.images import MNIST_STROKE, mnist_preprocess
     seven = np.zeros((28, 28), np.uint8)
     seven[5, 7:21] = seven[6, 7:21] = 255  # the bar of a 7 …
     for y in range(7, 25):                  # … and its stem

@@ -8,17 +8,18 @@ import sys
 
 import numpy as np
 import pytest
+from hostile import refused, run
 
-from bpnet.nn.config import load_config
-from bpnet.nn.io import network_from_weights
-from bpnet.nn.metrics import input_scale, to_input
-from bpnet.nn.train import Trainer, load_data
-from test_hostile import good_weights, not_weights, refused, run  # noqa: F401 (fixtures)
+from bpnet.nn.evaluate import input_scale, to_input
+from bpnet.training.batches import load_data
+from bpnet.training.sources import load_config
+from bpnet.training.trainer import Trainer
+from bpnet.training.weights import network_from_weights
 
 onnx = pytest.importorskip("onnx", reason="pip install 'bpnet[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="pip install onnxruntime (the test extra)")
 
-from bpnet.nn.export import export_onnx  # noqa: E402
+from bpnet.apps.export import export_onnx  # noqa: E402
 
 
 def session(path):
@@ -36,7 +37,7 @@ def bpnet_outputs(weights, x):
 
 @pytest.fixture(scope="module")
 def mnist_test(mnist_session_dir):
-    from bpnet.nn.data import load_split
+    from bpnet.data.idx import load_split
     x, t = load_split(mnist_session_dir, "mnist", "test")
     return x.reshape(len(x), -1), t
 
@@ -138,8 +139,8 @@ def test_a_failing_write_leaves_the_old_model(tmp_path, bpnet_exe, good_weights)
 
 
 def test_images_layout_needs_a_square_input(tmp_path):
-    from bpnet.nn.errors import InputError
-    from bpnet.nn.export import onnx_model
+    from bpnet.apps.export import onnx_model
+    from bpnet.errors import InputError
     rng = np.random.default_rng(0)
     arrays = {"W1": rng.random((30, 5), np.float32), "b1": np.zeros(5, np.float32),
               "W2": rng.random((5, 3), np.float32), "b2": np.zeros(3, np.float32)}

@@ -1,29 +1,17 @@
 """Pictures: metrics curves and error grids decode as PNGs of the promised size; without
 matplotlib the commands say how to install it and exit 1."""
-import struct
 import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pngs import png_size
 
+from bpnet.apps.plots import CELL_SIZE, DPI, error_grid, most_confident_errors, plot_metrics
 from bpnet.cli.main import main
-from bpnet.nn.errors import InputError
-from bpnet.nn.plots import CELL_SIZE, DPI, error_grid, most_confident_errors, plot_metrics
+from bpnet.errors import InputError
 
 HEADER = "epoch,iteration,lr,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,elapsed"
-
-
-def png_size(path):
-    """(width, height) from the IHDR chunk, after checking that Pillow decodes every pixel."""
-    raw = path.read_bytes()
-    assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", raw[16:24])
-    Image = pytest.importorskip("PIL.Image")
-    with Image.open(path) as im:
-        im.load()
-        assert im.size == (width, height)
-    return width, height
 
 
 def write_metrics(folder, epochs=5, val=False):
@@ -148,9 +136,9 @@ def test_pictures_get_ordinary_file_permissions(tmp_path):
 def test_plot_reads_both_metrics_layouts(tmp_path):
     """A run's metrics.csv as the trainer writes it now (with train_penalty) and one from
     before that column: both plot, and the loss curves are the cross-entropy columns."""
-    from test_train import run as train, toy_cfg, toy_data
+    from toy import run as train, toy_cfg, toy_data
 
-    from bpnet.nn.plots import read_metrics
+    from bpnet.apps.plots import read_metrics
     new = tmp_path / "new"
     train(toy_cfg(tmp_path, **{"train.weight_decay": 0.01}), toy_data(), new)
     header = (new / "metrics.csv").read_text().splitlines()[0].split(",")

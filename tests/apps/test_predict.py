@@ -7,14 +7,14 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import train_mnist_net
+from mnist import train_mnist_net
 
 from bpnet.cli.main import main
+from bpnet.data.idx import load_split
+from bpnet.data.images import mnist_preprocess, read_image, resize_matrix
+from bpnet.errors import InputError
 from bpnet.nn import TwoLayerNet
-from bpnet.nn.data import load_split
-from bpnet.nn.errors import InputError
-from bpnet.nn.images import mnist_preprocess, read_image, resize_matrix
-from bpnet.nn.io import save_weights
+from bpnet.training.weights import save_weights
 
 N = 100
 

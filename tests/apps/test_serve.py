@@ -4,7 +4,6 @@ server goes on), and Ctrl-C."""
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import struct
@@ -15,56 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from test_hostile import good_weights  # noqa: F401 (fixture)
+from servers import Server
 
 Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
 
 IMAGE_LIMIT = 200_000  # BPNET_MAX_IMAGE_BYTES for the server under test
 
 
-class Server:
-    """`bpnet serve WEIGHTS --port 0` in a process of its own; ``url`` once it listens."""
-
-    def __init__(self, exe, weights, *args, env=None):
-        self.proc = subprocess.Popen([exe, "serve", str(weights), "--port", "0", "--quiet", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
-        line = self.proc.stderr.readline()
-        m = re.match(r"serving .* at (http://([\d.]+):(\d+)/) \(Ctrl-C to stop\)$", line.strip())
-        assert m, (line, self.proc.poll())
-        self.url, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
-
-    def request(self, raw, timeout=20):
-        """Send raw bytes of a request on a new connection; (status, headers, body)."""
-        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
-            s.sendall(raw)
-            s.shutdown(socket.SHUT_WR)
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:])
-        return int(lines[0].split()[1]), headers, body
-
-    def post(self, body, content_type, path="/predict", extra=b""):
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n").encode() + extra + b"\r\n"
-        return self.request(head + body)
-
-    def get(self, path):
-        return self.request(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, mnist_session_dir):
-    from conftest import train_mnist_net
+    from mnist import train_mnist_net
     path = tmp_path_factory.mktemp("serve") / "weights.npz"
     train_mnist_net(mnist_session_dir, 50, 600, path)
     return path
@@ -81,7 +40,7 @@ def server(bpnet_exe, weights):
 @pytest.fixture(scope="module")
 def digits(mnist_session_dir, tmp_path_factory):
     """Eight real MNIST test digits as PNG files, with their labels."""
-    from bpnet.nn.data import load_split
+    from bpnet.data.idx import load_split
     x, t = load_split(mnist_session_dir, "mnist", "test")
     folder = tmp_path_factory.mktemp("digits")
     paths = []
@@ -128,7 +87,7 @@ def test_json_pixels_answer_like_predict_of_the_same_array(server, bpnet_exe, we
     assert got["top"] == predict_json(bpnet_exe, weights, tmp_path / "digit.npy", 10)["top"]
     assert len(got["top"]) == 10 and abs(sum(t["probability"] for t in got["top"]) - 1) < 1e-9
     # the input the network saw is predict's preprocessing of the digit
-    from bpnet.nn.images import mnist_preprocess
+    from bpnet.data.images import mnist_preprocess
     assert np.allclose(got["input"], np.round(mnist_preprocess(x[1].astype(float)), 1))
 
 
@@ -257,8 +216,8 @@ def test_ctrl_c_stops_the_server_with_exit_status_0(bpnet_exe, weights):
 
 
 def test_weights_that_are_not_for_28x28_digits_are_refused_at_start(bpnet_exe, tmp_path):
-    from bpnet.nn.io import save_weights
     from bpnet.nn.network import param_shapes
+    from bpnet.training.weights import save_weights
     params = {k: np.zeros(s, np.float32) for k, s in param_shapes([30, 5, 3]).items()}
     save_weights(tmp_path / "w.npz", params, {"sizes": [30, 5, 3], "activation": "relu",
                                               "dataset": "mnist", "normalize": True,
@@ -285,9 +244,10 @@ def test_a_taken_port_is_one_line_and_exit_status_1(bpnet_exe, good_weights):
 
 def test_the_served_files_are_in_the_package():
     from importlib import resources
-    static = resources.files("bpnet.nn.serve").joinpath("static")
+    static = resources.files("bpnet.apps.serve").joinpath("static")
     assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
-    assert Path(__file__).parent.parent.joinpath("nn", "serve", "static", "app.js").exists()
+    repo = Path(__file__).resolve().parents[2]
+    assert repo.joinpath("apps", "serve", "static", "app.js").exists()
 
 
 class InProcess:
@@ -296,7 +256,7 @@ class InProcess:
     def __init__(self, weights, **kwargs):
         import threading
 
-        import bpnet.nn.serve as serve
+        import bpnet.apps.serve as serve
         self.server = serve.make_server(weights, port=0, quiet=True, **kwargs)
         self.address = self.server.server_address[:2]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -332,7 +292,7 @@ def trickle_until_answered(s, byte, seconds=10):
 
 
 def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, monkeypatch):
-    import bpnet.nn.serve as serve
+    import bpnet.apps.serve as serve
     monkeypatch.setattr(serve, "BODY_SECONDS", 2.0)
     with InProcess(good_weights) as srv:
         started = time.monotonic()
@@ -347,7 +307,7 @@ def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, m
 @pytest.mark.parametrize("start, byte", [(POST + "X-Slow: ", b"y"), ("POST /pre", b"d")])
 def test_a_request_head_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights,
                                                                         monkeypatch, start, byte):
-    import bpnet.nn.serve as serve
+    import bpnet.apps.serve as serve
     monkeypatch.setattr(serve, "HEAD_SECONDS", 2.0)
     with InProcess(good_weights) as srv:
         started = time.monotonic()

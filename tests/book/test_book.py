@@ -17,7 +17,7 @@ from bpnet.book.util import shuffle_dataset, smooth_curve
 
 # A checkout of oreilly-japan/deep-learning-from-scratch, if one is at hand (never fetched here).
 BOOK_REPO = Path(os.environ.get("BPNET_BOOK_REPO") or
-                 Path(__file__).resolve().parents[2] / "deep-learning-from-scratch")
+                 Path(__file__).resolve().parents[3] / "deep-learning-from-scratch")
 
 SIGNATURES = {
     MultiLayerNet: "(input_size, hidden_size_list, output_size, activation='relu', "
@@ -168,7 +168,7 @@ def test_load_mnist_returns_the_books_tuples(mnist_session_dir, monkeypatch):
 def test_load_mnist_downloads_when_missing(tmp_path, monkeypatch):
     """Nothing in the data dir: the download is attempted (and here fails: no network)."""
     from bpnet.book.mnist import load_mnist
-    from bpnet.nn.errors import BpnetError
+    from bpnet.errors import BpnetError
     monkeypatch.setenv("BPNET_DATA_DIR", str(tmp_path))
     with pytest.raises(BpnetError, match="mirror"):
         load_mnist()
@@ -202,7 +202,7 @@ BOOK_IMPORTS = [
 
 def _rule(line):
     import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     try:
         return importlib.import_module("book_scripts").apply_import_rule(line)
     finally:

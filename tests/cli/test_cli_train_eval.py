@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bpnet.cli.main import main
-from bpnet.nn.io import load_weights, save_weights
+from bpnet.training.weights import load_weights, save_weights
 
 
 def cli(*args):
@@ -212,8 +212,9 @@ def test_sigterm_also_checkpoints(bpnet_exe, mnist_session_dir, tmp_path):
 
 
 def test_eval_draws_the_most_confident_errors(quick_run, mnist_session_dir, tmp_path):
-    from test_plots import png_size
-    from bpnet.nn.plots import CELL_SIZE, DPI
+    from pngs import png_size
+
+    from bpnet.apps.plots import CELL_SIZE, DPI
     out, _ = quick_run
     png = tmp_path / "errors.png"
     r = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors", png,
@@ -253,7 +254,7 @@ def test_batchnorm_dropout_config_trains_evaluates_and_predicts(mnist_session_di
     doc = json.loads(r.stdout)
     assert doc["accuracy"] == meta["metrics"]["test_acc"] > 0.9  # eval in inference mode
     # predict: an MNIST test digit saved as .npy gets its label
-    from bpnet.nn.data import load_split
+    from bpnet.data.idx import load_split
     images, labels = load_split(mnist_session_dir, "mnist", "test")
     np.save(tmp_path / "digit.npy", images[0])
     r = subprocess.run([bpnet_exe, "predict", str(out / "weights.npz"), str(tmp_path / "digit.npy"),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import MNIST_FILES
 from faultserver import FaultServer
+from mnist import MNIST_FILES
 
 from bpnet.cli.main import main
 
@@ -132,7 +132,7 @@ def test_ctrl_c_while_parsing_is_one_line_and_130(monkeypatch):
     """click would say "Aborted!" with exit status 1."""
     def interrupt():
         raise KeyboardInterrupt
-    monkeypatch.setattr("bpnet.cli.common.list_configs", interrupt)
+    monkeypatch.setattr("bpnet.training.sources.list_configs", interrupt)
     r = cli("train", "--list-configs")
     assert (r.exit_code, r.output) == (130, "bpnet: error: interrupted\n")
 
@@ -157,9 +157,10 @@ def test_ctrl_c_while_running_is_one_line_and_130(bpnet_exe, tmp_path):
 def test_bpnet_train_resume_continues_a_library_run(mnist_session_dir, tmp_path):
     """Trainer(cfg, load_data(cfg), run_dir).run() writes config.yaml itself, so the command
     line resumes the run (here stopped at iteration 10 of 30) to the uninterrupted weights."""
-    from bpnet.nn.config import load_config
-    from bpnet.nn.io import load_weights
-    from bpnet.nn.train import Progress, Trainer, TrainingInterrupted, load_data
+    from bpnet.training.batches import load_data
+    from bpnet.training.sources import load_config
+    from bpnet.training.trainer import Progress, Trainer, TrainingInterrupted
+    from bpnet.training.weights import load_weights
     cfg = load_config("quick", ["train.iterations=30", "model.hidden=[20]"],
                       {"data_dir": str(mnist_session_dir)})
     data = load_data(cfg)

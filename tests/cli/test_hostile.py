@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -15,45 +14,15 @@ import zipfile
 
 import numpy as np
 import pytest
+from hostile import AS_LIMIT, refused, run
 from peak import run_measured
 
-from bpnet.nn import files
-from bpnet.nn.io import save_weights
+from bpnet.base import folders
 from bpnet.nn.network import param_shapes
 
-AS_LIMIT = 2 * 1024 ** 3  # address space a child may map: far above a good input's needs
-PEAK_MB = 150  # resident memory a refused input may cost (a good predict of one digit: ~100)
-DATA_PEAK_MB = 400  # ... once MNIST is loaded (a resume reads the data before the checkpoint)
-
-
-def run(exe, *args, cwd=None, env=None, timeout=120, as_limit=AS_LIMIT):
-    """``bpnet ARGS`` under an address-space limit: exit status, output, own peak memory."""
-    return run_measured([exe, *args], cwd=cwd, env=env, timeout=timeout, as_limit=as_limit)
-
-
-def refused(r, code=2, *needles, seconds=60, peak_mb=PEAK_MB):
-    """One error line containing every needle, exit ``code``, no traceback, bounded cost."""
-    lines = r.err.strip().splitlines()
-    assert r.code == code, (r.code, r.err)
-    assert len(lines) == 1 and lines[0].startswith("bpnet: error: "), r.err
-    assert "Traceback" not in r.err and "Warning" not in r.err, r.err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    assert len(lines[0]) < 400, lines[0]
-    assert r.peak_mb < peak_mb, f"peak {r.peak_mb:.0f} MB: {lines[0]}"
-    assert r.seconds < seconds, r.seconds
-    return lines[0]
-
-
-@pytest.fixture
-def good_weights(tmp_path):
-    rng = np.random.default_rng(0)
-    sizes = [784, 16, 10]
-    params = {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in param_shapes(sizes).items()}
-    path = tmp_path / "good.npz"
-    save_weights(path, params, {"sizes": sizes, "activation": "relu", "dataset": "mnist",
-                                "normalize": True, "dtype": "float32"})
-    return path
+# resident memory a refused input may cost once MNIST is loaded (a resume reads the data before
+# the checkpoint); before that, hostile.PEAK_MB
+DATA_PEAK_MB = 400
 
 
 def write_npz(path, members, compress=False):
@@ -171,35 +140,6 @@ def test_a_good_file_passes_the_checks(bpnet_exe, good_weights, tmp_path):
 
 
 # --- files that are not weights ----------------------------------------------------------------
-
-@pytest.fixture
-def not_weights(tmp_path, good_weights):
-    Image = pytest.importorskip("PIL.Image")
-    made = {}
-    np.save(tmp_path / "four.npy", np.zeros((28, 28), np.uint8))
-    made["four.npy"] = ["not a weights file: a .npy array", "bpnet predict WEIGHTS IMAGE"]
-    (tmp_path / "metrics.csv").write_text("epoch,iteration,lr,train_loss\n1,600,0.1,0.3\n")
-    made["metrics.csv"] = ["not a weights file: a text file (CSV)"]
-    (tmp_path / "config.yaml").write_text("model:\n  hidden: [50]\n")
-    made["config.yaml"] = ["not a weights file: a text file (YAML)"]
-    (tmp_path / "README.md").write_text("# bpnet\n\nA tool.\n")
-    made["README.md"] = ["not a weights file: a text file"]
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "seven.png")
-    made["seven.png"] = ["this looks like an image", "did you mean `bpnet predict WEIGHTS IMAGE`?"]
-    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "seven.jpg")
-    made["seven.jpg"] = ["not a weights file: an image (JPEG)", "this looks like an image"]
-    (tmp_path / "truncated.npz").write_bytes(good_weights.read_bytes()[:3000])
-    made["truncated.npz"] = ["truncated zip archive"]
-    (tmp_path / "empty.npz").write_bytes(b"")
-    made["empty.npz"] = ["not a weights file: an empty file"]
-    with zipfile.ZipFile(tmp_path / "docs.zip", "w") as z:
-        z.writestr("notes.txt", "hello")
-    made["docs.zip"] = ["a zip archive that is not an .npz", "notes.txt"]
-    (tmp_path / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
-    made["random.bin"] = ["binary data"]
-    shutil.copyfile(good_weights, tmp_path / "weights.npz")
-    return {tmp_path / name: needles for name, needles in made.items()}
-
 
 def test_eval_says_what_a_file_that_is_not_weights_is(bpnet_exe, not_weights):
     for path, needles in not_weights.items():
@@ -473,13 +413,13 @@ def test_swap_without_atomic_exchange_recovers_from_a_crash_between_renames(tmp_
                                                                             monkeypatch):
     """Where renameat2 is missing the old folder is renamed aside first; a crash right after
     that leaves no folder at the target, and clean_leftovers puts the old one back."""
-    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(folders, "_exchange", lambda a, b: False)
     target = tmp_path / "run"
     target.mkdir()
     (target / "weights.npz").write_bytes(b"old")
-    new = files.staging_dir(target)
+    new = folders.staging_dir(target)
     (new / "weights.npz").write_bytes(b"new")
-    files.swap_dirs(new, target)
+    folders.swap_dirs(new, target)
     assert (target / "weights.npz").read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
@@ -489,13 +429,13 @@ def test_swap_without_atomic_exchange_recovers_from_a_crash_between_renames(tmp_
     os.rename(target, aside)  # the state a kill between the two renames leaves
     half = tmp_path / f".run.new-{dead.pid}-4567cdef"
     half.mkdir()
-    files.clean_leftovers(target)
+    folders.clean_leftovers(target)
     assert (target / "weights.npz").read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
     # a live process's staging folder is left alone
     busy = tmp_path / f".run.new-{os.getppid()}-89abcdef"
     busy.mkdir()
-    files.clean_leftovers(target)
+    folders.clean_leftovers(target)
     assert busy.is_dir()
 
 
@@ -505,7 +445,7 @@ def test_atomic_exchange_is_used_where_the_system_has_it(tmp_path):
     b.mkdir()
     (a / "x").write_text("a")
     (b / "x").write_text("b")
-    if not files._exchange(a, b):
+    if not folders._exchange(a, b):
         pytest.skip("no renameat2(RENAME_EXCHANGE) here")
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
 
@@ -515,9 +455,9 @@ def test_a_symlinked_run_directory_stays_a_symlink(tmp_path):
     real.mkdir()
     (real / "weights.npz").write_bytes(b"old")
     link.symlink_to(real)
-    new = files.staging_dir(link)
+    new = folders.staging_dir(link)
     (new / "weights.npz").write_bytes(b"new")
-    files.swap_dirs(new, link)
+    folders.swap_dirs(new, link)
     assert link.is_symlink() and (real / "weights.npz").read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
 
@@ -571,7 +511,7 @@ def _mutations(raw, rng, n):
 
 
 def test_damaged_weights_files_raise_only_weights_errors(good_weights, tmp_path):
-    from bpnet.nn.io import WeightsError, load_weights
+    from bpnet.training.weights import WeightsError, load_weights
     rng = np.random.default_rng(1)
     path = tmp_path / "damaged.npz"
     outcomes = {"refused": 0, "loaded": 0}
@@ -589,7 +529,8 @@ def test_damaged_weights_files_raise_only_weights_errors(good_weights, tmp_path)
 
 
 def test_damaged_configs_raise_only_config_errors(tmp_path):
-    from bpnet.nn.config import ConfigError, load_config, resolve_config_path
+    from bpnet.errors import ConfigError
+    from bpnet.training.sources import load_config, resolve_config_path
     rng = np.random.default_rng(2)
     raw = resolve_config_path("mnist-best").read_bytes()
     path = tmp_path / "damaged.yaml"
@@ -606,8 +547,8 @@ def test_damaged_configs_raise_only_config_errors(tmp_path):
 
 def test_damaged_images_raise_only_input_errors(tmp_path):
     Image = pytest.importorskip("PIL.Image")
-    from bpnet.nn.errors import InputError
-    from bpnet.nn.images import load_digit
+    from bpnet.errors import InputError
+    from bpnet.data.images import load_digit
     digit = np.zeros((40, 40), np.uint8)
     digit[8:32, 18:22] = 255
     rng = np.random.default_rng(3)

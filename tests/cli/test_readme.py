@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from bpnet.cli.main import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n(?:\n?```\n(.*?)^```$)?", re.S | re.M)
 

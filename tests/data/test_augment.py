@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bpnet.nn.augment import Augmenter, gaussian_matrix
-from bpnet.nn.errors import InputError
+from bpnet.data.augment import Augmenter, gaussian_matrix
+from bpnet.errors import InputError
 
 
 def dots(n, dtype=np.float32, value=1.0):
@@ -25,7 +25,7 @@ def test_shift_moves_a_pixel_by_whole_pixels_within_two():
 
 
 def test_shift_of_a_real_digit_is_a_translation(mnist_session_dir):
-    from bpnet.nn.data import load_split
+    from bpnet.data.idx import load_split
     x = load_split(mnist_session_dir, "mnist", "test")[0][:50].astype(np.float32)
     y = Augmenter(shift=2, rng=5)(x.reshape(50, -1)).reshape(50, 28, 28)
     for a, b in zip(x, y):
@@ -86,7 +86,7 @@ def test_small_affine_roughly_conserves_ink(mnist_session_dir):
     of each real digit is kept within 25% (bilinear resampling blurs a little) and on average
     within 3%. An elastic field compresses and stretches strokes locally: it keeps the ink on
     average and for a typical digit."""
-    from bpnet.nn.data import load_split
+    from bpnet.data.idx import load_split
     x = load_split(mnist_session_dir, "mnist", "test")[0][:400].reshape(400, -1) / 255.0
     rows = np.arange(28).repeat(28)
     com = lambda im: (im * rows).sum(1) / im.sum(1)  # noqa: E731  (row of the centre of mass)

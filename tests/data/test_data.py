@@ -7,12 +7,14 @@ import zipfile
 
 import numpy as np
 import pytest
-
-from bpnet.nn import data, load_dataset
-from bpnet.nn.data import (CACHE_NAME, DataCorrupt, DataMissing, check_idx, decode_idx,
-                           load_arrays, load_split, read_idx)
-from bpnet.nn.files import atomic_write
 from synthetic import synthetic_dataset, write_dataset
+
+from bpnet.base.files import atomic_write
+from bpnet.data import idx
+from bpnet.data.idx import (CACHE_NAME, DataCorrupt, DataMissing, check_idx, decode_idx,
+                            load_arrays, load_dataset, load_split, read_idx)
+from bpnet.data.specs import idx_size
+from bpnet.errors import BpnetError
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def decodes(monkeypatch):
     def spy(path, *args, **kw):
         seen.append(os.path.basename(path))
         return read_idx(path, *args, **kw)
-    monkeypatch.setattr(data, "read_idx", spy)
+    monkeypatch.setattr(idx, "read_idx", spy)
     return seen
 
 
@@ -126,7 +128,7 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
 def test_unwritable_folder_loads_without_a_cache(ds, folder, monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied", str(path))
-    monkeypatch.setattr(data, "atomic_write", refuse)
+    monkeypatch.setattr(idx, "atomic_write", refuse)
     assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
     assert not (folder / CACHE_NAME).exists()
 
@@ -186,7 +188,7 @@ def test_check_idx_streams_gzip_members_and_raw_idx_in_any_chunking(ds, size):
     raw = ds.raw[f.name]
     two_members = gzip.compress(raw[:100]) + gzip.compress(raw[100:])
     for content in (ds.files[f.name], two_members, raw):
-        out = np.empty(data.idx_size(f), np.uint8)
+        out = np.empty(idx_size(f), np.uint8)
         assert check_idx(chunked(content, size), f, "x", out) == (16, [6, 28, 28])
         assert out.tobytes() == raw
     for bad, message in [(ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
@@ -223,7 +225,7 @@ def test_a_fifo_in_place_of_a_file_is_refused_at_once(ds, folder):
 
 def test_an_unwritable_temporary_folder_is_one_clear_error(ds, folder, monkeypatch, tmp_path):
     (tmp_path / "a file").write_bytes(b"")
-    monkeypatch.setattr(data.tempfile, "gettempdir", lambda: str(tmp_path / "a file" / "tmp"))
-    with pytest.raises(data.BpnetError, match="cannot create the lock for .*; point TMPDIR at a "
-                                              "writable folder"):
+    monkeypatch.setattr(idx.tempfile, "gettempdir", lambda: str(tmp_path / "a file" / "tmp"))
+    with pytest.raises(BpnetError, match="cannot create the lock for .*; point TMPDIR at a "
+                                         "writable folder"):
         load_arrays(data_dir=folder.parent, spec=ds.spec)

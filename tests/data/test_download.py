@@ -18,19 +18,19 @@ from email.utils import format_datetime
 
 import pytest
 from click.testing import CliRunner
+from faultserver import FaultServer, gzip_bomb
+from mnist import MNIST_FILES
+from synthetic import synthetic_dataset, write_dataset
 
 from bpnet import __version__
 from bpnet.cli.main import main
-from bpnet.nn.data import (GZIP_MAGIC, IMAGE_MAGIC, SPECS, DataCorrupt, DataMissing, load_arrays,
-                           max_transfer, read_idx)
-from bpnet.nn.download import (DownloadFailed, HttpOptions, download_dataset, ensure_dataset,
-                               mirror_list, retry_wait)
-from bpnet.nn.errors import InputError
-from bpnet.nn.io import save_weights
+from bpnet.data.download import (DownloadFailed, HttpOptions, download_dataset, ensure_dataset,
+                                 mirror_list, retry_wait)
+from bpnet.data.idx import GZIP_MAGIC, DataCorrupt, DataMissing, load_arrays, read_idx
+from bpnet.data.specs import IMAGE_MAGIC, SPECS, max_transfer
+from bpnet.errors import InputError
 from bpnet.nn.network import MultiLayerNet
-from conftest import MNIST_FILES
-from faultserver import FaultServer, gzip_bomb
-from synthetic import synthetic_dataset, write_dataset
+from bpnet.training.weights import save_weights
 
 FAST = HttpOptions(connect_timeout=2, read_timeout=0.3, tries=3, backoff=0.01, max_wait=0.05)
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
@@ -626,7 +626,7 @@ def test_cli_two_trainings_downloading_into_one_fresh_folder_both_succeed(shared
 
 
 def test_two_processes_building_the_cache_at_once_both_load(mnist_data_dir):
-    code = ("import sys; from bpnet.nn.data import load_arrays; "
+    code = ("import sys; from bpnet.data.idx import load_arrays; "
             "a = load_arrays('mnist', sys.argv[1]); print(a['x_train'].shape, a['t_test'][:3])")
     for _ in range(2):
         (mnist_data_dir / "mnist" / "cache.npz").unlink(missing_ok=True)

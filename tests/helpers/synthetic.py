@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bpnet.nn.data import ARRAYS, IMAGE_MAGIC, LABEL_MAGIC, mnist_layout
+from bpnet.data.specs import ARRAYS, IMAGE_MAGIC, LABEL_MAGIC, mnist_layout
 
 
 def idx_bytes(array):

@@ -5,15 +5,15 @@ import os
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
+from toy import toy_cfg, toy_data
 
+from bpnet.errors import InputError
 from bpnet.nn import threads
-from bpnet.nn.errors import InputError
+from bpnet.nn.evaluate import evaluate
 from bpnet.nn.gradcheck import check_network
-from bpnet.nn.io import load_weights
-from bpnet.nn.metrics import evaluate
 from bpnet.nn.network import MultiLayerNet
-from bpnet.nn.train import Progress, Trainer
-from test_train import toy_cfg, toy_data
+from bpnet.training.trainer import Progress, Trainer
+from bpnet.training.weights import load_weights
 
 
 def blas_threads():

@@ -57,7 +57,7 @@ def two_processes(bpnet_exe, tmp_path, data_dir, args):
 
 
 def trials(storage, name):
-    from bpnet.nn.sweep import open_storage
+    from bpnet.sweep.study import open_storage
     return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
 
 
@@ -117,7 +117,7 @@ def test_sweep_file_mistakes_are_one_line_exit_2(bpnet_exe, tmp_path, text, expe
 
 
 def test_list_and_shipped_sweeps_validate():
-    from bpnet.nn.sweep import list_sweeps, load_sweep
+    from bpnet.sweep.spec import list_sweeps, load_sweep
     names = dict(list_sweeps())
     assert "book-ch6" in names
     for name in names:
@@ -132,9 +132,10 @@ def test_list_and_shipped_sweeps_validate():
 
 
 def test_subset_takes_validation_from_its_end(mnist_session_dir):
-    from bpnet.nn.config import ConfigError, load_config
-    from bpnet.nn.data import load_arrays
-    from bpnet.nn.train import load_data
+    from bpnet.data.idx import load_arrays
+    from bpnet.errors import ConfigError
+    from bpnet.training.batches import load_data
+    from bpnet.training.sources import load_config
     cfg = load_config("quick.yaml", ["data.subset=500", "data.validation=100"],
                       {"data_dir": str(mnist_session_dir)})
     a = load_arrays("mnist", mnist_session_dir)
@@ -147,7 +148,7 @@ def test_subset_takes_validation_from_its_end(mnist_session_dir):
 
 
 def test_each_trial_trains_from_its_own_seed_unless_the_sweep_fixes_one(tmp_path):
-    from bpnet.nn.sweep import load_sweep
+    from bpnet.sweep.spec import load_sweep
     sweep = load_sweep(str(sweep_file(tmp_path)))
     params = {"train.lr": 0.1, "train.weight_decay": 1e-6}
     seeds = {sweep.trial_config(params, number=k)["train"]["seed"] for k in range(5)}
@@ -257,18 +258,19 @@ def test_a_ctrl_c_right_after_a_claim_marks_that_trial_interrupted(tmp_path, mon
                                                                    mnist_session_dir):
     # the moment between taking a trial and starting its heartbeat, where a loaded machine
     # can deliver the interrupt: the trial must not stay RUNNING until it is called lost
-    from bpnet.nn import sweep as sweep_mod
-    sweep = sweep_mod.load_sweep(str(sweep_file(tmp_path, n=2)))
+    from bpnet.sweep.spec import load_sweep
+    from bpnet.sweep.study import open_study
+    from bpnet.sweep.workers import _Heartbeat, work
+    sweep = load_sweep(str(sweep_file(tmp_path, n=2)))
     journal = str(tmp_path / "j.log")
-    sweep_mod.open_study(sweep, journal, "tiny")
+    open_study(sweep, journal, "tiny")
 
     def interrupted(self):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_mod._Heartbeat, "start", interrupted)
+    monkeypatch.setattr(_Heartbeat, "start", interrupted)
     try:
-        sweep_mod.work(sweep, journal, "tiny", cli={"data_dir": str(mnist_session_dir),
-                                                     "offline": True})
+        work(sweep, journal, "tiny", cli={"data_dir": str(mnist_session_dir), "offline": True})
     except KeyboardInterrupt:
         pytest.fail("the interrupt escaped work() and left its trial RUNNING")
     states = [(t.state.name, t.user_attrs.get("error")) for t in trials(journal, "tiny")]

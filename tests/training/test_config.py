@@ -11,12 +11,13 @@ from click.testing import CliRunner
 
 from bpnet.cli.common import load_config_from_cli
 from bpnet.cli.main import main
+from bpnet.errors import ConfigError, InputError
 from bpnet.nn import MultiLayerNet
-from bpnet.nn.config import (FIELDS, SCHEMA, ConfigError, defaults, dump_config, list_configs,
-                             load_config, network_kwargs, parse_override, resolve_config_path)
-from bpnet.nn.errors import InputError
+from bpnet.training.config import FIELDS, Config, defaults, dump_config, network_kwargs
+from bpnet.training.sources import list_configs, load_config, parse_override, resolve_config_path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Config.model_fields  # the config's top-level keys, in their order
 SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-augment-fast", "mnist-best", "mnist-bn",
            "mnist-fast", "quick")
 

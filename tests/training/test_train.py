@@ -5,40 +5,13 @@ import threading
 
 import numpy as np
 import pytest
+from toy import run, toy_cfg, toy_data
 
-from bpnet.nn.config import load_config
-from bpnet.nn.io import load_npz, load_weights
 from bpnet.nn.optim import SGD, AdaGrad, Adam, Momentum, learning_rate
-from bpnet.nn.train import (BatchStream, Data, Progress, Split, TrainingDiverged, TrainingInterrupted, Trainer,
-                            split_validation)
-
-
-def toy_data(n_train=600, n_test=200, seed=0):
-    """Separable 'images': class c lights up pixel block c; noise elsewhere."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        t = rng.integers(0, 10, n)
-        x = rng.integers(0, 60, (n, 784)).astype(np.uint8)
-        for c in range(10):
-            x[t == c, c * 78:(c + 1) * 78] += 150
-        return x, t
-
-    x, t = make(n_train)
-    train, val = split_validation(x, t, 100)
-    return Data(train, val, Split(*make(n_test)))
-
-
-def toy_cfg(tmp_path, **sets):
-    overrides = [f"{k}={v}" for k, v in {"model.hidden": "[16]", "train.epochs": 3,
-                                         "train.batch_size": 32, "train.lr": 0.05,
-                                         "data.validation": 100, **sets}.items()]
-    return load_config("quick", overrides, {"output.dir": str(tmp_path)})
-
-
-def run(cfg, data, run_dir, progress=None):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(cfg, data, run_dir, progress).run()
+from bpnet.training.batches import BatchStream, Data, Split, split_validation
+from bpnet.training.sources import load_config
+from bpnet.training.trainer import Progress, TrainingDiverged, TrainingInterrupted, Trainer
+from bpnet.training.weights import load_npz, load_weights
 
 
 class StopAt(Progress):
@@ -471,8 +444,8 @@ def test_batchnorm_dropout_run_resumes_bit_identically(tmp_path, stop_at):
 
 def test_evaluation_uses_inference_mode(tmp_path):
     """The test accuracy of a dropout net equals a fresh inference-mode evaluation of its weights."""
-    from bpnet.nn.io import network_from_weights
-    from bpnet.nn.metrics import evaluate
+    from bpnet.nn.evaluate import evaluate
+    from bpnet.training.weights import network_from_weights
     data = toy_data()
     cfg = toy_cfg(tmp_path, **{"model.dropout": 0.5, "model.batchnorm": "true"})
     result = run(cfg, data, tmp_path / "r")
@@ -485,7 +458,7 @@ def test_evaluation_uses_inference_mode(tmp_path):
 
 
 def test_checkpoint_with_a_wrong_batchnorm_buffer_is_refused(tmp_path):
-    from bpnet.nn.io import WeightsError, save_npz
+    from bpnet.training.weights import WeightsError, save_npz
     data = toy_data()
     cfg = toy_cfg(tmp_path, **{"model.batchnorm": "true", "train.epochs": 1})
     run(cfg, data, tmp_path / "r")
