@@ -1,7 +1,10 @@
-"""Import paths that moved keep working for one release, with a DeprecationWarning.
+"""A package's face without its weight, and import paths that moved.
 
-A module at an old path is one line, ``moved(__name__, "bpnet.new.module", ...)``: importing
-it warns once, names the new home, and looks every attribute up in the new modules in turn.
+``exports(__name__, {name: module})`` gives a package names that are looked up in its modules on
+first use, so ``import bpnet.data.specs`` loads no NumPy while ``from bpnet.data import
+load_dataset`` still works. Paths that moved keep working for one release, with a
+DeprecationWarning: a module at an old path is one line, ``moved(__name__, "bpnet.new.module",
+...)``; importing it warns, names the new home, and looks every attribute up there.
 """
 from __future__ import annotations
 
@@ -41,3 +44,17 @@ def moved_names(package, names):
                       f"the next release", DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(names[name]), name)
     return __getattr__
+
+
+def exports(package, names):
+    """A module ``__getattr__`` and ``__dir__`` for ``package`` whose public ``names`` ({name:
+    module}) are imported from their modules on first use."""
+    def __getattr__(name):
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(names[name]), name)
+
+    def __dir__():
+        return sorted(set(names) | set(sys.modules[package].__dict__))
+
+    return __getattr__, __dir__

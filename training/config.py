@@ -15,7 +15,7 @@ from pydantic import BeforeValidator, Field
 
 from bpnet.base.schema import (Expected, Flag, FolderPath, Integer, Model, Name, Number, expected,
                                is_model, json_schema)
-from bpnet.base.yamlsafe import dump
+from bpnet.base.yamlsafe import dump, show
 from bpnet.data.augment import AugmentSettings
 from bpnet.data.specs import DATASETS, SPECS
 from bpnet.nn.network import ACTIVATIONS
@@ -206,6 +206,14 @@ def config_schema():
 def schema_text(schema):
     """The text a schema file holds (what the shipped schema files are compared against)."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def key_table():
+    """The documentation's table of config keys, in Markdown, made from the models."""
+    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{dotted}` | `{show(key.default)}` | {key.expected} | {key.help} |"
+             for dotted, key in FIELDS.items()]
+    return "\n".join(rows) + "\n"
 
 
 def network_kwargs(cfg, dtype=None):

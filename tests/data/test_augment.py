@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from bpnet.data.augment import Augmenter, gaussian_matrix
+from bpnet.training.config import defaults
 from bpnet.errors import InputError
 
 
@@ -131,9 +132,12 @@ def test_coarse_noise_gives_the_same_elastic_field_statistics():
 
 
 def test_from_config_defaults_and_bad_values():
+    """The defaults are the config's (AugmentSettings, stated once): every strength 0."""
     aug = Augmenter.from_config({"rotate": 8, "elastic_alpha": 30})
-    assert aug.settings == {"shift": 2, "rotate": 8.0, "scale": 0.0, "shear": 0.0,
+    assert aug.settings == {"shift": 0, "rotate": 8.0, "scale": 0.0, "shear": 0.0,
                             "elastic_alpha": 30.0, "elastic_sigma": 4.0}
+    assert Augmenter().settings == defaults()["augment"]
+    assert not Augmenter().active
     for config, message in [
             ({"rotaet": 5}, "augment.rotaet: unknown key"), ({"shift": 1.5}, "augment.shift"),
             ({"scale": 1.0}, "augment.scale"), ({"rotate": -1}, "augment.rotate"),

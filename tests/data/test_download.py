@@ -9,6 +9,7 @@ import shutil
 import socket
 import struct
 import subprocess
+from pathlib import Path
 import sys
 import termios
 import threading
@@ -439,9 +440,15 @@ def test_cli_bad_env_mirror_is_a_usage_error(tmp_path):
 
 
 def test_cli_default_data_dir_then_env_override(shared_mnist, tmp_path, monkeypatch):
+    """The default is the per-user data home, whatever the current folder; BPNET_DATA_DIR
+    chooses another."""
     monkeypatch.chdir(tmp_path)
-    assert run("--mirror", shared_mnist.as_uri(), "--mirrors-only", "-q").exit_code == 0
-    assert_verified_only(tmp_path / "data" / "mnist", SPECS["mnist"])
+    home = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    r = run("--mirror", shared_mnist.as_uri(), "--mirrors-only")
+    assert r.exit_code == 0 and f"4 files verified in {home / 'bpnet' / 'mnist'}" in r.output
+    assert_verified_only(home / "bpnet" / "mnist", SPECS["mnist"])
+    assert sorted(os.listdir(tmp_path)) == ["xdg"]  # nothing in the current folder
     r = run("--mirror", shared_mnist.as_uri(), "--mirrors-only",
             env={"BPNET_DATA_DIR": str(tmp_path / "elsewhere")})
     assert r.exit_code == 0 and "4 fetched" in r.output
@@ -727,9 +734,10 @@ def test_cli_eval_elsewhere_failing_to_download_leaves_nothing_and_names_the_dat
                        env={**os.environ, "BPNET_MIRROR": "http://127.0.0.1:9/"})
     assert p.returncode == 1
     assert "Traceback" not in p.stderr
+    home = Path(os.environ["XDG_DATA_HOME"]) / "bpnet"
     assert p.stderr.splitlines()[-1].endswith(
-        "(BPNET_MIRROR=URL for every command) (data dir data/ under the current folder, the "
-        "default; --data-dir DIR or BPNET_DATA_DIR=DIR choose another)")
+        f"(BPNET_MIRROR=URL for every command) (data dir {home}, the per-user data home; "
+        f"--data-dir DIR or BPNET_DATA_DIR=DIR choose another)")
     assert os.listdir(work) == []
 
 

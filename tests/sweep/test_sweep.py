@@ -87,7 +87,7 @@ MISTAKES = [
     ("space: {train.epochs: {int: [1.5, 3]}}\n",
      "space.train.epochs.int: expected [low, high] integers"),
     ("space: {model.hidden: {choice: []}}\n",
-     "space.model.hidden: expected choice: a non-empty list"),
+     "space.model.hidden.choice: expected a non-empty list"),
     ("space: {model.hidden: {choice: [[50], [0]]}}\n",
      "space.model.hidden: expected a list of integers > 0"),
     ("space: {train.momentum: {uniform: [0.5, 1.5]}}\n",

@@ -13,7 +13,7 @@ from bpnet.cli.common import load_config_from_cli
 from bpnet.cli.main import main
 from bpnet.errors import ConfigError, InputError
 from bpnet.nn import MultiLayerNet
-from bpnet.training.config import FIELDS, Config, defaults, dump_config, network_kwargs
+from bpnet.training.config import FIELDS, Config, defaults, dump_config, key_table, network_kwargs
 from bpnet.training.sources import list_configs, load_config, parse_override, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,8 @@ def test_list_configs_gives_names_and_first_comment_line():
     listed = dict(list_configs())
     assert sorted(listed) == list(SHIPPED)
     for name, about in listed.items():
-        first = (REPO / "configs" / f"{name}.yaml").read_text().splitlines()[0]
+        schema, first = (REPO / "configs" / f"{name}.yaml").read_text().splitlines()[:2]
+        assert schema == "# yaml-language-server: $schema=schema/config.json"
         assert about and first == f"# {about}"
 
 
@@ -364,10 +365,11 @@ def test_readme_lists_the_shipped_configs_and_its_key_table_is_the_schema():
     readme = (REPO / "README.md").read_text()
     for name in SHIPPED:
         assert f"| `{name}` | " in readme
-    for key, field in FIELDS.items():
+    assert key_table() in readme
+    for key, field in FIELDS.items():  # the table is made from the models: each row says so
         default = yaml.safe_dump(field.default, default_flow_style=True).strip()
         default = default.removesuffix("\n...")
-        assert f"| `{key}` | `{default}` | {field.kind.expected} | {field.help} |" in readme, key
+        assert f"| `{key}` | `{default}` | {field.expected} | {field.help} |" in readme, key
 
 
 # --- through the command line ---------------------------------------------------------------
