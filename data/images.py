@@ -3,7 +3,10 @@
 ``read_image`` decodes PNG and JPEG (through Pillow, the optional extra ``bpnet[image]``), PGM
 (P2 and P5, 8 and 16 bit, parsed here) and NPY (2-D uint8, integer, bool or float arrays, never
 pickles) into a float (H, W) array of grey levels 0..255. The format is told by the file's first
-bytes, not its name.
+bytes, not its name. Every size is read from the header bytes here and checked against
+``limit("image_pixels")`` before any decoder sees them; reading touches no process-wide state
+(neither Pillow's ``MAX_IMAGE_PIXELS`` nor the ``warnings`` filters), so threads may read
+images at once.
 
 ``mnist_preprocess`` repeats what MNIST's makers did to each digit: a light digit on a dark
 background (inverted when the border is light; the border's median is the background, and
@@ -21,7 +24,6 @@ from __future__ import annotations
 import io
 import math
 import re
-import warnings
 
 import numpy as np
 
@@ -81,27 +83,112 @@ def read_image_bytes(raw, path):
 
 
 def _read_pillow(raw, path, kind):
+    """Grey levels of a PNG or JPEG, decoded by Pillow without touching any of its globals.
+
+    The size is read here from the header bytes (``png_size``, ``jpeg_size``) and checked
+    against ``limit("image_pixels")`` before Pillow sees the file. The bytes then go to the
+    format's own reader class (what ``Image.open`` picks for these magic bytes; of a
+    multi-picture JPEG, the first picture, its frame 0), not through ``Image.open``: its
+    decompression-bomb check reads the process-wide ``Image.MAX_IMAGE_PIXELS`` and warns
+    through the process-wide ``warnings`` filters. bpnet's own limit, already applied, is the
+    one that governs its reads, so nothing has to be switched off, and a
+    ``BPNET_MAX_IMAGE_PIXELS`` raised above Pillow's limit reads such images without a
+    warning. Pillow's global is neither changed nor consulted, so requests decoding at once in
+    ``bpnet serve``, and a program's own use of Pillow, never see it move.
+    """
     try:
-        from PIL import Image
+        from PIL import JpegImagePlugin, PngImagePlugin
     except ImportError:
         raise ImageSupportMissing(f"{path}: reading {kind} needs Pillow, which is not "
                                   f"installed: {INSTALL_HINT}") from None
     try:
-        with warnings.catch_warnings():  # the size is checked here, against bpnet's own limit
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                im = Image.open(io.BytesIO(raw))  # reads the header only
-            finally:
-                Image.MAX_IMAGE_PIXELS = pillow_limit
-            with im:
-                _check_pixels(path, kind, *im.size)
-                im.load()
-                return _pillow_grey(im)
+        width, height = png_size(raw) if kind == "PNG" else jpeg_size(raw)
+    except ValueError as e:
+        raise InputError(f"{path}: cannot decode {kind} ({e})") from None
+    _check_pixels(path, kind, width, height)
+    reader = PngImagePlugin.PngImageFile if kind == "PNG" else JpegImagePlugin.JpegImageFile
+    try:
+        with reader(io.BytesIO(raw)) as im:  # reads the header only
+            _check_pixels(path, kind, *im.size)  # Pillow's reading of it, should it differ
+            im.load()
+            return _pillow_grey(im)
     except InputError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: cannot decode {kind} ({clip(e)})") from None  # Pillow's errors
+    except (OSError, ValueError, SyntaxError) as e:  # Pillow's errors
+        raise InputError(f"{path}: cannot decode {kind} ({clip(e)})") from None
+
+
+# JPEG markers: frame headers (SOF0-3, 5-7, 9-11, 13-15, and DHP, which Pillow reads as one),
+# markers without a length field (TEM, RST0-7, SOI, EOI, and JPG, which Pillow skips bare)
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} | {0xDE}
+_JPEG_BARE = frozenset(range(0xD0, 0xDA)) | {0x01, 0xC8}
+
+
+def png_size(raw):
+    """(width, height) of PNG bytes from their IHDR chunk, walking the chunks up to the image
+    data as Pillow does, every length checked against the bytes there are; ValueError when no
+    whole IHDR comes first. Of several IHDRs (a broken file), the one with most pixels."""
+    sizes, pos, cut = [], len(PNG_MAGIC), True
+    while pos + 8 <= len(raw):
+        length, kind = int.from_bytes(raw[pos:pos + 4], "big"), raw[pos + 4:pos + 8]
+        if not kind.isalpha():
+            raise ValueError(f"broken chunk at byte {pos} (type {kind!r})")
+        if kind in (b"IDAT", b"fdAT", b"IEND"):
+            cut = False
+            break
+        if kind == b"IHDR":
+            if length < 13:
+                raise ValueError(f"IHDR chunk of {length} bytes, expected 13")
+            if pos + 16 > len(raw):
+                break
+            sizes.append((int.from_bytes(raw[pos + 8:pos + 12], "big"),
+                          int.from_bytes(raw[pos + 12:pos + 16], "big")))
+        pos += 12 + length  # length, type, data, CRC
+    if not sizes:
+        raise ValueError(f"header cut short: {len(raw)} bytes without a whole IHDR chunk" if cut
+                         else "no IHDR chunk before the image data")
+    return max(sizes, key=lambda s: s[0] * s[1])
+
+
+def jpeg_size(raw):
+    """(width, height) of JPEG bytes from their frame header (SOFn), walking the segments
+    after SOI up to the first scan (SOS) as Pillow does (fill bytes and stray bytes between
+    segments skipped, every length checked against the bytes there are); ValueError when no
+    whole frame header comes before the scan. Of several (a hierarchical or broken file),
+    the one with most pixels."""
+    sizes, pos, cut = [], 2, True
+    while True:
+        pos = raw.find(b"\xff", pos)
+        if pos < 0 or pos + 4 > len(raw):
+            break
+        marker = raw[pos + 1]
+        if marker == 0xFF:  # a fill byte: the marker starts at the next 0xFF
+            pos += 1
+            continue
+        if marker == 0x00 or marker in _JPEG_BARE:  # an escaped 0xFF, or no length follows
+            pos += 2
+            continue
+        if marker < 0xC0:
+            raise ValueError(f"no marker at byte {pos} (0xff{marker:02x})")
+        if marker == 0xDA:  # start of scan: the frame header came before
+            cut = False
+            break
+        length = int.from_bytes(raw[pos + 2:pos + 4], "big")
+        if length < 2:
+            raise ValueError(f"segment 0xff{marker:02x} at byte {pos} of length {length}")
+        if marker in _JPEG_FRAMES:
+            if length < 8:
+                raise ValueError(f"frame header at byte {pos} of {length} bytes, expected 8 "
+                                 f"or more")
+            if pos + 9 > len(raw):
+                break
+            sizes.append((int.from_bytes(raw[pos + 7:pos + 9], "big"),
+                          int.from_bytes(raw[pos + 5:pos + 7], "big")))
+        pos += 2 + length
+    if not sizes:
+        raise ValueError(f"header cut short: {len(raw)} bytes without a whole frame header"
+                         if cut else "no frame header (SOFn) before the image data")
+    return max(sizes, key=lambda s: s[0] * s[1])
 
 
 def _check_pixels(path, kind, width, height):

@@ -4,7 +4,8 @@ Built on the standard library's ``http.server`` (one thread per request); the pa
 script are package data in ``static/``, so nothing is fetched from the internet. A digit
 arrives as a PNG (``Content-Type: image/png``) or as JSON ``{"pixels": 28×28 grey levels
 0..255}`` and goes through the same reading and MNIST preprocessing as ``bpnet predict``
-(``bpnet.nn.images``); the answer is ``{"top": [{"label", "probability"}, …], "input":
+(``bpnet.data.images``, which changes no process-wide state, so requests read at once; the
+network itself answers one request at a time, ``Classifier``); the answer is ``{"top": [{"label", "probability"}, …], "input":
 28×28 grey levels the network saw}``, ``top`` being what ``predict --json`` prints.
 Every refused request is a 4xx with ``{"error": "one line"}``, and the server goes on.
 """

@@ -237,3 +237,243 @@ def test_grid_draws_what_the_network_saw(trained, tmp_path, monkeypatch):
     r = run("predict", path, *files, "--grid", tmp_path / "again.png")
     assert r.exit_code == 1 and "pip install 'bpnet[plot]'" in r.output
     assert not (tmp_path / "again.png").exists()
+
+
+# --- PNG and JPEG headers, and reading images from many threads at once ------------------------
+
+def encoded(img, fmt, **options):
+    import io
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def pillow_open_reference(raw):
+    """Grey levels as bpnet read PNG/JPEG before: ``Image.open``, then the same conversion."""
+    import io
+
+    from PIL import Image
+
+    from bpnet.data.images import _pillow_grey
+    with Image.open(io.BytesIO(raw)) as im:
+        im.load()
+        return im.size, _pillow_grey(im)
+
+
+def odd_images():
+    """{name: bytes} of PNGs and JPEGs that are valid but take the header parsers off the
+    common path: 16-bit, palette with transparency, progressive, CMYK (Adobe APP14),
+    greyscale, with EXIF/comment segments and fill bytes, restart markers, two pictures."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(3)
+    grey = np.zeros((37, 29), np.uint8)
+    grey[6:31, 11:18] = 220 + rng.integers(0, 30, (25, 7), dtype=np.uint8)
+    im = Image.fromarray(grey)
+    rgb = im.convert("RGB")
+    pal = im.convert("P")
+    pal.info["transparency"] = 0
+    jpeg = encoded(im, "JPEG", quality=95)
+    fill = jpeg[:2] + b"\xff\xff\xff" + jpeg[3:]  # fill bytes before the first marker's code
+    return {
+        "16-bit.png": encoded(Image.fromarray(grey.astype(np.uint16) * 257), "PNG"),
+        "palette-transparent.png": encoded(pal, "PNG", transparency=0),
+        "rgba.png": encoded(rgb.convert("RGBA"), "PNG"),
+        "text-chunk.png": encoded(im, "PNG", pnginfo=_text_info()),
+        "grey.jpg": jpeg,
+        "progressive.jpg": encoded(rgb, "JPEG", progressive=True, quality=90),
+        "cmyk.jpg": encoded(rgb.convert("CMYK"), "JPEG", quality=95),
+        "exif-comment.jpg": encoded(rgb, "JPEG", exif=b"Exif\0\0" + bytes(200),
+                                    comment=b"a digit", quality=90),
+        "fill-bytes.jpg": fill,
+        "restart-markers.jpg": encoded(rgb, "JPEG", restart_marker_blocks=1),
+        "two-pictures.mpo.jpg": encoded(rgb, "MPO", save_all=True,
+                                        append_images=[Image.new("RGB", (300, 300))]),
+    }
+
+
+def _text_info():
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "x" * 5000, zip=True)
+    return info
+
+
+def test_odd_pngs_and_jpegs_read_the_same_pixels_as_before():
+    """The header parsers find the size Pillow finds, and reading without ``Image.open``
+    gives the very pixels ``Image.open`` gave."""
+    from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+    for name, raw in odd_images().items():
+        size, pixels = pillow_open_reference(raw)
+        assert (png_size if name.endswith(".png") else jpeg_size)(raw) == size, name
+        assert np.array_equal(read_image_bytes(raw, name), pixels), name
+
+
+def test_cut_and_broken_headers_are_one_line_refusals():
+    """Every prefix of a PNG and a JPEG, and every byte of their headers set to 0xff or 0,
+    is read or refused with an InputError naming the file: never another exception, and what
+    is read has the size the header parser found."""
+    from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+    images = odd_images()
+    for name in ("16-bit.png", "progressive.jpg", "cmyk.jpg"):
+        raw, kind = images[name], "PNG" if name.endswith(".png") else "JPEG"
+        head = len(raw) if kind == "PNG" else raw.index(b"\xff\xda") + 20
+        broken = [raw[:n] for n in range(3, min(head, 700))]
+        broken += [raw[:i] + bytes([b]) + raw[i + 1:] for i in range(3, min(head, 400))
+                   for b in (0, 0xFF)]
+        for bad in broken:
+            try:
+                img = read_image_bytes(bad, name)
+            except InputError as e:
+                assert str(e).startswith(f"{name}: ") and "\n" not in str(e), str(e)
+                continue
+            size = (png_size if kind == "PNG" else jpeg_size)(bad)
+            assert img.shape == size[::-1] and img.size <= 4096 * 4096, name
+    with pytest.raises(ValueError, match="header cut short: 20 bytes without a whole IHDR"):
+        png_size(images["16-bit.png"][:20])
+    cut = images["grey.jpg"][:images["grey.jpg"].index(b"\xff\xc0") + 6]
+    with pytest.raises(ValueError, match="without a whole frame header"):
+        jpeg_size(cut)
+    with pytest.raises(InputError, match=r"^t\.png: cannot decode PNG \(header cut short"):
+        read_image_bytes(images["16-bit.png"][:22], "t.png")
+    with pytest.raises(InputError, match=r"^t\.jpg: cannot decode JPEG \(header cut short"):
+        read_image_bytes(cut, "t.jpg")
+
+
+def _claiming(raw, width, height):
+    """JPEG bytes whose first frame header claims width x height."""
+    sof = raw.index(b"\xff\xc0")
+    return raw[:sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + raw[sof + 9:]
+
+
+def test_jpeg_and_png_sizes_are_refused_from_the_header_bytes(monkeypatch):
+    """A JPEG frame header or PNG IHDR claiming too many pixels is refused with bpnet's line
+    before Pillow sees the bytes; so is a second, larger IHDR, and a segment length under 2."""
+    from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+    images = odd_images()
+    huge = _claiming(images["grey.jpg"], 60000, 50000)
+    assert jpeg_size(huge) == (60000, 50000)
+    with pytest.raises(InputError, match="JPEG of 60000x50000 = 3000000000 pixels, more than"):
+        read_image_bytes(huge, "huge.jpg")
+    png = images["16-bit.png"]
+    second = png[8:33].replace(b"\x00\x00\x00\x1d\x00\x00\x00\x25",
+                               (9000).to_bytes(4, "big") * 2)
+    assert png_size(png[:33] + second + png[33:]) == (9000, 9000)
+    with pytest.raises(InputError, match="PNG of 9000x9000 = 81000000 pixels"):
+        read_image_bytes(png[:33] + second + png[33:], "two.png")
+    jpeg = images["grey.jpg"]
+    bad = jpeg[:4] + b"\x00\x01" + jpeg[6:]  # APP0's length: 1
+    with pytest.raises(InputError, match=r"cannot decode JPEG \(segment 0xffe0 at byte 2 of "
+                                         r"length 1\)"):
+        read_image_bytes(bad, "bad.jpg")
+    monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(InputError, match="JPEG of 29x37 = 1073 pixels, more than the 1000"):
+        read_image_bytes(images["progressive.jpg"], "p.jpg")
+
+
+def test_pillows_own_limit_is_neither_changed_nor_consulted(monkeypatch):
+    """bpnet's limit governs its reads: with Pillow's global limit below an image (set here by
+    the test, as a program might), ``Image.open`` refuses it but bpnet reads it, with no
+    warning, and leaves the global as it found it; above bpnet's limit bpnet refuses it."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    from bpnet.data.images import read_image_bytes
+    images = odd_images()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(images["grey.jpg"]))
+    for name, raw in images.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert read_image_bytes(raw, name).shape == (37, 29)
+        assert caught == [] and Image.MAX_IMAGE_PIXELS == 300, name
+    monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(InputError, match="BPNET_MAX_IMAGE_PIXELS"):
+        read_image_bytes(images["grey.jpg"], "g.jpg")
+    assert Image.MAX_IMAGE_PIXELS == 300
+
+
+class _Watched:
+    """Records every assignment to ``names`` on a module, by giving the module a class of its
+    own for the duration (a module's attribute assignment goes through its class)."""
+
+    def __init__(self, module, names):
+        import types
+        self.module, self.writes = module, []
+        writes, names = self.writes, set(names)
+
+        class Watched(types.ModuleType):
+            def __setattr__(self, name, value):
+                if name in names:
+                    writes.append((module.__name__, name, value))
+                super().__setattr__(name, value)
+
+        self.cls = Watched
+
+    def __enter__(self):
+        self.module.__class__ = self.cls
+        return self.writes
+
+    def __exit__(self, *exc):
+        import types
+        self.module.__class__ = types.ModuleType
+
+
+def test_images_read_in_many_threads_at_once_touch_no_global(monkeypatch):
+    """What ``bpnet serve`` does with uploads arriving together: 16 threads read 480 images
+    (PNG and JPEG, some over the pixel limit, some cut short) at once. Each gets what it gets
+    alone, and meanwhile nobody assigns Pillow's ``MAX_IMAGE_PIXELS`` or ``warnings.filters``,
+    and a thread sampling both all along sees neither change."""
+    import threading
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from bpnet.data.images import read_image_bytes
+    monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", str(60 * 60))
+    big = np.zeros((70, 70), np.uint8)
+    big[10:60, 30:40] = 255
+    files = dict(odd_images())
+    files["big.png"] = encoded(Image.fromarray(big), "PNG")  # 4900 pixels: refused
+    files["big.jpg"] = encoded(Image.fromarray(big), "JPEG")
+    files["cut.png"] = files["16-bit.png"][:60]
+    files["cut.jpg"] = files["grey.jpg"][:300]
+
+    def read(name):
+        try:
+            return read_image_bytes(files[name], name)
+        except InputError as e:
+            return str(e)
+
+    expected = {name: read(name) for name in files}
+    assert "more than the 3600 read" in expected["big.png"] + expected["big.jpg"]
+    assert "cannot decode PNG" in expected["cut.png"]
+    limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+    seen, running = [], threading.Event()
+
+    def sample():
+        while running.is_set():
+            if Image.MAX_IMAGE_PIXELS != limit or warnings.filters != filters:
+                seen.append((Image.MAX_IMAGE_PIXELS, len(warnings.filters)))
+
+    order = [name for _ in range(480 // len(files) + 1) for name in files][:480]
+    with _Watched(Image, ["MAX_IMAGE_PIXELS"]) as pillow_writes, \
+            _Watched(warnings, ["filters"]) as warning_writes:
+        running.set()
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(16) as pool:
+                got = list(pool.map(read, order))
+        finally:
+            running.clear()
+            sampler.join()
+    for name, result in zip(order, got):
+        want = expected[name]
+        assert (result == want if isinstance(want, str)
+                else np.array_equal(result, want)), name
+    assert pillow_writes == [] and warning_writes == [] and seen == []
+    assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
