@@ -354,3 +354,85 @@ def test_max_connections_must_be_a_positive_number(bpnet_exe, good_weights):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "--max-connections" in r.stderr and "Traceback" not in r.stderr
+
+
+class watching_assignments:
+    """Records every assignment to ``name`` on ``module`` while in force (the module gets a
+    class of its own, through which its attribute assignments go)."""
+
+    def __init__(self, module, name):
+        import types
+        self.module, self.writes = module, []
+
+        class Watched(types.ModuleType):
+            def __setattr__(inner, key, value):
+                if key == name:
+                    self.writes.append(value)
+                super().__setattr__(key, value)
+
+        self.cls = Watched
+
+    def __enter__(self):
+        self.module.__class__ = self.cls
+        return self.writes
+
+    def __exit__(self, *exc):
+        import types
+        self.module.__class__ = types.ModuleType
+
+
+def post_png(address, body):
+    """(status, parsed JSON) of ``POST /predict`` with a PNG body, on a connection of its own."""
+    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(address, timeout=60) as s:
+        s.sendall(head + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, answer = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(answer)
+
+
+def test_uploads_at_once_change_no_process_wide_state(good_weights, digits, monkeypatch):
+    """Twelve clients post PNGs at once, round after round, to a server in this process: some
+    digits, some over the pixel limit. Each answer is what that PNG gets alone, and all along
+    no request thread assigns Pillow's ``MAX_IMAGE_PIXELS`` or ``warnings.filters`` (a
+    thread samples both too, and compares them before and after)."""
+    import io
+    import threading
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", str(100 * 100))
+    big = np.zeros((120, 90), np.uint8)
+    big[20:100, 40:50] = 255
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, "PNG")
+    bodies = [p.read_bytes() for p in digits[0]] + [buf.getvalue()]
+    with InProcess(good_weights) as srv:
+        alone = [post_png(srv.address, b) for b in bodies]
+        assert [s for s, _ in alone] == [200] * (len(bodies) - 1) + [400]
+        assert "120 = 10800 pixels, more than the 10000 read" in alone[-1][1]["error"]
+        limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+        seen, running = [], threading.Event()
+
+        def sample():
+            while running.is_set():
+                if Image.MAX_IMAGE_PIXELS != limit or warnings.filters != filters:
+                    seen.append((Image.MAX_IMAGE_PIXELS, len(warnings.filters)))
+
+        order = list(range(len(bodies))) * 12
+        with watching_assignments(Image, "MAX_IMAGE_PIXELS") as pillow_writes, \
+                watching_assignments(warnings, "filters") as warning_writes:
+            running.set()
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            try:
+                with ThreadPoolExecutor(12) as pool:
+                    answers = list(pool.map(lambda i: post_png(srv.address, bodies[i]), order))
+            finally:
+                running.clear()
+                sampler.join()
+        assert answers == [alone[i] for i in order]
+        assert pillow_writes == [] and warning_writes == [] and seen == []
+        assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
