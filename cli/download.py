@@ -5,9 +5,10 @@ import click
 
 from bpnet.cli.common import (data_dir_option, debug_option, handle_errors, progress_bar_factory,
                               warn)
-from bpnet.data.download import HttpOptions, download_dataset
-from bpnet.data.home import dataset_dir
+from bpnet.data.mirrors import HttpOptions
 from bpnet.data.specs import DATASETS
+
+DEFAULTS = HttpOptions()
 
 
 @click.command(short_help="Fetch and verify a dataset into the data dir.")
@@ -22,12 +23,14 @@ from bpnet.data.specs import DATASETS
               help="Try only --mirror and BPNET_MIRROR URLs, not the built-in mirrors.")
 @click.option("--force", is_flag=True, help="Fetch every file again, even present verified ones.")
 @click.option("--quiet", "-q", is_flag=True, help="Print errors only: no progress bars or summary.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-              show_default=True, help="Seconds without data before a request is given up "
-                                      "(connecting: at most 10).")
-@click.option("--tries", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULTS.read_timeout, show_default=True,
+              help=f"Seconds without data before a request is given up (connecting: at most "
+                   f"{DEFAULTS.connect_timeout:g}).")
+@click.option("--tries", type=click.IntRange(min=1), default=DEFAULTS.tries, show_default=True,
               help="Requests per file and HTTP mirror before the next mirror is tried.")
-@click.option("--min-rate", type=click.FloatRange(min=0, min_open=True), default=20.0,
+@click.option("--min-rate", type=click.FloatRange(min=0, min_open=True),
+              default=DEFAULTS.min_rate / 1000,
               show_default=True, metavar="KB/S",
               help="Slowest transfer accepted: a mirror gets --tries × --timeout + size / "
                    "min-rate seconds for a file, then the next mirror is tried.")
@@ -41,9 +44,12 @@ def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tr
     verified files are not fetched again. Two runs into one folder take turns. Exit status 1
     when some file verifies on no mirror, 2 for bad options.
     """
+    from bpnet.data.download import download_dataset
+    from bpnet.data.home import dataset_dir
     folder = dataset_dir(data_dir, dataset)
     bar = progress_bar_factory(quiet)
-    options = HttpOptions(connect_timeout=min(10.0, timeout), read_timeout=timeout, tries=tries,
+    options = HttpOptions(connect_timeout=min(DEFAULTS.connect_timeout, timeout),
+                          read_timeout=timeout, tries=tries,
                           min_rate=min_rate * 1000)
     results = download_dataset(dataset, data_dir, mirrors, force, progress=bar,
                                report=None if quiet else warn, options=options,

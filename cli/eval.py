@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 import click
-import numpy as np
 
 from bpnet.cli.common import (data_dir_option, debug_option, echo_json, ensure_data, format_table,
                               handle_errors, threads_option)
-from bpnet.apps.plots import error_grid, most_confident_errors
-from bpnet.data.idx import load_split
-from bpnet.nn.evaluate import confusion_matrix, evaluate, input_scale
-from bpnet.training.weights import network_from_weights
+from bpnet.nn.defaults import EVAL_BATCH
 
 
 @click.command("eval", short_help="Accuracy, loss, per-class table and confusion matrix.")
 @click.argument("weights", type=click.Path(dir_okay=False))
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True,
               help="Which MNIST split to evaluate on (train: all 60000 images).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=EVAL_BATCH, show_default=True,
               help="Images per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--offline", is_flag=True, help="Never download missing data.")
@@ -32,6 +28,12 @@ from bpnet.training.weights import network_from_weights
 def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_count, threads,
              data_dir):
     """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
+    import numpy as np
+
+    from bpnet.apps.plots import error_grid, most_confident_errors
+    from bpnet.data.idx import load_split
+    from bpnet.nn.evaluate import confusion_matrix, evaluate, input_scale
+    from bpnet.training.weights import network_from_weights
     net, meta = network_from_weights(weights)
     dataset = meta.get("dataset", "mnist")
     ensure_data(dataset, data_dir, offline, quiet=as_json, splits=(split,))

@@ -6,7 +6,6 @@ import json
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
-from bpnet.apps.export import export_onnx
 
 
 @click.command("export", short_help="Write a weights file as an ONNX model.")
@@ -25,6 +24,7 @@ def export(weights, output, images):
     reads them; with --images, (N, 1, 28, 28)), and returns `scores` and `probabilities`
     (N, 10); the input scaling is inside it.
     """
+    from bpnet.apps.export import export_onnx
     model = export_onnx(weights, output, images)
     props = {p.key: p.value for p in model.metadata_props}
     click.echo(f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "

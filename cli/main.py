@@ -3,22 +3,32 @@ from __future__ import annotations
 
 import click
 
+import importlib
+
 from bpnet import __version__
 from bpnet.cli.common import _set_debug, interrupted
-from bpnet.cli.download import download
-from bpnet.cli.eval import eval_cmd
-from bpnet.cli.export import export
-from bpnet.cli.gradcheck import gradcheck
-from bpnet.cli.plot import plot
-from bpnet.cli.predict import predict
-from bpnet.cli.serve import serve
-from bpnet.cli.sweep import sweep
-from bpnet.cli.train import train
+
+# name -> "module:command", in the order a user follows; each module is imported only when its
+# command runs or shows its help (and each imports no NumPy until its command runs).
+COMMANDS = {"download": "download:download", "train": "train:train", "eval": "eval:eval_cmd",
+            "gradcheck": "gradcheck:gradcheck", "plot": "plot:plot", "predict": "predict:predict",
+            "export": "export:export", "serve": "serve:serve", "sweep": "sweep:sweep"}
 
 
 class BpnetGroup(click.Group):
-    """click turns Ctrl-C outside a command into "Aborted!" and exit status 1; here it ends as
+    """Commands loaded lazily from their modules (COMMANDS), in the order of the list.
+
+    click turns Ctrl-C outside a command into "Aborted!" and exit status 1; here it ends as
     inside one: a single line and exit status 130, whether parsing or running."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(f"bpnet.cli.{module}"), attr)
 
     def make_context(self, *args, **kwargs):
         with interrupted():
@@ -49,13 +59,3 @@ def main():
       bpnet sweep book-ch6                    hyperparameter search (Optuna) on every core
     """
 
-
-main.add_command(gradcheck)
-main.add_command(download)
-main.add_command(train)
-main.add_command(eval_cmd)
-main.add_command(plot)
-main.add_command(predict)
-main.add_command(export)
-main.add_command(serve)
-main.add_command(sweep)

@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from bpnet.cli.common import debug_option, handle_errors
-from bpnet.apps.plots import plot_metrics
 
 
 @click.command(short_help="Loss and accuracy curves of a run as a PNG.")
@@ -21,6 +20,7 @@ def plot(run_dir, output):
     Every split with values (train, validation, test) gets a curve. RUN_DIR may also be the
     CSV file itself. Needs matplotlib: pip install 'bpnet[plot]'.
     """
+    from bpnet.apps.plots import plot_metrics
     csv_path = run_dir / "metrics.csv" if run_dir.is_dir() else run_dir
     out = plot_metrics(csv_path, output or csv_path.parent / "metrics.png")
     click.echo(f"wrote {out}")

@@ -4,13 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from bpnet.cli.common import debug_option, echo_json, handle_errors
-from bpnet.apps.plots import digit_grid
-from bpnet.data.images import load_digit
-from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
-from bpnet.training.weights import network_from_weights
 
 
 def _caption(result):
@@ -42,6 +37,12 @@ def predict(weights, images, top, as_json, grid):
     bad one stops the command (exit status 2). PNG and JPEG need Pillow:
     pip install 'bpnet[image]'.
     """
+    import numpy as np
+
+    from bpnet.apps.plots import digit_grid
+    from bpnet.data.images import load_digit
+    from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
+    from bpnet.training.weights import network_from_weights
     net, meta = network_from_weights(weights)
     check_digit_input(net, weights)
     digits = np.stack([load_digit(path) for path in images])

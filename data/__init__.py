@@ -1,5 +1,5 @@
 """bpnet.data: the datasets: what each one is (specs), where it lives (home), its IDX files
-read, verified and cached (idx), fetched from mirrors (download), distorted for training
+read, verified and cached (idx), fetched from mirrors (mirrors, download), distorted for training
 (augment), and digits of the user's own read as MNIST-style inputs (images).
 
     from bpnet.data import ensure_dataset, load_dataset
@@ -22,7 +22,7 @@ __getattr__, __dir__ = exports(__name__, {
     "DataCorrupt": "bpnet.data.idx",
     "ensure_dataset": "bpnet.data.download",
     "download_dataset": "bpnet.data.download",
-    "HttpOptions": "bpnet.data.download",
+    "HttpOptions": "bpnet.data.mirrors",
     "DownloadFailed": "bpnet.data.download",
     "Augmenter": "bpnet.data.augment",
     "AugmentSettings": "bpnet.data.augment",

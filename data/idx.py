@@ -22,14 +22,13 @@ import numpy as np
 
 from bpnet.base.files import atomic_write
 from bpnet.data.home import dataset_dir, download_command
-from bpnet.data.specs import (ARRAYS, IMAGE_MAGIC, LABEL_MAGIC, get_spec, idx_size)
+from bpnet.data.specs import ARRAYS, CHUNK, IMAGE_MAGIC, LABEL_MAGIC, get_spec, idx_size
 from bpnet.errors import BpnetError, InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 CACHE_NAME = "cache.npz"
 CACHE_VERSION = 1
 SPLITS = ("train", "test")
-CHUNK = 1 << 16  # bytes read, inflated and hashed at a time
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # files.atomic_write's temporaries
 
 

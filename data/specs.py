@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bpnet.errors import InputError
 
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+CHUNK = 1 << 16  # bytes read, inflated and hashed at a time
 ARRAYS = ("x_train", "t_train", "x_test", "t_test")
 FILE_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

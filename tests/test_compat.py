@@ -29,7 +29,8 @@ MOVED = {
                       "bpnet.data.specs": ["DatasetSpec", "FileSpec", "SPECS", "mnist_layout"],
                       "bpnet.data.home": ["default_data_dir", "data_dir_note"]},
     "bpnet.nn.download": {"bpnet.data.download": ["ensure_dataset", "download_dataset",
-                                                  "HttpOptions", "DownloadFailed"]},
+                                                  "DownloadFailed"],
+                          "bpnet.data.mirrors": ["HttpOptions", "mirror_list"]},
     "bpnet.nn.augment": {"bpnet.data.augment": ["Augmenter", "gaussian_matrix"]},
     "bpnet.nn.images": {"bpnet.data.images": ["load_digit", "mnist_preprocess", "read_image"]},
     "bpnet.nn.metrics": {"bpnet.nn.evaluate": ["evaluate", "to_input", "input_scale",
@@ -50,7 +51,7 @@ MOVED = {
 
 # names that bpnet.nn itself handed out before the datasets got their own wing
 NN_NAMES = {"load_dataset": "bpnet.data.idx", "ensure_dataset": "bpnet.data.download",
-            "download_dataset": "bpnet.data.download", "HttpOptions": "bpnet.data.download",
+            "download_dataset": "bpnet.data.download", "HttpOptions": "bpnet.data.mirrors",
             "DatasetSpec": "bpnet.data.specs", "FileSpec": "bpnet.data.specs"}
 
 NEW_MODULES = sorted({new for targets in MOVED.values() for new in targets}

@@ -18,6 +18,7 @@ from bpnet.base.schema import (Expected, Flag, FolderPath, Integer, Model, Name,
 from bpnet.base.yamlsafe import dump, show
 from bpnet.data.augment import AugmentSettings
 from bpnet.data.specs import DATASETS, SPECS
+from bpnet.nn.defaults import EVAL_BATCH
 from bpnet.nn.network import ACTIVATIONS
 from bpnet.nn.optim import OPTIMIZERS as _UPDATE_RULES
 from bpnet.nn.optim import SCHEDULES
@@ -109,7 +110,7 @@ class TrainSection(Model):
 
 class EvalSection(Model):
     every: PositiveInt = Field(1, description="Evaluate every this many epochs.")
-    batch_size: PositiveInt = Field(10000, description="Images per evaluation batch.")
+    batch_size: PositiveInt = Field(EVAL_BATCH, description="Images per evaluation batch.")
 
 
 class EarlyStoppingSection(Model):

@@ -128,7 +128,7 @@ def test_synopses_list_every_option():
     """Each command's synopsis block (`bpnet CMD [--opt ...]`) shows all of its options."""
     for name in ("train", "eval"):
         synopsis = next(t for t, _ in blocks("") if t.startswith(f"bpnet {name} "))
-        command = main.commands["eval" if name == "eval" else name]
+        command = main.get_command(None, name)
         options = {o for p in command.params for o in p.opts if o.startswith("--")}
         missing = options - set(re.findall(r"--[\w-]+", synopsis)) - {"--help", "--debug"}
         assert not missing, (name, sorted(missing))
