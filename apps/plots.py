@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from bpnet.base.files import atomic_write, describe, read_bytes
-from bpnet.errors import BpnetError, InputError
+from bpnet.base.extras import ExtraMissing, require
+from bpnet.errors import InputError
 
-INSTALL_HINT = "pip install 'bpnet[plot]'"
 DPI = 100
 MAX_METRICS_BYTES = 64 * 1024 ** 2  # a metrics.csv row is ~100 bytes: 600 000 evaluations
 METRICS_SIZE = (10.0, 4.0)  # inches: 1000 x 400 pixels at DPI
@@ -25,19 +25,15 @@ CELL_SIZE = (1.3, 1.5)  # inches per digit of an error grid: 130 x 150 pixels at
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
 
 
-class PlotUnavailable(BpnetError):
+class PlotUnavailable(ExtraMissing):
     """matplotlib is not installed (exit status 1)."""
 
 
 def _figure(size):
     """A matplotlib Figure of ``size`` inches on an Agg canvas."""
-    try:
-        import matplotlib  # noqa: F401  (fails first when matplotlib is absent or blocked)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise PlotUnavailable(f"drawing needs matplotlib, which is not installed: "
-                              f"{INSTALL_HINT}") from None
+    require("matplotlib", "plot", "drawing", error=PlotUnavailable)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     fig = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
