@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpnet.errors import InputError
+from .defaults import EVAL_BATCH
 from .layers import log_softmax, softmax
 from .threads import use as use_threads
 
@@ -24,7 +25,7 @@ def to_input(pixels, scale, dtype, out=None):
     return out
 
 
-def evaluate(net, pixels, labels, scale=1 / 255, batch_size=10000, threads=None):
+def evaluate(net, pixels, labels, scale=1 / 255, batch_size=EVAL_BATCH, threads=None):
     """(mean loss, accuracy, predicted labels, class probabilities) over a whole split.
 
     ``pixels`` are uint8 images, converted ``batch_size`` at a time into one reused

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .defaults import GRADCHECK_STEP, GRADCHECK_TOL
 from .gradient import numerical_partials
 from .layers import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
                      SoftmaxWithLoss)
@@ -20,8 +21,7 @@ from .threads import use as use_threads
 
 EPS = float(np.finfo(np.float64).eps)
 SAFETY = 10.0
-DEFAULT_TOL = 1e-7
-DEFAULT_H = 1e-5
+DEFAULT_TOL, DEFAULT_H = GRADCHECK_TOL, GRADCHECK_STEP  # the names this module had first
 
 
 @dataclass
@@ -53,7 +53,7 @@ def relative_errors(a, n, tiny):
     return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), tiny)
 
 
-def check_gradients(name, f, arrays, analytic, tol=DEFAULT_TOL, h=DEFAULT_H,
+def check_gradients(name, f, arrays, analytic, tol=GRADCHECK_TOL, h=GRADCHECK_STEP,
                     max_coords=None, rng=None):
     """Compare ``analytic[k]`` with numerical partials of ``f()`` for each ``arrays[k]``.
 
@@ -86,7 +86,7 @@ def _away_from_zero(rng, shape, margin=0.1):
     return np.sign(z) * (margin + np.abs(z))
 
 
-def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
+def check_layers(tol=GRADCHECK_TOL, h=GRADCHECK_STEP, rng=None):
     """Check every layer type on its own with random float64 inputs.
 
     For a layer y = L(x) the scalar checked is f = Σ y ⊙ R with a fixed random R,
@@ -156,7 +156,7 @@ def check_layers(tol=DEFAULT_TOL, h=DEFAULT_H, rng=None):
     return results
 
 
-def check_network(net, x, t, tol=DEFAULT_TOL, h=DEFAULT_H, max_coords=None, rng=None,
+def check_network(net, x, t, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, max_coords=None, rng=None,
                   name="net", threads=None):
     """Check every parameter of ``net`` (float64) on the batch (x, t), in training mode
     (batch statistics; dropout masks drawn once and then held fixed); ``threads`` as in

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .defaults import GRADCHECK_STEP
 
-def numerical_partials(f, x, indices, h=1e-5):
+
+def numerical_partials(f, x, indices, h=GRADCHECK_STEP):
     """Centered differences (f(x+h) - f(x-h)) / 2h at the given flat indices of x.
 
     x is perturbed in place one coordinate at a time and each coordinate is
@@ -25,7 +27,7 @@ def numerical_partials(f, x, indices, h=1e-5):
     return out
 
 
-def numerical_gradient(f, x, h=1e-5):
+def numerical_gradient(f, x, h=GRADCHECK_STEP):
     """Gradient of scalar f at x by centered differences; same shape as x."""
     grad = numerical_partials(f, x, range(x.size), h)
     return grad.reshape(x.shape).astype(x.dtype, copy=False)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .defaults import GRADCHECK_STEP
 from .gradient import numerical_gradient
 from .layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
 
@@ -215,7 +216,7 @@ class MultiLayerNet:
             t = np.argmax(t, axis=1)
         return float(np.mean(y == t))
 
-    def numerical_gradient(self, x, t, h=1e-5):
+    def numerical_gradient(self, x, t, h=GRADCHECK_STEP):
         """Centered-difference gradient of the training loss for every parameter (dropout
         masks held fixed at those of the first evaluation)."""
         with self.fixed_masks():
