@@ -1,8 +1,14 @@
 """Layers of a computational graph: each has ``forward`` and ``backward``.
 
-``forward`` caches exactly what ``backward`` needs; ``backward(dout)`` returns the
-gradient with respect to the layer's inputs and stores parameter gradients as
-attributes (``dW``, ``db``). No method writes into an array it was given.
+``forward`` caches exactly what ``backward`` needs, in attributes each layer declares in
+``__init__`` (None until the first forward); ``backward(dout)`` returns the gradient with
+respect to the layer's inputs and stores parameter gradients as attributes (``dW``, ``db``).
+No method writes into an array it was given.
+
+One call for every layer a network chains (Affine, Relu, Sigmoid, Dropout,
+BatchNormalization): ``forward(x, train_flg=True)``, the book's keyword; layers that behave
+the same in training and inference ignore it. The graph's nodes take their two operands,
+``MulLayer``/``AddLayer.forward(x, y)``, and the loss its labels, ``SoftmaxWithLoss.forward(x, t)``.
 
 Shapes: N is the batch size, D the input width, M the output width, C the number
 of classes.
@@ -16,6 +22,9 @@ from .threads import matmul, matmul_into_rows, matmul_rows
 
 class MulLayer:
     """z = x * y.  dz/dx = y, dz/dy = x."""
+
+    def __init__(self):
+        self.x = self.y = None
 
     def forward(self, x, y):
         self.x, self.y = x, y
@@ -36,20 +45,27 @@ class AddLayer:
 
 
 class Relu:
-    """y = max(x, 0), elementwise; any shape."""
+    """y = max(x, 0), elementwise; any shape. ``positive`` (x > 0) is where y = x and the
+    gradient passes (the book's ``mask`` is its complement, the zeroed positions)."""
 
-    def forward(self, x):
-        self.mask = x > 0  # where the gradient passes
+    def __init__(self):
+        self.positive = None
+
+    def forward(self, x, train_flg=True):
+        self.positive = x > 0
         return np.maximum(x, 0)
 
     def backward(self, dout):
-        return dout * self.mask
+        return dout * self.positive
 
 
 class Sigmoid:
     """y = 1 / (1 + exp(-x)), elementwise; dy/dx = y (1 - y)."""
 
-    def forward(self, x):
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x, train_flg=True):
         self.out = sigmoid(x)
         return self.out
 
@@ -67,13 +83,14 @@ class Affine:
     def __init__(self, W, b, dW=None, db=None):
         self.W, self.b = W, b
         self.dW, self.db = dW, db  # gradient buffers, filled in place (made on first use)
-        self.cols = None
+        self.x = self.x_shape = self.cols = None  # the (N, D) input, its shape, its columns
 
-    def forward(self, x, cols=None):
-        """``cols``: when given, ``x`` (N, len(cols)) holds only these columns of the input,
-        every other column being zero in every row: y = x·W[cols] + b, the same y as the
-        full input gives, for the products' cost of ``len(cols)`` rows of W instead of D
-        (MNIST batches of 100 have about a third of their pixels blank in every image)."""
+    def forward(self, x, train_flg=True, cols=None):
+        """y for the batch x (``train_flg`` changes nothing here). ``cols``: when given, ``x``
+        (N, len(cols)) holds only these columns of the input, every other column being zero in
+        every row: y = x·W[cols] + b, the same y as the full input gives, for the products' cost
+        of ``len(cols)`` rows of W instead of D (MNIST batches of 100 have about a third of
+        their pixels blank in every image)."""
         self.x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
         self.cols = cols
@@ -103,6 +120,9 @@ class SoftmaxWithLoss:
     x: (N, C) scores; t: (N,) class indices or (N, C) one-hot. forward returns the
     mean loss over the batch; backward(dout=1) returns dx = dout · (y - t) / N.
     """
+
+    def __init__(self):
+        self.y = self.t = None  # softmax of the scores, labels
 
     def forward(self, x, t):
         # log y = z - log Σ exp z with z = x - rowmax(x): no overflow, and no log(0).
@@ -166,6 +186,7 @@ class BatchNormalization:
         self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
         self.running_mean, self.running_var = running_mean, running_var
         self.dgamma, self.dbeta = dgamma, dbeta  # gradient buffers, filled in place
+        self.x_shape = self.std = self.xn = None  # input shape, √(σ² + eps), normalized input
 
     def forward(self, x, train_flg=True):
         self.x_shape = x.shape

@@ -10,12 +10,17 @@ into one flat array (``flat_params``) and all gradients into another (``flat_gra
 optimizer can update the whole net in a few calls. Batch norm's running statistics are
 ``buffers`` (running_mean1, running_var1 …): saved with the weights, never optimized.
 
+``layers`` is the chain as the book keeps it, an OrderedDict named by kind and number:
+Affine1, [BatchNorm1], Relu1 (or Sigmoid1), [Dropout1], Affine2, …; every layer in it is
+called ``forward(x, train_flg)``. ``last_layer`` (also ``lastLayer``) is the SoftmaxWithLoss.
+
 ``training`` selects the mode of every forward pass: True (the default of a new net) uses
 batch statistics and draws dropout masks, False uses running statistics and scales by
 1 − dropout. Evaluation switches it off (``inference``).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
@@ -71,11 +76,15 @@ class MultiLayerNet:
     (None: NumPy's global generator).
     """
 
+    activations = ACTIVATIONS  # activation name -> layer class
+    activation_key = None  # what names the activation layers in ``layers`` (None: their class)
+
     def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
                  weight_init_std=0.01, weight_decay=0.0, dtype=np.float64, rng=None,
                  batchnorm=False, dropout=0.0, dropout_rng=None):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if activation not in self.activations:
+            raise ValueError(f"activation: expected one of {sorted(self.activations)}, "
+                             f"got {activation!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a ratio in [0, 1), got {dropout!r}")
         if not hasattr(rng, "standard_normal"):  # a seed or None (a Generator or RandomState,
@@ -107,22 +116,30 @@ class MultiLayerNet:
         self._build(dropout_rng)
 
     def _build(self, dropout_rng=None):
-        self.layers, self.affine_layers = [], []
         p, g, buf = self.params, self.grads, self.buffers
+        activation = self.activations[self.activation]
+        act_key = self.activation_key or activation.__name__
+        self.layers = OrderedDict()
         for i in range(1, self.depth + 1):
-            affine = Affine(p[f"W{i}"], p[f"b{i}"], g[f"W{i}"], g[f"b{i}"])
-            self.layers.append(affine)
-            self.affine_layers.append(affine)
+            self.layers[f"Affine{i}"] = Affine(p[f"W{i}"], p[f"b{i}"], g[f"W{i}"], g[f"b{i}"])
             if i == self.depth:
                 break
             if self.batchnorm:
-                self.layers.append(BatchNormalization(
+                self.layers[f"BatchNorm{i}"] = BatchNormalization(
                     p[f"gamma{i}"], p[f"beta{i}"], BN_MOMENTUM, buf[f"running_mean{i}"],
-                    buf[f"running_var{i}"], g[f"gamma{i}"], g[f"beta{i}"], eps=BN_EPS))
-            self.layers.append(ACTIVATIONS[self.activation]())
+                    buf[f"running_var{i}"], g[f"gamma{i}"], g[f"beta{i}"], eps=BN_EPS)
+            self.layers[f"{act_key}{i}"] = activation()
             if self.dropout > 0:
-                self.layers.append(Dropout(self.dropout, dropout_rng))
+                self.layers[f"Dropout{i}"] = Dropout(self.dropout, dropout_rng)
         self.last_layer = SoftmaxWithLoss()
+
+    @property
+    def lastLayer(self):  # noqa: N802  (the name chapter 5's TwoLayerNet gives it)
+        return self.last_layer
+
+    @lastLayer.setter
+    def lastLayer(self, layer):  # noqa: N802
+        self.last_layer = layer
 
     def describe(self):
         """``784-100-10 relu, batchnorm, dropout 0.2``: the architecture in one phrase."""
@@ -135,9 +152,20 @@ class MultiLayerNet:
         """Number of Affine layers."""
         return len(self.sizes) - 1
 
+    def _layers_of(self, kind):
+        return [layer for layer in self.layers.values() if isinstance(layer, kind)]
+
+    @property
+    def affine_layers(self):
+        return self._layers_of(Affine)
+
+    @property
+    def batchnorm_layers(self):
+        return self._layers_of(BatchNormalization)
+
     @property
     def dropout_layers(self):
-        return [layer for layer in self.layers if isinstance(layer, Dropout)]
+        return self._layers_of(Dropout)
 
     @property
     def dropout_rng(self):
@@ -188,17 +216,16 @@ class MultiLayerNet:
         """Scores (N, C) for inputs (N, D) or (N, 1, 28, 28); ``train_flg`` None: ``training``.
         ``cols``: x holds only these columns of the input, the others being zero (``Affine``)."""
         train = self.training if train_flg is None else train_flg
-        x = self.layers[0].forward(x, cols)
-        for layer in self.layers[1:]:
-            x = (layer.forward(x, train) if isinstance(layer, (BatchNormalization, Dropout))
-                 else layer.forward(x))
+        first, *rest = self.layers.values()
+        x = first.forward(x, train, cols=cols)  # the first Affine reads cols
+        for layer in rest:
+            x = layer.forward(x, train)
         return x
 
     def loss(self, x, t, train_flg=None, cols=None):
         """Mean cross-entropy of the batch plus the weight-decay penalty (the objective);
         the cross-entropy alone is kept in ``cross_entropy``. ``cols``: as for ``predict``."""
-        # without cols, predict is called as before: a subclass's predict(x, train_flg) still works
-        scores = self.predict(x, train_flg) if cols is None else self.predict(x, train_flg, cols)
+        scores = self.predict(x, train_flg, cols=cols)
         self.cross_entropy = self.last_layer.forward(scores, t)
         return self.cross_entropy + self.penalty()
 
@@ -234,9 +261,10 @@ class MultiLayerNet:
         """Gradients of the last computed loss, as ``grads`` (views into ``flat_grads``,
         overwritten by the next call; dx of the first layer is never needed)."""
         dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers[1:]):
+        first, *rest = self.layers.values()
+        for layer in reversed(rest):
             dout = layer.backward(dout)
-        self.layers[0].backward(dout, need_dx=False)
+        first.backward(dout, need_dx=False)
         if self.weight_decay:
             for layer in self.affine_layers:
                 layer.dW += self.weight_decay * layer.W

@@ -1,11 +1,14 @@
-"""Each layer's forward/backward, against hand values and numerical gradients."""
+"""Each layer's forward/backward, against hand values and numerical gradients; the one call
+every chained layer answers and the state each declares."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpnet.nn import (AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss,
-                      cross_entropy_error, numerical_gradient, softmax)
+from bpnet.nn import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
+                      SoftmaxWithLoss, cross_entropy_error, numerical_gradient, sigmoid, softmax)
 
 
 def test_apple_orange_graph():
@@ -76,7 +79,7 @@ def test_affine_on_the_non_blank_columns_equals_the_full_input(n, d, m, seed):
     x[:, cols] = rng.standard_normal((n, len(cols)))
     W, b, r = rng.standard_normal((d, m)), rng.standard_normal(m), rng.standard_normal((n, m))
     full, part = Affine(W, b), Affine(W, b)
-    np.testing.assert_allclose(part.forward(x[:, cols], cols), full.forward(x), atol=1e-12)
+    np.testing.assert_allclose(part.forward(x[:, cols], cols=cols), full.forward(x), atol=1e-12)
     dx_full, dx_part = full.backward(r), part.backward(r)
     np.testing.assert_allclose(part.dW, full.dW, atol=1e-12)
     assert not np.delete(part.dW, cols, axis=0).any()  # no gradient where the input is blank
@@ -152,6 +155,9 @@ def test_sigmoid_is_stable_for_huge_inputs():
                  (rng.standard_normal((3, 4)),)),
     lambda rng: (MulLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
     lambda rng: (AddLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
+    lambda rng: (Dropout(0.5, rng), (rng.standard_normal((3, 4)),)),
+    lambda rng: (BatchNormalization(rng.standard_normal(4), rng.standard_normal(4)),
+                 (rng.standard_normal((3, 4)),)),
 ])
 def test_backward_never_mutates_its_inputs(make):
     rng = np.random.default_rng(2)
@@ -189,9 +195,6 @@ def test_numerical_gradient_restores_x_exactly():
 
 
 # --- Dropout and BatchNormalization ---------------------------------------------------------
-
-from bpnet.nn.layers import BatchNormalization, Dropout  # noqa: E402
-
 
 def test_dropout_masks_in_training_and_scales_in_inference():
     x = np.arange(1.0, 2001.0).reshape(40, 50)
@@ -236,3 +239,86 @@ def test_batchnorm_normalizes_updates_running_stats_and_matches_numerical():
     _check(lambda: float(np.sum(ref.forward(x) * r)), x, dx)
     _check(lambda: float(np.sum(ref.forward(x) * r)), bn.gamma, bn.dgamma)
     _check(lambda: float(np.sum(ref.forward(x) * r)), bn.beta, bn.dbeta)
+
+
+# --- one protocol: the chain's forward(x, train_flg), state declared in __init__ -------------
+
+
+CHAINED = [Affine, Relu, Sigmoid, Dropout, BatchNormalization]
+
+
+@pytest.mark.parametrize("cls", CHAINED, ids=lambda c: c.__name__)
+def test_every_chained_layer_takes_the_books_train_flg(cls):
+    params = list(inspect.signature(cls.forward).parameters.values())
+    assert [p.name for p in params[:3]] == ["self", "x", "train_flg"]
+    assert params[2].default is True
+    extra = [(p.name, p.default, p.kind) for p in params[3:]]
+    assert extra == ([("cols", None, inspect.Parameter.POSITIONAL_OR_KEYWORD)] if cls is Affine
+                     else [])
+
+
+@pytest.mark.parametrize("cls, names", [(MulLayer, ["x", "y"]), (AddLayer, ["x", "y"]),
+                                        (SoftmaxWithLoss, ["x", "t"])], ids=lambda c: str(c))
+def test_nodes_and_the_loss_keep_their_operands(cls, names):
+    assert list(inspect.signature(cls.forward).parameters)[1:] == names
+
+
+def _runs(rng):
+    """(name, fresh layer, forward arguments, dout shape) covering every path of every layer."""
+    x, y = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    W, b = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    g, be = 1 + rng.standard_normal(6), rng.standard_normal(6)
+    return [
+        ("MulLayer", lambda: MulLayer(), (x, y), {}, (4, 6)),
+        ("AddLayer", lambda: AddLayer(), (x, y), {}, (4, 6)),
+        ("Relu", lambda: Relu(), (x,), {}, (4, 6)),
+        ("Sigmoid", lambda: Sigmoid(), (x,), {}, (4, 6)),
+        ("Affine", lambda: Affine(W, b), (x,), {}, (4, 3)),
+        ("Affine images", lambda: Affine(W, b), (x.reshape(4, 1, 2, 3),), {}, (4, 3)),
+        ("Affine cols", lambda: Affine(W, b), (x[:, [1, 4]],), {"cols": np.array([1, 4])}, (4, 3)),
+        ("Affine inference", lambda: Affine(W, b), (x, False), {}, (4, 3)),
+        ("Dropout", lambda: Dropout(0.3, np.random.default_rng(0)), (x,), {}, (4, 6)),
+        ("Dropout global", lambda: Dropout(0.3), (x, True), {}, (4, 6)),
+        ("Dropout inference", lambda: Dropout(0.3), (x, False), {}, None),
+        ("BatchNormalization", lambda: BatchNormalization(g, be), (x,), {}, (4, 6)),
+        ("BatchNormalization inference", lambda: BatchNormalization(g, be), (x, False), {}, None),
+        ("SoftmaxWithLoss", lambda: SoftmaxWithLoss(), (x, rng.integers(0, 6, 4)), {}, ()),
+        ("SoftmaxWithLoss one-hot", lambda: SoftmaxWithLoss(), (x, np.eye(6)[[0, 1, 2, 3]]), {},
+         ()),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_runs(np.random.default_rng(0)))),
+                         ids=[r[0] for r in _runs(np.random.default_rng(0))])
+def test_init_declares_everything_forward_and_backward_keep(case):
+    _, make, args, kwargs, dout_shape = _runs(np.random.default_rng(9))[case]
+    layer = make()
+    declared = dict(vars(layer))
+    assert all(v is None or k in ("W", "b", "gamma", "beta", "momentum", "eps", "ratio", "rng",
+                                  "fixed")
+               for k, v in declared.items()), declared  # caches start empty
+    saved = [np.array(a, copy=True) for a in args]
+    layer.forward(*args, **kwargs)
+    if dout_shape is not None:
+        dout = np.ones(dout_shape) if dout_shape else 1.0
+        layer.backward(dout)
+    assert set(vars(layer)) == set(declared)
+    for a, s in zip(args, saved):  # and its inputs are as they were
+        np.testing.assert_array_equal(a, s)
+
+
+def test_relu_keeps_where_its_input_is_positive():
+    x = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]])
+    r = Relu()
+    np.testing.assert_array_equal(r.forward(x), [[0, 0, 2], [3, 0, 0]])
+    np.testing.assert_array_equal(r.positive, x > 0)
+    np.testing.assert_array_equal(r.backward(np.full_like(x, 7.0)), 7.0 * (x > 0))
+
+
+def test_layers_without_a_mode_ignore_train_flg():
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal(2)
+    for make in (Relu, Sigmoid, lambda: Affine(W, b)):
+        assert np.array_equal(make().forward(x, True), make().forward(x, False))
+    np.testing.assert_array_equal(Sigmoid().forward(x, train_flg=False), sigmoid(x))
+

@@ -1,8 +1,11 @@
-"""The network: backprop equals numerical gradients for any depth and activation."""
+"""The network: backprop equals numerical gradients for any depth and activation; its layers
+as the book keeps them."""
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 
-from bpnet.nn import MultiLayerNet, TwoLayerNet
+from bpnet.nn import MultiLayerNet, Relu, SoftmaxWithLoss, TwoLayerNet
 
 
 def _data(rng, n=4, d=12, c=5):
@@ -85,5 +88,64 @@ def test_parameters_and_gradients_are_views_of_two_flat_arrays():
         assert np.shares_memory(grads[k], net.flat_grads)
     before, w1 = net.loss(x, t), net.params["W1"].copy()
     net.flat_params[:] -= 0.1 * net.flat_grads  # one update moves every parameter...
-    assert not np.array_equal(net.layers[0].W, w1)  # ...including what the layers see
+    assert not np.array_equal(net.layers["Affine1"].W, w1)  # ...including what the layers see
     assert net.loss(x, t) < before
+
+
+def test_layers_are_the_books_ordered_dict():
+    net = MultiLayerNet(12, [7, 6], 5, batchnorm=True, dropout=0.3, rng=0)
+    assert isinstance(net.layers, OrderedDict)
+    assert list(net.layers) == ["Affine1", "BatchNorm1", "Relu1", "Dropout1",
+                                "Affine2", "BatchNorm2", "Relu2", "Dropout2", "Affine3"]
+    assert [type(layer).__name__ for layer in net.layers.values()] == [
+        "Affine", "BatchNormalization", "Relu", "Dropout"] * 2 + ["Affine"]
+    assert list(MultiLayerNet(12, [7], 5, activation="sigmoid", rng=0).layers) == [
+        "Affine1", "Sigmoid1", "Affine2"]
+    assert net.affine_layers == [net.layers[f"Affine{i}"] for i in (1, 2, 3)]
+    assert net.batchnorm_layers == [net.layers["BatchNorm1"], net.layers["BatchNorm2"]]
+    assert net.dropout_layers == [net.layers["Dropout1"], net.layers["Dropout2"]]
+    assert net.layers["Affine2"].W is net.params["W2"]
+    assert net.layers["BatchNorm1"].running_var is net.buffers["running_var1"]
+    assert isinstance(net.last_layer, SoftmaxWithLoss) and net.lastLayer is net.last_layer
+    other = SoftmaxWithLoss()
+    net.lastLayer = other
+    assert net.last_layer is other
+
+
+def test_predict_calls_every_layer_the_same_way():
+    """Whatever stands under a key of ``layers`` is called forward(x, train_flg)."""
+    class Spy(Relu):
+        def forward(self, x, train_flg=True):
+            calls.append(train_flg)
+            return super().forward(x, train_flg)
+
+    calls = []
+    rng = np.random.default_rng(3)
+    net = MultiLayerNet(12, [7], 5, rng=rng)
+    x, t = _data(rng)
+    before = net.predict(x)
+    net.layers["Relu1"] = Spy()
+    np.testing.assert_array_equal(net.predict(x), before)
+    net.predict(x, train_flg=False)
+    with net.inference():
+        net.loss(x, t)
+    assert calls == [True, False, False]
+    net.gradient(x, t)
+    assert calls[-1] is True
+
+
+def test_a_subclass_predict_sees_the_columns_loss_was_given():
+    class Recording(MultiLayerNet):
+        def predict(self, x, train_flg=None, cols=None):
+            self.seen = cols
+            return super().predict(x, train_flg, cols=cols)
+
+    rng = np.random.default_rng(4)
+    net = Recording(12, [7], 5, weight_init_std=0.5, rng=rng)
+    x, t = _data(rng)
+    x[:, [0, 5]] = 0
+    cols = np.setdiff1d(np.arange(12), [0, 5])
+    full = net.loss(x, t, train_flg=True)
+    assert net.seen is None
+    part = net.loss(x[:, cols], t, train_flg=True, cols=cols)
+    assert net.seen is cols and part == pytest.approx(full, rel=1e-12)

@@ -130,9 +130,9 @@ def test_trainer_applies_the_policy_itself(tmp_path, monkeypatch, setting, env, 
 
 
 class RecordingNet(MultiLayerNet):
-    def predict(self, x, train_flg=None):
+    def predict(self, x, train_flg=None, cols=None):
         self.seen = (threads.current(), tuple(blas_threads()))
-        return super().predict(x, train_flg)
+        return super().predict(x, train_flg, cols=cols)
 
 
 def test_evaluate_and_gradcheck_apply_the_policy(monkeypatch):
