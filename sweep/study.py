@@ -8,7 +8,8 @@ Optuna storage URL, so several commands on several machines share one study.
 
 The trial budget is exact across processes and machines: whoever creates the study enqueues
 ``n_trials`` empty trials, and a worker only ever claims one of those (the storage's atomic
-WAITING -> RUNNING transition), never creates one. A running trial writes a heartbeat (a user
+WAITING -> RUNNING transition, through the one module that touches Optuna's private storage
+API, :mod:`bpnet.sweep.storage`), never creates one. A running trial writes a heartbeat (a user
 attribute, every ``HEARTBEAT`` seconds); a trial whose heartbeat is older than ``GRACE`` seconds
 (its worker was killed) is marked FAIL by the next worker that looks, and counts in the budget.
 
@@ -16,11 +17,11 @@ Optuna (``pip install 'bpnet[sweep]'``) is imported inside the functions that ne
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 from bpnet.errors import BpnetError, InputError
+from bpnet.sweep.storage import claim_waiting, fail, storage_of, trial_id
 
 INSTALL_HINT = "pip install 'bpnet[sweep]'"
 HEARTBEAT, GRACE = 1.0, 10.0  # seconds
@@ -120,23 +121,11 @@ def fail_stale_trials(study, grace=GRACE):
         beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp()
                                                  if t.datetime_start else now)
         if now - beat > grace:
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                study._storage.set_trial_user_attr(t._trial_id, "error",
-                                                   "worker lost (no heartbeat)")
-                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            fail(storage_of(study), trial_id(t), "worker lost (no heartbeat)")
 
 
 def claim_trial(study):
     """A trial of the budget moved from WAITING to RUNNING for this process, or None when the
     budget is spent: the storage's state transition is atomic, so no trial runs twice."""
-    optuna = _optuna()
-    storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.RUNNING):
-                return t
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
+    _optuna()
+    return claim_waiting(study)

@@ -9,6 +9,7 @@ import time
 
 from bpnet.errors import BpnetError
 from bpnet.nn.threads import use as use_threads
+from bpnet.sweep.storage import fail, live_trial, set_user_attr, trial_id
 from bpnet.sweep.study import (GRACE, HEARTBEAT, _optuna, _pruner, _sampler, claim_trial,
                                fail_stale_trials, open_storage, open_study)
 
@@ -21,7 +22,7 @@ class _Heartbeat(threading.Thread):
     def run(self):
         while True:
             with contextlib.suppress(Exception):
-                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+                set_user_attr(self.storage, self.trial_id, "heartbeat", time.time())
             if self.done.wait(HEARTBEAT):
                 return
 
@@ -91,24 +92,21 @@ def _work(sweep, storage_url, study_name, cli, arrays, grace):
             frozen = claim_trial(study)
             if frozen is None:
                 return
-            tid, started = frozen._trial_id, time.perf_counter()
+            tid, started = trial_id(frozen), time.perf_counter()
             heartbeat = _Heartbeat(storage, tid)
             heartbeat.start()
             beat = heartbeat
             study.sampler = _sampler(sweep, frozen.number)
-            trial = optuna.Trial(study, tid)
+            trial = live_trial(study, tid)
             value = run_trial(sweep, trial, arrays, cli)
         except optuna.TrialPruned:
             state, value = optuna.trial.TrialState.PRUNED, None
         except KeyboardInterrupt:
             if frozen is not None:
-                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                    storage.set_trial_user_attr(frozen._trial_id, "error", "interrupted")
-                    storage.set_trial_state_values(frozen._trial_id,
-                                                   optuna.trial.TrialState.FAIL)
+                fail(storage, trial_id(frozen), "interrupted")
             return
         except (BpnetError, FloatingPointError) as e:
-            storage.set_trial_user_attr(tid, "error", str(e))
+            set_user_attr(storage, tid, "error", str(e))
             state, value = optuna.trial.TrialState.FAIL, None
         else:
             state = optuna.trial.TrialState.COMPLETE
@@ -116,7 +114,7 @@ def _work(sweep, storage_url, study_name, cli, arrays, grace):
             if beat is not None:
                 beat.done.set()
                 beat.join()
-        storage.set_trial_user_attr(tid, "seconds", round(time.perf_counter() - started, 3))
+        set_user_attr(storage, tid, "seconds", round(time.perf_counter() - started, 3))
         study.tell(frozen.number, value, state=state, skip_if_finished=True)
 
 

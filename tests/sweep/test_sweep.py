@@ -334,3 +334,30 @@ def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_sessi
 def test_sigkilled_worker_trial_fails_and_study_goes_on_postgres(bpnet_exe, tmp_path,
                                                                  mnist_session_dir, postgres):
     sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, postgres)
+
+
+def test_claims_racing_on_postgres_never_take_a_trial_twice(postgres):
+    """Eight threads, each with a storage (connection pool) of its own, claim the 40 enqueued
+    trials of one PostgreSQL study as fast as they can: every trial goes to exactly one."""
+    import threading
+
+    from bpnet.sweep.storage import claim_waiting
+    from bpnet.sweep.study import open_storage
+    study = optuna.create_study(storage=open_storage(postgres), study_name="race")
+    for _ in range(40):
+        study.enqueue_trial({})
+    start, taken = threading.Barrier(8), [[] for _ in range(8)]
+
+    def claim_all(mine):
+        handle = optuna.load_study(study_name="race", storage=open_storage(postgres))
+        start.wait()
+        while (t := claim_waiting(handle)) is not None:
+            mine.append(t.number)
+
+    threads = [threading.Thread(target=claim_all, args=(mine,)) for mine in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(n for mine in taken for n in mine) == list(range(40))
+    assert {t.state.name for t in study.get_trials()} == {"RUNNING"}
