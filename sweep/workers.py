@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import threading
 import time
 
 from bpnet.errors import BpnetError
+from bpnet.nn.threads import available_cores
 from bpnet.nn.threads import use as use_threads
 from bpnet.sweep.storage import fail, live_trial, set_user_attr, trial_id
 from bpnet.sweep.study import (GRACE, HEARTBEAT, _optuna, _pruner, _sampler, claim_trial,
@@ -126,7 +126,8 @@ def _worker_main(*args):
 
 
 def default_jobs():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """Worker processes when ``jobs`` is not given: one per core this process may use."""
+    return available_cores()
 
 
 def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None, poll=0.5,
