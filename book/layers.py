@@ -7,8 +7,18 @@ and stable; Convolution and Pooling (chapter 7) are not provided.
 """
 
 from bpnet.book.functions import *  # noqa: F401,F403  (the book's module re-exports them)
-from bpnet.nn.layers import Affine, BatchNormalization, Relu, Sigmoid, SoftmaxWithLoss  # noqa: F401
+from bpnet.nn.layers import Affine, BatchNormalization, Sigmoid, SoftmaxWithLoss  # noqa: F401
 from bpnet.nn.layers import Dropout as _Dropout
+from bpnet.nn.layers import Relu as _Relu
+
+
+class Relu(_Relu):
+    """The book's ``Relu``: ``mask`` is ``x <= 0``, the positions forward zeroed (None
+    before the first forward), the complement of bpnet's ``positive``."""
+
+    @property
+    def mask(self):
+        return None if self.positive is None else ~self.positive
 
 
 class Dropout(_Dropout):

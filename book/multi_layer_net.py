@@ -2,6 +2,7 @@
 import numpy as np
 
 from bpnet.book.gradient import STEP
+from bpnet.book.layers import Relu, Sigmoid
 from bpnet.nn.network import MultiLayerNet as _MultiLayerNet
 
 INITS = {"relu": "he", "he": "he", "sigmoid": "xavier", "xavier": "xavier"}
@@ -14,7 +15,11 @@ class MultiLayerNet(_MultiLayerNet):
     'sigmoid'/'xavier' (Xavier, √(1/fan_in)); weights drawn from NumPy's global generator.
     weight_decay_lambda: L2 strength λ (½·λ·ΣW² in the loss). numerical_gradient uses the
     book's step 1e-4. ``predict``/``loss`` run in inference mode unless ``train_flg=True``.
+    ``layers`` is keyed as the book's: Affine1, Activation_function1, …, Affine{n}.
     """
+
+    activations = {"relu": Relu, "sigmoid": Sigmoid}  # the book's Relu, with its mask
+    activation_key = "Activation_function"
 
     def __init__(self, input_size, hidden_size_list, output_size, activation='relu',
                  weight_init_std='relu', weight_decay_lambda=0, **net):

@@ -8,7 +8,8 @@ class MultiLayerNetExtend(MultiLayerNet):
     use_dropout / dropout_ration (the book's spelling): dropout in every hidden layer, masks
     from NumPy's global generator; use_batchnorm: gamma1, beta1 … in ``params``.
     ``gradient`` and ``numerical_gradient`` use the training mode (the latter with the
-    dropout masks held fixed, so it is a gradient of one function).
+    dropout masks held fixed, so it is a gradient of one function). ``layers`` is keyed as
+    the book's: Affine1, [BatchNorm1], Activation_function1, [Dropout1], Affine2, ….
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation='relu',

@@ -135,6 +135,59 @@ def test_extend_predicts_in_inference_mode_by_default():
     assert not np.array_equal(net.predict(x, train_flg=True), net.predict(x, train_flg=True))
 
 
+# The keys of common/multi_layer_net_extend.py's layers, and of chapter 5's two_layer_net.py.
+BOOK_KEYS = ["Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
+             "Affine2", "BatchNorm2", "Activation_function2", "Dropout2", "Affine3"]
+
+
+def test_layers_are_keyed_as_the_books():
+    from collections import OrderedDict
+
+    from bpnet.book.two_layer_net import TwoLayerNet
+    np.random.seed(0)
+    net = MultiLayerNetExtend(6, [5, 4], 3, use_batchnorm=True, use_dropout=True)
+    assert isinstance(net.layers, OrderedDict) and list(net.layers) == BOOK_KEYS
+    assert list(MultiLayerNet(6, [5], 3, activation="sigmoid").layers) == [
+        "Affine1", "Activation_function1", "Affine2"]
+    two = TwoLayerNet(6, 5, 3)
+    assert list(two.layers) == ["Affine1", "Relu1", "Affine2"]
+    assert two.lastLayer is two.last_layer
+    x, t = np.random.randn(4, 6), np.array([0, 1, 2, 0])
+    assert two.lastLayer.forward(two.predict(x), t) == pytest.approx(two.loss(x, t), rel=1e-12)
+    # chapter 5's gradient: the Affine layers' dW and db after a backward pass
+    two.gradient(x, t)
+    assert np.array_equal(two.layers["Affine1"].dW, two.grads["W1"])
+
+
+def test_relu_mask_is_the_books():
+    from bpnet.book.layers import Relu
+    relu = Relu()
+    assert relu.mask is None  # declared, as the book's __init__ does
+    x = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]])
+    y = relu.forward(x)
+    assert relu.mask.dtype == bool and np.array_equal(relu.mask, x <= 0)
+    assert np.array_equal(y[relu.mask], np.zeros(4))  # the positions forward zeroed
+    dout = np.ones_like(x)
+    assert np.array_equal(relu.backward(dout), np.where(relu.mask, 0.0, 1.0))
+    assert np.all(dout == 1)  # unlike the book's, dout is left as it was
+    np.random.seed(1)
+    net = MultiLayerNet(6, [5], 3)
+    x = np.random.randn(4, 6)
+    net.predict(x)
+    a1 = net.layers["Affine1"].forward(x)
+    assert np.array_equal(net.layers["Activation_function1"].mask, a1 <= 0)
+
+
+def test_book_layers_declare_their_state():
+    from bpnet.book.layers import Dropout, Relu
+    for layer, args in ((Relu(), ()), (Dropout(0.4), (True,)), (Dropout(0.4), (False,))):
+        declared = set(vars(layer))
+        layer.forward(np.random.randn(3, 4), *args)
+        if args != (False,):  # no backward through inference
+            layer.backward(np.ones((3, 4)))
+        assert set(vars(layer)) == declared
+
+
 def test_trainer_trains_and_prints_the_books_lines(capsys):
     rng = np.random.default_rng(0)
     t = rng.integers(0, 3, 300)
@@ -175,13 +228,16 @@ def test_load_mnist_downloads_when_missing(tmp_path, monkeypatch):
 
 
 def test_no_maths_of_its_own():
-    """The book layer's classes are bpnet.nn's (subclasses only rename arguments)."""
+    """The book layer's classes are bpnet.nn's (subclasses only rename arguments or state)."""
     from bpnet.book import layers, optimizer
     from bpnet.nn import layers as nn_layers
     from bpnet.nn import optim
-    for name in ("Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "BatchNormalization"):
+    for name in ("Sigmoid", "Affine", "SoftmaxWithLoss", "BatchNormalization"):
         assert getattr(layers, name) is getattr(nn_layers, name)
-    assert issubclass(layers.Dropout, nn_layers.Dropout)
+    for name in ("Relu", "Dropout"):
+        cls = getattr(layers, name)
+        assert issubclass(cls, getattr(nn_layers, name))
+        assert not {"forward", "backward"} & set(vars(cls))
     for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"):
         cls = getattr(optimizer, name)
         assert cls is getattr(optim, name) or "update" not in vars(cls)
