@@ -3,10 +3,11 @@
 The graph takes raw pixels as the training data was read: ``pixels``, float32 0..255 of
 shape (N, 784) with N free, or with ``images=True`` (N, 1, 28, 28) (flattened inside), scaled
 inside the graph as the weights file says (``meta.normalize``: ×1/255).
-Each hidden layer i is Gemm(W_i, b_i) → BatchNormalization (inference: running statistics,
-eps 1e-6, when ``meta.batchnorm``) → Relu or Sigmoid → Mul by 1 − ratio (Dropout at
-inference, when ``meta.dropout`` > 0); the last Gemm gives ``scores`` (N, C) and a Softmax
-``probabilities`` (N, C), both float32. Arithmetic runs in the weights file's dtype.
+Each hidden layer i is Gemm(W_i, b_i) → BatchNormalization (inference: running statistics
+and the eps of the network's layer, when ``meta.batchnorm``) → Relu or Sigmoid → Mul by
+1 − ratio (Dropout at inference, when ``meta.dropout`` > 0); the last Gemm gives ``scores``
+(N, C) and a Softmax ``probabilities`` (N, C), both float32. Arithmetic runs in the weights
+file's dtype.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import numpy as np
 from bpnet.base.files import atomic_write
 from bpnet.errors import BpnetError, InputError
 from bpnet.nn.evaluate import input_scale
+from bpnet.nn.layers import BatchNormalization
 from bpnet.training.weights import network_from_weights
 
 OPSET = 21  # ONNX 1.16's operator set, run by every onnxruntime since 1.18
 IR_VERSION = 10
-BN_EPS = 1e-6
 INSTALL_HINT = "pip install 'bpnet[onnx]'"
 
 
@@ -47,11 +48,12 @@ def class_labels(meta):
     return [str(c) for c in range(meta["sizes"][-1])]
 
 
-def onnx_model(arrays, meta, version=None, images=False):
+def onnx_model(arrays, meta, version=None, images=False, eps=None):
     """The ONNX ModelProto of a network given its arrays (W1, b1 … Wn, bn and, per hidden
     layer i when ``meta["batchnorm"]``, gamma{i}, beta{i}, running_mean{i}, running_var{i})
     and its ``meta`` (sizes, activation, normalize, dataset, batchnorm, dropout). ``images``:
-    the input is (N, 1, S, S) images (S² = the input size) instead of (N, S²) rows."""
+    the input is (N, 1, S, S) images (S² = the input size) instead of (N, S²) rows.
+    ``eps``: batch normalization's eps, one per hidden layer (None: the layer's default)."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
@@ -66,6 +68,8 @@ def onnx_model(arrays, meta, version=None, images=False):
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     batchnorm, dropout = bool(meta.get("batchnorm", False)), float(meta.get("dropout", 0.0) or 0.0)
     act = {"relu": "Relu", "sigmoid": "Sigmoid"}[meta["activation"]]
+    if eps is None:
+        eps = [BatchNormalization.EPS] * (depth - 1)
     inits, nodes = [], []
 
     def const(name, value):
@@ -93,7 +97,7 @@ def onnx_model(arrays, meta, version=None, images=False):
             x = node("BatchNormalization",
                      [x, *(const(f"{k}{i}", arrays[f"{k}{i}"])
                            for k in ("gamma", "beta", "running_mean", "running_var"))],
-                     f"batchnorm{i}", epsilon=BN_EPS)
+                     f"batchnorm{i}", epsilon=float(eps[i - 1]))
         x = node(act, [x], f"{act.lower()}{i}")
         if dropout > 0:
             x = node("Mul", [x, const(f"keep{i}", 1.0 - dropout)], f"dropout{i}")
@@ -131,7 +135,8 @@ def export_onnx(weights, out, images=False):
     the file is read and refused exactly as ``bpnet eval`` reads it. Returns the model."""
     _onnx()  # the install hint before any other complaint
     net, meta = network_from_weights(weights)
-    model = onnx_model(net.state_arrays(), meta, images=images)
+    model = onnx_model(net.state_arrays(), meta, images=images,
+                       eps=[layer.eps for layer in net.batchnorm_layers] or None)
     with atomic_write(out) as fh:
         fh.write(model.SerializeToString())
     return model

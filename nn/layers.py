@@ -178,11 +178,14 @@ class BatchNormalization:
     network holding these arrays sees them change); inference uses the running statistics.
     backward (training): the full derivative through μ and σ²,
     dx = (dxn − mean(dxn) − xn·mean(dxn·xn)) / √(σ² + eps) with dxn = gamma·dout;
-    dgamma = Σₙ xn·dout, dbeta = Σₙ dout. eps is the book's 10e-7.
+    dgamma = Σₙ xn·dout, dbeta = Σₙ dout. ``MOMENTUM`` and ``EPS`` (the book's values) are
+    the defaults of ``momentum`` and ``eps``, and what a network's layers use.
     """
 
-    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None,
-                 dgamma=None, dbeta=None, eps=1e-6):
+    MOMENTUM, EPS = 0.9, 1e-6
+
+    def __init__(self, gamma, beta, momentum=MOMENTUM, running_mean=None, running_var=None,
+                 dgamma=None, dbeta=None, eps=EPS):
         self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
         self.running_mean, self.running_var = running_mean, running_var
         self.dgamma, self.dbeta = dgamma, dbeta  # gradient buffers, filled in place

@@ -30,7 +30,6 @@ from .gradient import numerical_gradient
 from .layers import Affine, BatchNormalization, Dropout, Relu, Sigmoid, SoftmaxWithLoss
 
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
-BN_MOMENTUM, BN_EPS = 0.9, 1e-6
 
 
 def param_shapes(sizes, batchnorm=False):
@@ -124,10 +123,10 @@ class MultiLayerNet:
             self.layers[f"Affine{i}"] = Affine(p[f"W{i}"], p[f"b{i}"], g[f"W{i}"], g[f"b{i}"])
             if i == self.depth:
                 break
-            if self.batchnorm:
+            if self.batchnorm:  # the layer's own momentum and eps
                 self.layers[f"BatchNorm{i}"] = BatchNormalization(
-                    p[f"gamma{i}"], p[f"beta{i}"], BN_MOMENTUM, buf[f"running_mean{i}"],
-                    buf[f"running_var{i}"], g[f"gamma{i}"], g[f"beta{i}"], eps=BN_EPS)
+                    p[f"gamma{i}"], p[f"beta{i}"], running_mean=buf[f"running_mean{i}"],
+                    running_var=buf[f"running_var{i}"], dgamma=g[f"gamma{i}"], dbeta=g[f"beta{i}"])
             self.layers[f"{act_key}{i}"] = activation()
             if self.dropout > 0:
                 self.layers[f"Dropout{i}"] = Dropout(self.dropout, dropout_rng)

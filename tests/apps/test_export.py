@@ -174,3 +174,42 @@ def test_missing_onnx_names_the_extra(tmp_path, bpnet_exe, good_weights):
     assert not (tmp_path / "m.onnx").exists()
     probe = subprocess.run([sys.executable, "-c", "import onnx"], env=env, capture_output=True)
     assert probe.returncode != 0  # the hiding works, so the test is not vacuous
+
+
+def test_batchnorm_eps_is_the_networks_layers(tmp_path, monkeypatch):
+    """The ONNX BatchNormalization nodes take eps from the network's layers: the layer's own
+    default, or whatever eps the layers of the exported network were built with."""
+    from bpnet.apps import export
+    from bpnet.nn.layers import BatchNormalization
+    from bpnet.nn.network import MultiLayerNet
+    from bpnet.training.weights import save_weights
+    net = MultiLayerNet(30, [6, 5], 3, batchnorm=True, rng=0, dtype=np.float32)
+    rng = np.random.default_rng(1)
+    for key, value in net.state_arrays().items():
+        value[...] = rng.random(value.shape) + (0.5 if key.startswith("running_var") else 0)
+    weights = tmp_path / "bn.npz"
+    save_weights(weights, net.state_arrays(), {"sizes": net.sizes, "activation": "relu",
+                                               "batchnorm": True, "normalize": False})
+
+    def epsilons(model):
+        return [a.f for n in model.graph.node if n.op_type == "BatchNormalization"
+                for a in n.attribute if a.name == "epsilon"]
+
+    default = export_onnx(weights, tmp_path / "default.onnx")
+    assert epsilons(default) == [pytest.approx(BatchNormalization.EPS, rel=1e-6)] * 2
+    built = network_from_weights
+
+    def with_eps(path):  # a network whose batch-norm layers were built with other eps
+        net, meta = built(path)
+        for layer, eps in zip(net.batchnorm_layers, (0.25, 0.5)):
+            layer.eps = eps
+        return net, meta
+
+    monkeypatch.setattr(export, "network_from_weights", with_eps)
+    model = export_onnx(weights, tmp_path / "eps.onnx")
+    assert epsilons(model) == [0.25, 0.5]
+    x = rng.random((4, 30)).astype(np.float32)
+    net, _ = with_eps(weights)
+    scores = session(tmp_path / "eps.onnx").run(None, {"pixels": x})[0]
+    np.testing.assert_allclose(scores, net.predict(x, train_flg=False), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(scores, built(weights)[0].predict(x, train_flg=False), atol=1e-3)

@@ -322,3 +322,13 @@ def test_layers_without_a_mode_ignore_train_flg():
         assert np.array_equal(make().forward(x, True), make().forward(x, False))
     np.testing.assert_array_equal(Sigmoid().forward(x, train_flg=False), sigmoid(x))
 
+
+def test_a_network_takes_batch_norms_momentum_and_eps_from_the_layer():
+    from bpnet.nn.network import MultiLayerNet
+    net = MultiLayerNet(6, [5, 4], 3, batchnorm=True, rng=0)
+    assert len(net.batchnorm_layers) == 2
+    for layer in net.batchnorm_layers:
+        assert (layer.momentum, layer.eps) == (BatchNormalization.MOMENTUM, BatchNormalization.EPS)
+    defaults = inspect.signature(BatchNormalization).parameters
+    assert defaults["momentum"].default == BatchNormalization.MOMENTUM
+    assert defaults["eps"].default == BatchNormalization.EPS
