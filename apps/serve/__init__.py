@@ -20,13 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
-
 from bpnet.base.limits import limit
-from bpnet.data.images import SIDE, load_digit, mnist_preprocess
 from bpnet.errors import BpnetError, InputError
-from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
-from bpnet.training.weights import network_from_weights
 
 MAX_JSON = 256 * 1024  # bytes of a JSON body: 784 numbers need under 16 KB
 TIMEOUT = 10.0  # seconds a client may take to send its request (each read)
@@ -44,52 +39,6 @@ class RequestError(InputError):
     def __init__(self, message, status=HTTPStatus.BAD_REQUEST):
         super().__init__(message)
         self.status = status
-
-
-class Classifier:
-    """The network of a weights file, answering one digit at a time (the layers keep what
-    ``forward`` saw, so concurrent requests take turns)."""
-
-    def __init__(self, weights):
-        self.net, self.meta = network_from_weights(weights)
-        check_digit_input(self.net, weights)
-        self.scale = input_scale(self.meta.get("normalize", True))
-        self.classes = self.net.sizes[-1]
-        self._lock = threading.Lock()
-
-    def answer(self, digit, top=3):
-        """{"top": …, "input": …} for a preprocessed digit (28, 28) 0..255."""
-        with self._lock:
-            best = top_classes(self.net, digit[None], self.scale, top)[0]
-        return {"top": best, "input": np.round(digit, 1).tolist()}
-
-    def from_png(self, raw, top=3):
-        return self.answer(load_digit("image body", raw), top)
-
-    def from_json(self, raw, top=3):
-        """``{"pixels": 28×28 numbers 0..255}``, preprocessed as ``predict`` does an image
-        unless ``"preprocess": false`` (then the pixels are the network's input as they are)."""
-        try:
-            doc = json.loads(raw)
-        except (ValueError, RecursionError) as e:
-            raise RequestError(f"JSON body: not valid JSON ({e})") from None
-        if not isinstance(doc, dict) or "pixels" not in doc:
-            raise RequestError('JSON body: expected an object {"pixels": 28x28 grey levels}')
-        try:
-            pixels = np.array(doc["pixels"], dtype=np.float64)
-        except (ValueError, TypeError):
-            raise RequestError("JSON body: pixels must be 28 rows of 28 numbers") from None
-        if pixels.shape != (SIDE, SIDE):
-            raise RequestError(f"JSON body: pixels of shape {pixels.shape}, expected "
-                               f"({SIDE}, {SIDE})")
-        if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
-            raise RequestError("JSON body: pixels must be finite grey levels 0..255")
-        if doc.get("preprocess", True) is False:
-            return self.answer(pixels, top)
-        try:
-            return self.answer(mnist_preprocess(pixels), top)
-        except InputError as e:
-            raise RequestError(f"JSON body: {e}") from None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -279,6 +228,7 @@ def make_server(weights, host="127.0.0.1", port=8000, quiet=False,
                 max_connections=MAX_CONNECTIONS):
     """A ``Server`` for the weights file ``weights``, bound and ready to ``serve_forever()``
     (port 0: any free port; see ``server.server_address``)."""
+    from bpnet.apps.serve.classifier import Classifier
     classifier = Classifier(weights)
     try:
         server = Server((host, port), Handler, max_connections)
