@@ -30,11 +30,11 @@ import numpy as np
 from bpnet.base.files import ZIP_MAGIC, describe, npy_header, read_bytes
 from bpnet.base.limits import limit
 from bpnet.base.text import clip, excerpt
-from bpnet.errors import BpnetError, InputError
+from bpnet.base.extras import ExtraMissing, require
+from bpnet.errors import InputError
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
 FORMATS = "PNG, JPEG, PGM (P2/P5) or NPY"
-INSTALL_HINT = "pip install 'bpnet[image]'"
 SIDE, BOX, CENTRE = 28, 20, 14.0
 NOISE_FLOOR = 3.0  # the noise floor, in 95th percentiles of the border above the background
 MIN_CONTRAST = 8.0  # fewer grey levels than this between background and brightest: blank
@@ -47,7 +47,7 @@ THIN_STROKE, MNIST_STROKE, WORK_SIDE = 1.3, 2.5, 8 * BOX
 _PGM_TOKEN = re.compile(rb"(?:\s|#[^\r\n]*)+(\d+)")
 
 
-class ImageSupportMissing(BpnetError):
+class ImageSupportMissing(ExtraMissing):
     """Pillow is needed for PNG/JPEG and is not installed (exit status 1)."""
 
 
@@ -96,11 +96,8 @@ def _read_pillow(raw, path, kind):
     warning. Pillow's global is neither changed nor consulted, so requests decoding at once in
     ``bpnet serve``, and a program's own use of Pillow, never see it move.
     """
-    try:
-        from PIL import JpegImagePlugin, PngImagePlugin
-    except ImportError:
-        raise ImageSupportMissing(f"{path}: reading {kind} needs Pillow, which is not "
-                                  f"installed: {INSTALL_HINT}") from None
+    require("PIL", "image", f"{path}: reading {kind}", "Pillow", ImageSupportMissing)
+    from PIL import JpegImagePlugin, PngImagePlugin
     try:
         width, height = png_size(raw) if kind == "PNG" else jpeg_size(raw)
     except ValueError as e:

@@ -20,22 +20,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bpnet.base.extras import ExtraMissing, install_hint, require
 from bpnet.errors import BpnetError, InputError
 from bpnet.sweep.storage import claim_waiting, fail, storage_of, trial_id
 
-INSTALL_HINT = "pip install 'bpnet[sweep]'"
 HEARTBEAT, GRACE = 1.0, 10.0  # seconds
 
 
-class OptunaMissing(BpnetError):
+class OptunaMissing(ExtraMissing):
     """Optuna is not installed (exit status 1)."""
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError:
-        raise OptunaMissing(f"sweeps need Optuna, which is not installed: {INSTALL_HINT}") from None
+    optuna = require("optuna", "sweep", "sweeps", "Optuna", OptunaMissing)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -55,7 +52,7 @@ def open_storage(url):
                 return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
             except ImportError as e:
                 raise OptunaMissing(f"storage {url.split('://')[0]}: {e}; "
-                                    f"pip install 'bpnet[postgres]'") from None
+                                    f"{install_hint('postgres')}") from None
             except Exception as e:  # sqlalchemy's errors: a table another process just made
                 if attempt == 4 or "already exists" not in str(e) and "duplicate" not in str(e):
                     raise BpnetError(f"storage {url.split('@')[-1]}: {e}".splitlines()[0]) \
