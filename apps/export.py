@@ -17,27 +17,22 @@ import math
 import numpy as np
 
 from bpnet.base.files import atomic_write
-from bpnet.errors import BpnetError, InputError
+from bpnet.base.extras import ExtraMissing, require
+from bpnet.errors import InputError
 from bpnet.nn.evaluate import input_scale
 from bpnet.nn.layers import BatchNormalization
-from bpnet.training.weights import network_from_weights
+from bpnet.training.weights import check_meta, network_from_weights
 
 OPSET = 21  # ONNX 1.16's operator set, run by every onnxruntime since 1.18
 IR_VERSION = 10
-INSTALL_HINT = "pip install 'bpnet[onnx]'"
 
 
-class OnnxSupportMissing(BpnetError):
+class OnnxSupportMissing(ExtraMissing):
     """The onnx package is needed for export and is not installed (exit status 1)."""
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise OnnxSupportMissing(f"exporting to ONNX needs the onnx package, which is not "
-                                 f"installed: {INSTALL_HINT}") from None
-    return onnx
+    return require("onnx", "onnx", "exporting to ONNX", "the onnx package", OnnxSupportMissing)
 
 
 def class_labels(meta):
@@ -51,7 +46,8 @@ def class_labels(meta):
 def onnx_model(arrays, meta, version=None, images=False, eps=None):
     """The ONNX ModelProto of a network given its arrays (W1, b1 … Wn, bn and, per hidden
     layer i when ``meta["batchnorm"]``, gamma{i}, beta{i}, running_mean{i}, running_var{i})
-    and its ``meta`` (sizes, activation, normalize, dataset, batchnorm, dropout). ``images``:
+    and its ``meta`` (sizes and activation; normalize, dataset, batchnorm and dropout default as
+    in a weights file, :class:`~bpnet.training.weights.WeightsMeta`). ``images``:
     the input is (N, 1, S, S) images (S² = the input size) instead of (N, S²) rows.
     ``eps``: batch normalization's eps, one per hidden layer (None: the layer's default)."""
     onnx = _onnx()
@@ -59,6 +55,7 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
 
     if version is None:
         from bpnet import __version__ as version
+    meta = check_meta("meta", meta)
     sizes, depth = meta["sizes"], len(meta["sizes"]) - 1
     side = math.isqrt(sizes[0])
     if images and side * side != sizes[0]:
@@ -66,7 +63,7 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
                          f"rows (N, {sizes[0]})")
     dtype = np.dtype(arrays["W1"].dtype)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
-    batchnorm, dropout = bool(meta.get("batchnorm", False)), float(meta.get("dropout", 0.0) or 0.0)
+    batchnorm, dropout = meta["batchnorm"], meta["dropout"]
     act = {"relu": "Relu", "sigmoid": "Sigmoid"}[meta["activation"]]
     if eps is None:
         eps = [BatchNormalization.EPS] * (depth - 1)
@@ -85,7 +82,7 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
         x = node("Flatten", [x], "rows", axis=1)
     if dtype != np.float32:
         x = node("Cast", [x], "pixels_cast", to=elem)
-    scale = input_scale(meta.get("normalize", True))
+    scale = input_scale(meta["normalize"])
     if scale != 1:
         x = node("Mul", [x, const("input_scale", scale)], "x0")
     for i in range(1, depth + 1):
@@ -120,10 +117,10 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
     model.doc_string = (f"bpnet {'-'.join(map(str, sizes))} {meta['activation']} network "
-                        f"trained on {meta.get('dataset', 'mnist')}")
+                        f"trained on {meta['dataset']}")
     helper.set_model_props(model, {
         "bpnet_version": str(version), "sizes": json.dumps(sizes),
-        "activation": meta["activation"], "dataset": str(meta.get("dataset", "mnist")),
+        "activation": meta["activation"], "dataset": str(meta["dataset"]),
         "class_labels": json.dumps(class_labels(meta)), "normalize": json.dumps(scale != 1),
         "batchnorm": json.dumps(batchnorm), "dropout": json.dumps(dropout)})
     onnx.checker.check_model(model, full_check=True)

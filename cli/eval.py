@@ -35,11 +35,11 @@ def eval_cmd(weights, split, batch_size, as_json, offline, errors_png, errors_co
     from bpnet.nn.evaluate import confusion_matrix, evaluate, input_scale
     from bpnet.training.weights import network_from_weights
     net, meta = network_from_weights(weights)
-    dataset = meta.get("dataset", "mnist")
+    dataset = meta["dataset"]
     ensure_data(dataset, data_dir, offline, quiet=as_json, splits=(split,))
     images, labels = load_split(data_dir, dataset, split)
     labels = labels.astype(np.int64)
-    scale = input_scale(meta.get("normalize", True))
+    scale = input_scale(meta["normalize"])
     loss, acc, pred, probs = evaluate(net, images, labels, scale, batch_size, threads)
     if errors_png:
         idx = most_confident_errors(probs, labels, errors_count)

@@ -46,7 +46,7 @@ def predict(weights, images, top, as_json, grid):
     net, meta = network_from_weights(weights)
     check_digit_input(net, weights)
     digits = np.stack([load_digit(path) for path in images])
-    ranked = top_classes(net, digits, input_scale(meta.get("normalize", True)), top)
+    ranked = top_classes(net, digits, input_scale(meta["normalize"]), top)
     results = [{"file": path, "top": best} for path, best in zip(images, ranked)]
     if grid:
         digit_grid(digits, [_caption(r) for r in results], grid)

@@ -22,7 +22,7 @@ class Classifier:
     def __init__(self, weights):
         self.net, self.meta = network_from_weights(weights)
         check_digit_input(self.net, weights)
-        self.scale = input_scale(self.meta.get("normalize", True))
+        self.scale = input_scale(self.meta["normalize"])
         self.classes = self.net.sizes[-1]
         self._lock = threading.Lock()
 
