@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import shlex
 import signal
 from pathlib import Path
 
@@ -11,15 +10,11 @@ import click
 from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
                               handle_errors, load_config_from_cli, schema_option,
                               threads_option)
-from bpnet.base.folders import clean_leftovers
-from bpnet.errors import InputError
-from bpnet.training.batches import load_data
-from bpnet.training.sources import load_config
-from bpnet.training.trainer import DERIVED_FILES, RUN_FILES, Progress, StopFlag, Trainer
 
 
-class BarProgress(Progress):
-    """A tqdm bar over iterations with the running loss; one line per evaluation."""
+class BarProgress:
+    """The Trainer's Progress hooks as a tqdm bar over iterations with the running loss, and
+    one line per evaluation."""
 
     def __init__(self, quiet):
         self.quiet, self.bar, self.ema = quiet, None, None
@@ -58,36 +53,6 @@ class BarProgress(Progress):
             self.bar = None
 
 
-def _existing_run(cfg, force, data_dir):
-    """The run's files already in its directory; an error unless --force, naming commands
-    that work as typed: resume it, replace it, or train a new run beside it. With --force an
-    error when the directory also holds files that are not a run's (it is replaced whole)."""
-    run_dir = Path(cfg["output"]["dir"])
-    clean_leftovers(run_dir)  # a run a killed --force had set aside is back before we look
-    existing = [f for f in RUN_FILES + DERIVED_FILES if (run_dir / f).exists()]
-    if existing and not force:
-        ways = []
-        if "checkpoint.npz" in existing:
-            resume = ["bpnet", "train", "--resume", str(run_dir)]
-            resume += ["--data-dir", data_dir] if data_dir else []
-            ways.append(f"continue it with `{shlex.join(resume)}`")
-        free = next(run_dir.with_name(f"{run_dir.name}-{i}") for i in range(2, 10 ** 6)
-                    if not run_dir.with_name(f"{run_dir.name}-{i}").exists())
-        ways += ["replace it by adding --force to this command",
-                 f"train a new run beside it by adding --out {shlex.quote(str(free))}"]
-        raise InputError(f"{run_dir} already holds a run ({', '.join(existing)}): "
-                         f"{', '.join(ways[:-1])}, or {ways[-1]}")
-    if existing:
-        others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")
-                        and p.name not in RUN_FILES + DERIVED_FILES)
-        if others:
-            raise InputError(f"{run_dir} holds files that are not part of a run "
-                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
-                             f"--force replaces a run directory whole: move them, or train "
-                             f"into another --out")
-    return run_dir, existing
-
-
 @click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
 @click.option("--epochs", type=click.IntRange(min=1),
@@ -114,6 +79,10 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
     Ctrl-C (or SIGTERM) stops after the current step, saving a checkpoint that
     --resume continues to the same weights an uninterrupted run gives.
     """
+    from bpnet.training.batches import load_data
+    from bpnet.training.rundir import check_new_run, check_resumable
+    from bpnet.training.sources import load_config
+    from bpnet.training.trainer import StopFlag, Trainer
     ctx = click.get_current_context()
     if epochs is not None and iterations is not None:
         raise click.UsageError("--epochs and --iterations cannot be combined: a run's length is "
@@ -124,10 +93,7 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
         if given:
             raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
                                    f"combined with --{given[0].replace('sets', 'set')}")
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise InputError(f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
-                             f"folder that bpnet train or Trainer.run() wrote")
+        run_dir = check_resumable(resume)
         cfg = load_config(run_dir / "config.yaml",
                           cli={"data_dir": data_dir, "train.threads": threads})
         cfg["output"]["dir"] = str(run_dir)
@@ -135,11 +101,12 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
         cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
                                    train_iterations=iterations, train_seed=seed,
                                    train_threads=threads, output_dir=out, data_dir=data_dir)
-        run_dir, existing = _existing_run(cfg, force, data_dir)
+        run_dir = Path(cfg["output"]["dir"])
+        check_new_run(run_dir, force, data_dir, command=True)  # before loading any data
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
     progress, stop = BarProgress(quiet), StopFlag()
-    trainer = Trainer(cfg, data, run_dir, progress, stop, replace=not resume and bool(existing))
+    trainer = Trainer(cfg, data, run_dir, progress, stop, replace=force)
     if resume:
         trainer.load_checkpoint()
         if not quiet:

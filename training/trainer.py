@@ -10,9 +10,12 @@ A run directory holds:
   metrics.csv     one row per evaluation; every ``*_loss`` is the mean cross-entropy,
                   the weight-decay term of the training objective is ``train_penalty``
   config.yaml     the resolved config, so ``bpnet train --resume RUN_DIR`` can continue it
-With ``replace=True`` an existing run directory is replaced whole, and only once the new
-run has started (data loaded, network built, first checkpoint written): the new run is built
-in a sibling folder and swapped in; until then the old run stays as it was.
+When it may write there (a new run, a replacement, a resumed run) is bpnet.training.rundir's
+policy: a folder holding a run is refused unless ``replace=True`` (``bpnet train --force``), and
+a replacement is swapped in only once the new run has started.
+
+The parts: ``train_step`` is one mini-batch, ``schedule`` the learning rate of an iteration,
+``_epoch_ended``/``_finish`` the cadence of evaluations, saves and stops, ``_loop`` the driver.
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
 from __future__ import annotations
@@ -21,7 +24,6 @@ import copy
 import csv
 import io
 import math
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +33,6 @@ import numpy as np
 from bpnet import __version__
 
 from bpnet.base.files import atomic_write_text
-from bpnet.base.folders import clean_leftovers, staging_dir, swap_dirs
 from bpnet.base.text import clip
 from bpnet.data.augment import Augmenter
 from bpnet.errors import BpnetError
@@ -43,14 +44,13 @@ from bpnet.training.batches import (AUGMENT_STREAM, COLUMNS_MIN_WIDTH, DROPOUT_S
                                     INIT_STREAM, BatchStream, seeded_rng)
 from bpnet.training.config import dump_config, network_kwargs
 from bpnet.training.checkpoint import State, read_checkpoint, write_checkpoint
+from bpnet.training.rundir import RunDir
 from bpnet.training.weights import WeightsError, save_weights
 
 METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
                   "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
-RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
-DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
 
 
 class TrainingDiverged(BpnetError):
@@ -85,55 +85,103 @@ class StopFlag:
 class Trainer:
     """Trains the config's network on ``data``, writing into ``run_dir`` (whose path the
     run's config.yaml records as ``output.dir``); ``run_dir`` None: no files, the metrics stay
-    in ``state.rows`` (a sweep's trials)."""
+    in ``state.rows`` (a sweep's trials). A ``run_dir`` that holds a run is refused
+    (rundir.RunExists) unless ``replace`` (as ``bpnet train --force``) or the run was resumed
+    (``load_checkpoint``)."""
 
     def __init__(self, cfg, data, run_dir, progress=None, stop=None, replace=False):
         self.run_dir, self.data = None if run_dir is None else Path(run_dir), data
         if self.run_dir is not None:
             cfg = {**cfg, "output": {**cfg["output"], "dir": str(self.run_dir)}}
         self.cfg = cfg
-        self.replace = replace  # run_dir holds an old run, replaced once this one has started
+        self.replace = replace  # run_dir may hold an old run, replaced once this one has started
+        self.dir = None if run_dir is None else RunDir(self.run_dir, replace)
         self.progress, self.stop = progress or Progress(), stop or StopFlag()
         tr = cfg["train"]
-        self.dtype = np.dtype(tr["dtype"])
+        self.seed, self.dtype = tr["seed"], np.dtype(tr["dtype"])
         self.scale = input_scale(cfg["data"]["normalize"])
         self.batch_size = tr["batch_size"]
         n = len(data.train)
         self.iters_per_epoch = math.ceil(n / self.batch_size)
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
+        self.lr_at = self.schedule()
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
         self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
                                   tr["beta2"], tr["eps"], tr["decay_rate"])
-        self.flat = {"all": self.net.flat_params}  # the optimizer updates every parameter at once
+        # the optimizer updates every parameter at once, from the gradients' one flat array
+        self.flat, self.grads = {"all": self.net.flat_params}, {"all": self.net.flat_grads}
         self.augmenter = Augmenter.from_config(cfg["augment"])
         # Validation and test inputs, converted once rather than at every evaluation.
         self.eval_inputs = {name: (to_input(split.x, self.scale, self.dtype), split.t)
                             for name, split in (("val", data.val), ("test", data.test))
                             if split is not None}
         self.state = State()
+        self.resumed = False  # load_checkpoint: continue the run in place
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
         # best.npz is chosen on validation accuracy; without validation images nothing is
         # selected (choosing on the test set would make its accuracy an optimistic estimate).
         self.selected_on = "val" if data.val is not None else None
 
-    # -- the loop ---------------------------------------------------------------
-    def _augment(self, x, iteration):
-        """Batch ``x`` of ``iteration`` augmented (called from the batch-preparing thread)."""
-        self.augmenter.rng = seeded_rng(self.cfg["train"]["seed"], AUGMENT_STREAM, iteration)
-        return self.augmenter(x)
+    # -- the schedule ---------------------------------------------------------------
+    def schedule(self):
+        """The learning rate of an iteration, ``lr_at(iteration)``, under train.schedule over
+        this run's ``total`` iterations; None for "none" (the optimizer keeps train.lr)."""
+        tr = self.cfg["train"]
+        if tr["schedule"] == "none":
+            return None
+        kind, lr, total, per_epoch = tr["schedule"], tr["lr"], self.total, self.iters_per_epoch
+        step_epochs, gamma, min_lr, warmup = (tr["step_epochs"], tr["gamma"], tr["min_lr"],
+                                              tr["warmup"])
 
+        def lr_at(iteration):
+            return learning_rate(kind, lr, iteration, total, per_epoch, step_epochs, gamma,
+                                 min_lr, warmup)
+        return lr_at
+
+    # -- one step -----------------------------------------------------------------
+    def train_step(self, x, t, cols=None):
+        """One mini-batch of iteration ``state.iteration``: its learning rate and dropout
+        masks, the loss (TrainingDiverged past the limit), backward, the update, then the
+        counters and running sums. Returns the batch's cross-entropy."""
+        st, net = self.state, self.net
+        if self.lr_at is not None:
+            self.opt.lr = self.lr_at(st.iteration)
+        if net.dropout:
+            net.dropout_rng = seeded_rng(self.seed, DROPOUT_STREAM, st.iteration)
+        loss = net.loss(x, t, train_flg=True, cols=cols)  # the objective: cross-entropy + weight-decay penalty
+        if st.loss_limit is None:
+            st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
+        if not loss <= st.loss_limit:  # also true for NaN
+            raise self._diverged(loss)
+        st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
+        net.backward()
+        self.opt.update(self.flat, self.grads)
+        m = len(t)
+        st.iteration += 1
+        st.loss_sum += net.cross_entropy * m
+        st.penalty_sum += (loss - net.cross_entropy) * m
+        st.seen += m
+        return net.cross_entropy
+
+    def _diverged(self, loss):
+        what = (f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss" if math.isfinite(loss)
+                else str(loss))
+        return TrainingDiverged(
+            f"training diverged: loss is {what} at iteration {self.state.iteration + 1} "
+            f"(lr {self.opt.lr:g}); "
+            + (f"stopped, the last good checkpoint is {self.dir.path / 'checkpoint.npz'} "
+               f"(iteration {self._ckpt_it}); " if self.dir else "")
+            + "try a smaller train.lr")
+
+    # -- the run --------------------------------------------------------------------
     def run(self):
         """Train to the end (or an early stop); returns the last metrics row.
 
         Files are written by one background thread from snapshots, so saving overlaps
         training; every write has finished (or raised) when this returns or raises.
         """
-        self.final_dir = None
-        if self.run_dir is not None:
-            clean_leftovers(self.run_dir)
-            if self.replace and self.run_dir.exists():  # build the new run beside the old one
-                self.final_dir, self.run_dir = self.run_dir, staging_dir(self.run_dir)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dir is not None:
+            self.dir.open(resume=self.resumed)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-save")
         self._batches = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpnet-batches")
         self._pending = []
@@ -142,102 +190,91 @@ class Trainer:
                 result = self._loop()
         except BaseException:
             self._flush(raise_errors=False)
-            if self.final_dir is not None:  # never started: the old run stays as it was
-                shutil.rmtree(self.run_dir, ignore_errors=True)
-                self.run_dir, self.final_dir = self.final_dir, None
+            if self.dir is not None:
+                self.dir.abandon()  # a replacement that never started: the old run stays
             raise
         finally:
             self._batches.shutdown(wait=True, cancel_futures=True)
         self._flush()
         return result
 
-    def _save(self, fn, *args):
-        """Queue a write; a failure of an earlier one is raised here."""
-        done = [f for f in self._pending if f.done()]
-        self._pending = [f for f in self._pending if not f.done()]
-        for f in done:
-            f.result()
-        self._pending.append(self._writer.submit(fn, *args))
-
-    def _replace_old_run(self):
-        """The new run has started (data, network, first checkpoint on disk): swap it in."""
-        pending, self._pending = self._pending, []
-        for f in pending:
-            f.result()
-        swap_dirs(self.run_dir, self.final_dir)
-        self.run_dir, self.final_dir = self.final_dir, None
-
-    def _flush(self, raise_errors=True):
-        pending, self._pending = self._pending, []
-        self._writer.shutdown(wait=True)
-        errors = [e for e in (f.exception() for f in pending) if e is not None]
-        if errors and raise_errors:
-            raise errors[0]
-
     def _loop(self):
-        tr, st, net, bs = self.cfg["train"], self.state, self.net, self.batch_size
-        xs, ts = self.data.train.x, self.data.train.t
-        batches = BatchStream(xs, ts, tr["seed"], tr["shuffle"], bs, self.scale, self.dtype,
-                              self._batches, augment=self._augment if self.augmenter.active
-                              else None, columns=self.net.sizes[1] >= COLUMNS_MIN_WIDTH
-                              and not self.augmenter.active)
-        if st.iteration == 0 and self.run_dir is not None:
-            self._save(atomic_write_text, self.run_dir / "config.yaml", dump_config(self.cfg))
-            self.save_checkpoint()  # the last good state, even if the first step diverges
-        if self.final_dir is not None:
-            self._replace_old_run()
-        self.progress.start(self.total, st.iteration, self.iters_per_epoch)
-        started = time.perf_counter() - st.elapsed
-        eval_every = self.cfg["eval"]["every"]
+        """The driver: a batch, a step, the progress hook, the epoch's end, a stop request."""
+        st, total, per_epoch = self.state, self.total, self.iters_per_epoch
+        batches = self._batch_stream()
+        self._start()
+        self._started = time.perf_counter() - st.elapsed
+        step, report, stop = self.train_step, self.progress.step, self.stop
         stopped_early = False
-        while st.iteration < self.total:
-            pos = st.iteration - st.epoch * self.iters_per_epoch
+        while st.iteration < total:
+            pos = st.iteration - st.epoch * per_epoch
             x, t, cols = batches.batch(st.epoch, pos)
-            m = len(t)
-            if tr["schedule"] != "none":
-                self.opt.lr = learning_rate(tr["schedule"], tr["lr"], st.iteration, self.total,
-                                            self.iters_per_epoch, tr["step_epochs"], tr["gamma"],
-                                            tr["min_lr"], tr["warmup"])
-            if net.dropout:
-                net.dropout_rng = seeded_rng(tr["seed"], DROPOUT_STREAM, st.iteration)
-            loss = net.loss(x, t, train_flg=True, cols=cols)  # the objective: cross-entropy + weight-decay penalty
-            if st.loss_limit is None:
-                st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
-            if not loss <= st.loss_limit:  # also true for NaN
-                what = f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss" if math.isfinite(
-                    loss) else str(loss)
-                raise TrainingDiverged(
-                    f"training diverged: loss is {what} at iteration {st.iteration + 1} "
-                    f"(lr {self.opt.lr:g}); "
-                    + (f"stopped, the last good checkpoint is {self.run_dir / 'checkpoint.npz'} "
-                       f"(iteration {self._ckpt_it}); " if self.run_dir else "")
-                    + "try a smaller train.lr")
-            st.correct += int(np.count_nonzero(net.last_layer.y.argmax(axis=1) == t))
-            net.backward()
-            self.opt.update(self.flat, {"all": net.flat_grads})
-            st.iteration += 1
-            st.loss_sum += net.cross_entropy * m
-            st.penalty_sum += (loss - net.cross_entropy) * m
-            st.seen += m
-            self.progress.step(st.iteration, net.cross_entropy)
-            if pos + 1 == self.iters_per_epoch:
-                st.epoch += 1
-                if st.epoch % eval_every == 0:
-                    st.elapsed = time.perf_counter() - started
-                    stopped_early = self.evaluate_and_save()
-                    if stopped_early:
-                        break
-            if self.stop.requested and st.iteration < self.total:
-                st.elapsed = time.perf_counter() - started
+            loss = step(x, t, cols)
+            report(st.iteration, loss)
+            if pos + 1 == per_epoch and self._epoch_ended():
+                stopped_early = True
+                break
+            if stop.requested and st.iteration < total:
+                self._interrupted()
+        return self._finish(stopped_early)
+
+    def _batch_stream(self):
+        tr, train = self.cfg["train"], self.data.train
+        augment = self._augment if self.augmenter.active else None
+        columns = self.net.sizes[1] >= COLUMNS_MIN_WIDTH and not self.augmenter.active
+        return BatchStream(train.x, train.t, self.seed, tr["shuffle"], self.batch_size,
+                           self.scale, self.dtype, self._batches, augment=augment,
+                           columns=columns)
+
+    def _augment(self, x, iteration):
+        """Batch ``x`` of ``iteration`` augmented (called from the batch-preparing thread)."""
+        self.augmenter.rng = seeded_rng(self.seed, AUGMENT_STREAM, iteration)
+        return self.augmenter(x)
+
+    def _start(self):
+        """A new run writes its config.yaml and first checkpoint (the last good state, even if
+        the first step diverges); once they are on disk the run has started, and a replaced
+        old run gives way to it."""
+        if self.dir is not None:
+            if self.state.iteration == 0:
+                self._save(atomic_write_text, self.dir.path / "config.yaml",
+                           dump_config(self.cfg))
                 self.save_checkpoint()
-                raise TrainingInterrupted(
-                    f"interrupted by {self.stop.requested} at iteration {st.iteration} of "
-                    f"{self.total}; checkpoint saved; resume with: bpnet train --resume "
-                    f"{self.run_dir}", self.stop.requested)
-        st.elapsed = time.perf_counter() - started
+            if self.dir.staged:
+                self._wait()
+                self.dir.started()
+        self.progress.start(self.total, self.state.iteration, self.iters_per_epoch)
+
+    # -- the cadence: when to evaluate, save and stop ------------------------------------
+    def _clock(self):
+        self.state.elapsed = time.perf_counter() - self._started
+
+    def _epoch_ended(self):
+        """Count the epoch; every eval.every epochs evaluate and save. True: stop early."""
+        st = self.state
+        st.epoch += 1
+        if st.epoch % self.cfg["eval"]["every"]:
+            return False
+        self._clock()
+        return self.evaluate_and_save()
+
+    def _interrupted(self):
+        """A stop was requested mid-run: save a checkpoint and say how to resume."""
+        self._clock()
+        self.save_checkpoint()
+        raise TrainingInterrupted(
+            f"interrupted by {self.stop.requested} at iteration {self.state.iteration} of "
+            f"{self.total}; checkpoint saved; resume with: bpnet train --resume "
+            f"{self.run_dir}", self.stop.requested)
+
+    def _finish(self, stopped_early):
+        """The end (or an early stop): a last evaluation unless one was just made, the final
+        weights and checkpoint; returns the last metrics row."""
+        st = self.state
+        self._clock()
         if not st.rows or st.rows[-1]["iteration"] != st.iteration:
             self.evaluate_and_save()
-        self.save_weights(self.run_dir and self.run_dir / "weights.npz", final=True)
+        self.save_weights(self.dir and self.dir.path / "weights.npz", final=True)
         self.save_checkpoint()
         return {"stopped_early": stopped_early, **st.rows[-1]}
 
@@ -261,7 +298,7 @@ class Trainer:
             score = row[f"{self.selected_on}_acc"]
             if score > st.best + es["min_delta"] or st.best < 0:
                 st.best, st.best_iteration, st.bad_evals = score, st.iteration, 0
-                self.save_weights(self.run_dir and self.run_dir / "best.npz", final=False)
+                self.save_weights(self.dir and self.dir.path / "best.npz", final=False)
             else:
                 st.bad_evals += 1
         self.write_metrics()
@@ -276,6 +313,27 @@ class Trainer:
         return stop
 
     # -- files --------------------------------------------------------------------
+    def _save(self, fn, *args):
+        """Queue a write; a failure of an earlier one is raised here."""
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+        self._pending.append(self._writer.submit(fn, *args))
+
+    def _wait(self):
+        """Every queued write done (or its error raised)."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
+    def _flush(self, raise_errors=True):
+        pending, self._pending = self._pending, []
+        self._writer.shutdown(wait=True)
+        errors = [e for e in (f.exception() for f in pending) if e is not None]
+        if errors and raise_errors:
+            raise errors[0]
+
     def meta(self, final):
         sizes = self.net.sizes
         meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
@@ -291,31 +349,32 @@ class Trainer:
         return meta
 
     def save_weights(self, path, final):
-        if self.run_dir is None:
+        if self.dir is None:
             return
         params = {k: v.copy() for k, v in self.net.state_arrays().items()}
         self._save(save_weights, path, params, self.meta(final))
 
     def write_metrics(self):
-        if self.run_dir is None:
+        if self.dir is None:
             return
         buf = io.StringIO()
         w = csv.DictWriter(buf, METRIC_COLUMNS, lineterminator="\n")
         w.writeheader()
         for row in self.state.rows:
             w.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
-        self._save(atomic_write_text, self.run_dir / "metrics.csv", buf.getvalue())
+        self._save(atomic_write_text, self.dir.path / "metrics.csv", buf.getvalue())
 
     def save_checkpoint(self):
-        if self.run_dir is None:
+        if self.dir is None:
             return
         arrays = {k: v.copy() for k, v in self.net.state_arrays().items()}
         opt_state = {k: v.copy() for k, v in self.opt.state.items()}
-        self._save(write_checkpoint, self.run_dir / "checkpoint.npz", arrays, opt_state,
+        self._save(write_checkpoint, self.dir.path / "checkpoint.npz", arrays, opt_state,
                    self.opt.step, copy.deepcopy(self.state), self.total)
         self._ckpt_it = self.state.iteration
 
     def load_checkpoint(self):
+        """Continue the run in ``run_dir`` from its checkpoint; ``run`` then writes in place."""
         path = self.run_dir / "checkpoint.npz"
         shapes = {k: v.shape for k, v in self.net.state_arrays().items()}
         params, opt_state, opt_step, state, total = read_checkpoint(
@@ -327,7 +386,7 @@ class Trainer:
                                f"({type(e).__name__}: {clip(e)})") from None
         self.opt.state = {k: v.copy() for k, v in opt_state.items()}
         self.opt.step, self.state = opt_step, state
-        self._ckpt_it = self.state.iteration
+        self._ckpt_it, self.resumed = self.state.iteration, True
         if total != self.total:
             raise WeightsError(f"{path}: checkpoint is for {total} iterations, the config "
                                f"asks for {self.total}")

@@ -85,6 +85,31 @@ def test_resume_equals_uninterrupted_run(tmp_path, stop_at):
             == (run_dir / "metrics.csv").read_text().count("\n"))
 
 
+def test_train_step_alone_trains_the_weights_the_loop_trains(tmp_path):
+    """The step reads on its own: fed the run's batches in order, ``train_step`` gives the
+    weights of the whole loop (evaluations, saves and all), and the schedule's learning rate of
+    each iteration; with schedule none there is no schedule and lr stays train.lr."""
+    from concurrent.futures import ThreadPoolExecutor
+    data = toy_data()
+    cfg = toy_cfg(tmp_path, **{"train.optimizer": "adam", "train.lr": 0.01,
+                               "train.schedule": "cosine", "model.dropout": 0.2,
+                               "train.weight_decay": 1e-3})
+    run(cfg, data, tmp_path / "loop")
+    trainer = Trainer(cfg, data, None)
+    per_epoch = trainer.iters_per_epoch
+    with ThreadPoolExecutor(1) as pool:
+        batches = BatchStream(data.train.x, data.train.t, trainer.seed, True, trainer.batch_size,
+                              trainer.scale, trainer.dtype, pool)
+        for i in range(trainer.total):
+            loss = trainer.train_step(*batches.batch(i // per_epoch, i % per_epoch))
+            assert trainer.state.iteration == i + 1 and loss == trainer.net.cross_entropy
+            assert trainer.opt.lr == learning_rate("cosine", 0.01, i, trainer.total, per_epoch)
+    a, b = params_of(tmp_path / "loop" / "weights.npz"), trainer.net.state_arrays()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    plain = Trainer(toy_cfg(tmp_path), data, None)
+    assert plain.schedule() is None and plain.opt.lr == 0.05
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     data = toy_data()
     cfg = toy_cfg(tmp_path, **{"train.lr": 1e6, "train.optimizer": "sgd"})
