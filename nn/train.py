@@ -1,4 +1,5 @@
-"""Deprecated: moved to bpnet.training.trainer, bpnet.training.batches."""
+"""Deprecated: moved to bpnet.training.trainer, batches, checkpoint and rundir."""
 from bpnet.base.compat import moved
 
-moved(__name__, "bpnet.training.trainer", "bpnet.training.batches", "bpnet.training.checkpoint")
+moved(__name__, "bpnet.training.trainer", "bpnet.training.batches", "bpnet.training.checkpoint",
+      "bpnet.training.rundir")

@@ -1,6 +1,7 @@
 """bpnet.training: from a config to a run directory: the config's models (config) and
 sources (sources), the memory a config needs (memory), the batches (batches), the loop
-(trainer), its checkpoints (checkpoint) and the weights files (weights).
+(trainer), its checkpoints (checkpoint), the run directory's policy (rundir), the weights files
+(weights) and the gradient check of a config's model (check).
 
     from bpnet.training import Trainer, load_config, load_data
 """
@@ -16,12 +17,13 @@ __getattr__, __dir__ = exports(__name__, {
     "list_configs": "bpnet.training.sources",
     "load_data": "bpnet.training.batches",
     "Trainer": "bpnet.training.trainer",
+    "RunExists": "bpnet.training.rundir",
     "Progress": "bpnet.training.trainer",
     "StopFlag": "bpnet.training.trainer",
     "load_weights": "bpnet.training.weights",
     "save_weights": "bpnet.training.weights",
     "network_from_weights": "bpnet.training.weights",
 })
-__all__ = ["Config", "FIELDS", "Progress", "StopFlag", "Trainer", "defaults", "dump_config",
+__all__ = ["Config", "FIELDS", "Progress", "RunExists", "StopFlag", "Trainer", "defaults", "dump_config",
            "list_configs", "load_config", "load_data", "load_weights", "network_from_weights",
            "network_kwargs", "save_weights"]
