@@ -7,6 +7,7 @@ def __getattr__(name):
     if name != "__version__":
         raise AttributeError(f"module 'bpnet' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         value = version("bpnet")
     except PackageNotFoundError:  # running from a source tree that is not installed

@@ -1,4 +1,5 @@
 """``python -m bpnet`` and the ``bpnet`` console script (``bpnet.__main__:entry``)."""
+
 import signal
 import sys
 
@@ -8,6 +9,7 @@ def entry():
     commands are still loading, ends in one line and exit status 130, as it does in a command."""
     try:
         from bpnet.cli.main import main
+
         main()
     except KeyboardInterrupt:
         sys.stderr.write("bpnet: error: interrupted\n")

@@ -9,6 +9,7 @@ and the eps of the network's layer, when ``meta.batchnorm``) → Relu or Sigmoid
 (N, C) and a Softmax ``probabilities`` (N, C), both float32. Arithmetic runs in the weights
 file's dtype.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import math
 
 import numpy as np
 
-from bpnet.base.files import atomic_write
 from bpnet.base.extras import ExtraMissing, require
+from bpnet.base.files import atomic_write
 from bpnet.errors import InputError
 from bpnet.nn.evaluate import input_scale
 from bpnet.nn.layers import BatchNormalization
@@ -59,8 +60,10 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
     sizes, depth = meta["sizes"], len(meta["sizes"]) - 1
     side = math.isqrt(sizes[0])
     if images and side * side != sizes[0]:
-        raise InputError(f"an input of {sizes[0]} values is not a square image: export it as "
-                         f"rows (N, {sizes[0]})")
+        raise InputError(
+            f"an input of {sizes[0]} values is not a square image: export it as "
+            f"rows (N, {sizes[0]})"
+        )
     dtype = np.dtype(arrays["W1"].dtype)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     batchnorm, dropout = meta["batchnorm"], meta["dropout"]
@@ -86,15 +89,26 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
     if scale != 1:
         x = node("Mul", [x, const("input_scale", scale)], "x0")
     for i in range(1, depth + 1):
-        x = node("Gemm", [x, const(f"W{i}", arrays[f"W{i}"]), const(f"b{i}", arrays[f"b{i}"])],
-                 f"affine{i}" if i < depth else "scores_raw")
+        x = node(
+            "Gemm",
+            [x, const(f"W{i}", arrays[f"W{i}"]), const(f"b{i}", arrays[f"b{i}"])],
+            f"affine{i}" if i < depth else "scores_raw",
+        )
         if i == depth:
             break
         if batchnorm:
-            x = node("BatchNormalization",
-                     [x, *(const(f"{k}{i}", arrays[f"{k}{i}"])
-                           for k in ("gamma", "beta", "running_mean", "running_var"))],
-                     f"batchnorm{i}", epsilon=float(eps[i - 1]))
+            x = node(
+                "BatchNormalization",
+                [
+                    x,
+                    *(
+                        const(f"{k}{i}", arrays[f"{k}{i}"])
+                        for k in ("gamma", "beta", "running_mean", "running_var")
+                    ),
+                ],
+                f"batchnorm{i}",
+                epsilon=float(eps[i - 1]),
+            )
         x = node(act, [x], f"{act.lower()}{i}")
         if dropout > 0:
             x = node("Mul", [x, const(f"keep{i}", 1.0 - dropout)], f"dropout{i}")
@@ -106,23 +120,41 @@ def onnx_model(arrays, meta, version=None, images=False, eps=None):
     classes = sizes[-1]
     shape = ["N", 1, side, side] if images else ["N", sizes[0]]
     graph = helper.make_graph(
-        nodes, "bpnet",
+        nodes,
+        "bpnet",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", classes]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", classes]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes]),
+        ],
         inits,
         doc_string=f"pixels: float32 0..255 of shape ({', '.join(map(str, shape))}); scores "
-                   f"and probabilities: (N, {classes})")
-    model = helper.make_model(graph, producer_name="bpnet", producer_version=str(version),
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+        f"and probabilities: (N, {classes})",
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="bpnet",
+        producer_version=str(version),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+    )
     model.ir_version = IR_VERSION
-    model.doc_string = (f"bpnet {'-'.join(map(str, sizes))} {meta['activation']} network "
-                        f"trained on {meta['dataset']}")
-    helper.set_model_props(model, {
-        "bpnet_version": str(version), "sizes": json.dumps(sizes),
-        "activation": meta["activation"], "dataset": str(meta["dataset"]),
-        "class_labels": json.dumps(class_labels(meta)), "normalize": json.dumps(scale != 1),
-        "batchnorm": json.dumps(batchnorm), "dropout": json.dumps(dropout)})
+    model.doc_string = (
+        f"bpnet {'-'.join(map(str, sizes))} {meta['activation']} network "
+        f"trained on {meta['dataset']}"
+    )
+    helper.set_model_props(
+        model,
+        {
+            "bpnet_version": str(version),
+            "sizes": json.dumps(sizes),
+            "activation": meta["activation"],
+            "dataset": str(meta["dataset"]),
+            "class_labels": json.dumps(class_labels(meta)),
+            "normalize": json.dumps(scale != 1),
+            "batchnorm": json.dumps(batchnorm),
+            "dropout": json.dumps(dropout),
+        },
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -132,8 +164,12 @@ def export_onnx(weights, out, images=False):
     the file is read and refused exactly as ``bpnet eval`` reads it. Returns the model."""
     _onnx()  # the install hint before any other complaint
     net, meta = network_from_weights(weights)
-    model = onnx_model(net.state_arrays(), meta, images=images,
-                       eps=[layer.eps for layer in net.batchnorm_layers] or None)
+    model = onnx_model(
+        net.state_arrays(),
+        meta,
+        images=images,
+        eps=[layer.eps for layer in net.batchnorm_layers] or None,
+    )
     with atomic_write(out) as fh:
         fh.write(model.SerializeToString())
     return model

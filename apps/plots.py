@@ -5,6 +5,7 @@ drawn, and used through its Agg canvas (no window, no pyplot state). PNGs are wr
 temporary file in the target folder and moved into place, so a failed drawing never leaves a
 partial file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bpnet.base.files import atomic_write, describe, read_bytes
 from bpnet.base.extras import ExtraMissing, require
+from bpnet.base.files import atomic_write, describe, read_bytes
 from bpnet.errors import InputError
 
 DPI = 100
-MAX_METRICS_BYTES = 64 * 1024 ** 2  # a metrics.csv row is ~100 bytes: 600 000 evaluations
+MAX_METRICS_BYTES = 64 * 1024**2  # a metrics.csv row is ~100 bytes: 600 000 evaluations
 METRICS_SIZE = (10.0, 4.0)  # inches: 1000 x 400 pixels at DPI
 CELL_SIZE = (1.3, 1.5)  # inches per digit of an error grid: 130 x 150 pixels at DPI
 SPLITS = (("train", "train"), ("val", "validation"), ("test", "test"))
@@ -34,6 +35,7 @@ def _figure(size):
     require("matplotlib", "plot", "drawing", error=PlotUnavailable)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
@@ -60,8 +62,10 @@ def read_metrics(csv_path):
     except (UnicodeDecodeError, csv.Error):
         rows = None
     if rows is None or "\x00" in raw[:512].decode("utf-8", "replace"):
-        raise InputError(f"{csv_path}: not a metrics CSV: {describe(raw[:512])}; expected a run "
-                         f"directory or its metrics.csv")
+        raise InputError(
+            f"{csv_path}: not a metrics CSV: {describe(raw[:512])}; expected a run "
+            f"directory or its metrics.csv"
+        )
     if not rows or "epoch" not in rows[0]:
         raise InputError(f"{csv_path}: expected a metrics CSV with an 'epoch' column")
     header, body = rows[0], [r for r in rows[1:] if r]
@@ -75,8 +79,9 @@ def read_metrics(csv_path):
             try:
                 values[i - 2, j] = float(cell) if cell.strip() else np.nan
             except ValueError:
-                raise InputError(f"{csv_path}: line {i}, column {header[j]}: "
-                                 f"expected a number, got {cell!r}") from None
+                raise InputError(
+                    f"{csv_path}: line {i}, column {header[j]}: expected a number, got {cell!r}"
+                ) from None
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
@@ -88,16 +93,24 @@ def plot_metrics(csv_path, out_path):
     m = read_metrics(csv_path)
     fig = _figure(METRICS_SIZE)
     axes = fig.subplots(1, 2)
-    for ax, metric, title, factor in ((axes[0], "loss", "loss", 1.0),
-                                      (axes[1], "acc", "accuracy (%)", 100.0)):
+    for ax, metric, title, factor in (
+        (axes[0], "loss", "loss", 1.0),
+        (axes[1], "acc", "accuracy (%)", 100.0),
+    ):
         drawn = 0
         for colour, (split, label) in enumerate(SPLITS):
             y = m.get(f"{split}_{metric}")
             keep = np.isfinite(y) & np.isfinite(m["epoch"]) if y is not None else None
             if keep is None or not keep.any():
                 continue
-            ax.plot(m["epoch"][keep], y[keep] * factor, marker="o" if keep.sum() < 30 else None,
-                    markersize=3, label=label, color=f"C{colour}")
+            ax.plot(
+                m["epoch"][keep],
+                y[keep] * factor,
+                marker="o" if keep.sum() < 30 else None,
+                markersize=3,
+                label=label,
+                color=f"C{colour}",
+            )
             drawn += 1
         ax.set_title(title)
         ax.set_xlabel("epoch")
@@ -134,8 +147,9 @@ def digit_grid(images, titles, path, cols=8, colour="black"):
     if n == 0:
         raise InputError("no images to draw")
     if images.ndim != 3 or len(titles) != n:
-        raise ValueError(f"expected images (N, H, W) and N titles, got {images.shape} and "
-                         f"{len(titles)}")
+        raise ValueError(
+            f"expected images (N, H, W) and N titles, got {images.shape} and {len(titles)}"
+        )
     cols = max(1, min(int(cols), n))
     rows = math.ceil(n / cols)
     fig = _figure((cols * CELL_SIZE[0], rows * CELL_SIZE[1]))
@@ -146,8 +160,14 @@ def digit_grid(images, titles, path, cols=8, colour="black"):
         if i < n:
             ax.imshow(images[i], cmap="gray_r", vmin=0.0, vmax=top, interpolation="nearest")
             ax.set_title(titles[i], fontsize=9, color=colour)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.45 / (rows * CELL_SIZE[1]),
-                        wspace=0.1, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.02,
+        right=0.98,
+        bottom=0.02,
+        top=1 - 0.45 / (rows * CELL_SIZE[1]),
+        wspace=0.1,
+        hspace=0.45,
+    )
     return save_png(fig, path)
 
 
@@ -157,8 +177,11 @@ def error_grid(images, true, pred, confidence, path, cols=8):
     if len(images) == 0:
         raise InputError("no misclassified images to draw")
     if not len(true) == len(pred) == len(confidence) == len(images):
-        raise ValueError(f"expected {len(images)} labels and confidences, got {len(true)}, "
-                         f"{len(pred)}, {len(confidence)}")
-    titles = [f"true {int(t)}, pred {int(p)}\n{float(c):.1%}"
-              for t, p, c in zip(true, pred, confidence)]
+        raise ValueError(
+            f"expected {len(images)} labels and confidences, got {len(true)}, "
+            f"{len(pred)}, {len(confidence)}"
+        )
+    titles = [
+        f"true {int(t)}, pred {int(p)}\n{float(c):.1%}" for t, p, c in zip(true, pred, confidence)
+    ]
     return digit_grid(images, titles, path, cols, colour="darkred")

@@ -6,6 +6,7 @@ load_dataset`` still works. Paths that moved keep working for one release, with 
 DeprecationWarning: a module at an old path is one line, ``moved(__name__, "bpnet.new.module",
 ...)``; importing it warns, names the new home, and looks every attribute up there.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,11 @@ def moved(old, *new, stacklevel=3):
     """Make the module ``old`` (already in sys.modules) a deprecated alias of the modules
     ``new`` (dotted names, searched in order for each attribute)."""
     module = sys.modules[old]
-    warnings.warn(f"{old} moved to {' and '.join(new)}; the old path goes in the next release",
-                  DeprecationWarning, stacklevel=stacklevel)
+    warnings.warn(
+        f"{old} moved to {' and '.join(new)}; the old path goes in the next release",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
 
     def __getattr__(name):
         for target in new:
@@ -37,18 +41,25 @@ def moved(old, *new, stacklevel=3):
 def moved_names(package, names):
     """A module ``__getattr__`` for ``package`` whose attributes ``names`` ({name: module}) moved:
     each is looked up there on first use, with a DeprecationWarning."""
+
     def __getattr__(name):
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        warnings.warn(f"{package}.{name} moved to {names[name]}.{name}; the old path goes in "
-                      f"the next release", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{package}.{name} moved to {names[name]}.{name}; the old path goes in "
+            f"the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(names[name]), name)
+
     return __getattr__
 
 
 def exports(package, names):
     """A module ``__getattr__`` and ``__dir__`` for ``package`` whose public ``names`` ({name:
     module}) are imported from their modules on first use."""
+
     def __getattr__(name):
         if name not in names:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """Optional extras: a heavy dependency (matplotlib, Pillow, onnx, Optuna, a database driver) is
 imported inside the function that needs it, through :func:`require`, and its absence is one line
 saying what needs it and the command that installs it (exit status 1)."""
+
 from __future__ import annotations
 
 import importlib
@@ -23,5 +24,7 @@ def require(module, extra, purpose, package=None, error=ExtraMissing):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise error(f"{purpose} needs {package or module.split('.')[0]}, which is not "
-                    f"installed: {install_hint(extra)}") from None
+        raise error(
+            f"{purpose} needs {package or module.split('.')[0]}, which is not "
+            f"installed: {install_hint(extra)}"
+        ) from None

@@ -1,4 +1,5 @@
 """Durable file writes: a reader sees the old file or the whole new one, never half of it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -54,13 +55,24 @@ def npy_header(fp, max_header_size=10_000):
     import tokenize
 
     import numpy as np
+
     try:
         version = np.lib.format.read_magic(fp)
-        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
         return read(fp, max_header_size=max_header_size)
-    except (SyntaxError, tokenize.TokenError, EOFError, NotImplementedError, TypeError,
-            MemoryError, RecursionError) as e:
+    except (
+        SyntaxError,
+        tokenize.TokenError,
+        EOFError,
+        NotImplementedError,
+        TypeError,
+        MemoryError,
+        RecursionError,
+    ) as e:
         raise ValueError(f"garbled .npy header ({type(e).__name__})") from None
 
 
@@ -74,9 +86,13 @@ def regular_file(path, missing, unreadable):
     except OSError as e:
         raise unreadable(f"{path}: cannot read ({e.strerror or e})") from None
     if not stat.S_ISREG(st.st_mode):
-        kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                 (stat.S_ISSOCK, "a socket"))
+        kinds = (
+            (stat.S_ISDIR, "a folder"),
+            (stat.S_ISFIFO, "a FIFO (named pipe)"),
+            (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"),
+            (stat.S_ISSOCK, "a socket"),
+        )
         kind = next((k for test, k in kinds if test(st.st_mode)), "not a regular file")
         raise unreadable(f"{path}: {kind}, expected a regular file")
     return st
@@ -91,8 +107,9 @@ def read_bytes(path, missing, unreadable, limit=None, what="a file"):
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size  # the file opened, not a swapped-in one
             if limit is not None and size > limit:
-                raise unreadable(f"{path}: {size} bytes, over the limit of {limit} bytes for "
-                                 f"{what}")
+                raise unreadable(
+                    f"{path}: {size} bytes, over the limit of {limit} bytes for {what}"
+                )
             data = fh.read(size + 1 if limit is None else min(size, limit) + 1)
     except FileNotFoundError:
         raise missing(f"{path}: no such file") from None
@@ -103,16 +120,32 @@ def read_bytes(path, missing, unreadable, limit=None, what="a file"):
     return data
 
 
-IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
-               b"BM": "BMP", b"P2": "PGM", b"P5": "PGM", b"II*\x00": "TIFF",
-               b"MM\x00*": "TIFF", b"RIFF": "WebP"}
-OTHER_MAGIC = {b"\x93NUMPY": "a .npy array", b"\x1f\x8b": "a gzip file",
-               b"\x00\x00\x08\x01": "an IDX label file (MNIST)",
-               b"\x00\x00\x08\x03": "an IDX image file (MNIST)", b"%PDF": "a PDF document",
-               b"\x80\x02": "a Python pickle", b"\x80\x03": "a Python pickle",
-               b"\x80\x04": "a Python pickle", b"\x80\x05": "a Python pickle",
-               b"\x89HDF": "an HDF5 file", b"BZh": "a bzip2 file", b"\xfd7zXZ": "an xz file",
-               b"\x7fELF": "an executable"}
+IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"P2": "PGM",
+    b"P5": "PGM",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WebP",
+}
+OTHER_MAGIC = {
+    b"\x93NUMPY": "a .npy array",
+    b"\x1f\x8b": "a gzip file",
+    b"\x00\x00\x08\x01": "an IDX label file (MNIST)",
+    b"\x00\x00\x08\x03": "an IDX image file (MNIST)",
+    b"%PDF": "a PDF document",
+    b"\x80\x02": "a Python pickle",
+    b"\x80\x03": "a Python pickle",
+    b"\x80\x04": "a Python pickle",
+    b"\x80\x05": "a Python pickle",
+    b"\x89HDF": "an HDF5 file",
+    b"BZh": "a bzip2 file",
+    b"\xfd7zXZ": "an xz file",
+    b"\x7fELF": "an executable",
+}
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -148,11 +181,19 @@ def describe(first):
     try:
         text = first.decode("utf-8")
     except UnicodeDecodeError as e:  # a multi-byte character cut at the end is still text
-        text = first[:e.start].decode("utf-8") if e.reason == "unexpected end of data" else None
+        text = first[: e.start].decode("utf-8") if e.reason == "unexpected end of data" else None
     if text is None or "\x00" in text:
         return "binary data of no format bpnet knows"
     line = text.lstrip().split("\n", 1)[0]
-    flavour = ("JSON" if line.startswith(("{", "[")) else "Markdown" if line.startswith("#")
-               else "CSV" if line.count(",") >= 2 else
-               "YAML" if re.match(r"^[\w.-]+\s*:", line) else None)
+    flavour = (
+        "JSON"
+        if line.startswith(("{", "["))
+        else "Markdown"
+        if line.startswith("#")
+        else "CSV"
+        if line.count(",") >= 2
+        else "YAML"
+        if re.match(r"^[\w.-]+\s*:", line)
+        else None
+    )
     return f"a text file ({flavour})" if flavour else "a text file"

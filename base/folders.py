@@ -1,5 +1,6 @@
 """Replacing a folder whole: a new one is built beside it and swapped in, so that at every
 instant one of the two is whole at its path."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,6 +27,7 @@ def _exchange(a, b):
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if the
     system cannot."""
     import ctypes
+
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):

@@ -6,13 +6,14 @@ A field's ``expected`` text is derived from its declaration (``an integer > 0``,
 [0, 1)``, ``one of relu, sigmoid``, ``… or null``), or given by an ``Expected("…")`` marker where
 the type says less than the words (``a list of integers > 0 (or one integer > 0)``).
 """
+
 from __future__ import annotations
 
 import math
 import re
 import types
 import typing
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Literal, Union
 
 import annotated_types as at
@@ -23,10 +24,22 @@ from bpnet.base.text import excerpt
 from bpnet.base.yamlsafe import BigInt, show
 from bpnet.errors import ConfigError
 
-__all__ = ["Model", "Expected", "Number", "Integer", "Flag", "Name", "FolderPath", "expected",
-           "check_field", "first_error", "describe_error", "Invalid"]
+__all__ = [
+    "Model",
+    "Expected",
+    "Number",
+    "Integer",
+    "Flag",
+    "Name",
+    "FolderPath",
+    "expected",
+    "check_field",
+    "first_error",
+    "describe_error",
+    "Invalid",
+]
 
-MAX_INT = 2 ** 63 - 1  # no integer of a bpnet file needs more; a seed or size beyond is a mistake
+MAX_INT = 2**63 - 1  # no integer of a bpnet file needs more; a seed or size beyond is a mistake
 YAML11_MISSED_FLOAT = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+$")
 
 
@@ -92,14 +105,25 @@ FolderPath = Annotated[str, at.MinLen(1), Expected("a folder path")]
 
 # -- the words for what a field accepts ------------------------------------------------------
 def _bounds(metadata, integer):
-    low = next(((m.gt, True) if isinstance(m, at.Gt) else (m.ge, False)
-                for m in metadata if isinstance(m, (at.Gt, at.Ge))), None)
-    high = next(((m.lt, True) if isinstance(m, at.Lt) else (m.le, False)
-                 for m in metadata if isinstance(m, (at.Lt, at.Le))), None)
+    low = next(
+        (
+            (m.gt, True) if isinstance(m, at.Gt) else (m.ge, False)
+            for m in metadata
+            if isinstance(m, (at.Gt, at.Ge))
+        ),
+        None,
+    )
+    high = next(
+        (
+            (m.lt, True) if isinstance(m, at.Lt) else (m.le, False)
+            for m in metadata
+            if isinstance(m, (at.Lt, at.Le))
+        ),
+        None,
+    )
     kind = "an integer" if integer else "a number"
     if low and high:
-        return (f"{kind} in {'(' if low[1] else '['}{low[0]:g}, {high[0]:g}"
-                f"{')' if high[1] else ']'}")
+        return f"{kind} in {'(' if low[1] else '['}{low[0]:g}, {high[0]:g}{')' if high[1] else ']'}"
     if low:
         return f"{kind} {'>' if low[1] else '>='} {low[0]:g}"
     if high:
@@ -208,10 +232,11 @@ def describe_error(owner, name, err, shown=show):
     return f"expected {expected(owner, name)}, got {shown(value)}{hint}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _single(model, name):
     """A model checking only field ``name`` of ``model`` (the others left out)."""
     from pydantic import create_model
+
     info = model.model_fields[name]
     tp = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
     return create_model(f"{model.__name__}_{name}", __base__=Model, **{name: (tp, ...)})
@@ -224,8 +249,10 @@ def _standard(node):
     """JSON Schema's own words for bounds (pydantic leaves a bound that follows a validator
     as ``gt``/``ge``/``lt``/``le``, which JSON Schema validators ignore)."""
     if isinstance(node, dict):
-        return {_BOUNDS.get(k, k) if k in _BOUNDS and "type" in node else k: _standard(v)
-                for k, v in node.items()}
+        return {
+            _BOUNDS.get(k, k) if k in _BOUNDS and "type" in node else k: _standard(v)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_standard(v) for v in node]
     return node
@@ -251,16 +278,20 @@ def check_field(model, name, value):
         key, reason = first_error(single, e, {name: value})
         raise Invalid(key, reason) from None
     except (RecursionError, ValueError, TypeError, OverflowError) as e:
-        raise Invalid(name, f"expected {expected(model, name)}, got {excerpt(value)} "
-                            f"({type(e).__name__})") from None
+        raise Invalid(
+            name, f"expected {expected(model, name)}, got {excerpt(value)} ({type(e).__name__})"
+        ) from None
 
 
 def validate(model, doc, source, prefix="", error=ConfigError):
     """``doc`` (a mapping) as an instance of ``model``; ``error(source, prefix + key, reason)``
     (a ConfigError) naming the first field that does not fit."""
     if not isinstance(doc, dict):
-        raise error(source, prefix.rstrip(".") or None,
-                    f"expected a mapping of {', '.join(model.model_fields)}, got {show(doc)}")
+        raise error(
+            source,
+            prefix.rstrip(".") or None,
+            f"expected a mapping of {', '.join(model.model_fields)}, got {show(doc)}",
+        )
     try:
         return model.model_validate(doc)
     except ValidationError as e:
@@ -269,8 +300,9 @@ def validate(model, doc, source, prefix="", error=ConfigError):
             reason += f" (expected one of {', '.join(model.model_fields)})"
         raise error(source, f"{prefix}{key}", reason) from None
     except (RecursionError, ValueError, TypeError, OverflowError) as e:
-        raise error(source, prefix.rstrip(".") or None, f"unreadable ({type(e).__name__})") \
-            from None
+        raise error(
+            source, prefix.rstrip(".") or None, f"unreadable ({type(e).__name__})"
+        ) from None
 
 
 def is_model(tp):
@@ -279,4 +311,3 @@ def is_model(tp):
 
 def finite(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-

@@ -1,4 +1,5 @@
 """Text helpers for one-line messages: sizes, clipped text, short excerpts of values."""
+
 from __future__ import annotations
 
 
@@ -14,7 +15,7 @@ def human(n):
 def clip(text, width=80):
     """``text`` on one line (runs of whitespace made one space), cut to ``width`` characters."""
     text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def excerpt(value, width=60):
@@ -28,4 +29,4 @@ def excerpt(value, width=60):
             text = repr(value)
         except (ValueError, RecursionError):
             text = f"a {type(value).__name__}"
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,6 +1,7 @@
 """The one way bpnet reads YAML: ``yaml.safe_load`` with nesting bounded before anything is built,
 huge integer literals kept unconverted, and every failure a one-line ``ConfigError``; and the one
 way it writes YAML (lists on one line) and shows a value in a message."""
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,12 @@ def load_yaml(text, source, key=None):
                 depth += 1
                 if depth > MAX_DEPTH:
                     where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
-                    raise ConfigError(source, key, f"{where}nested more than {MAX_DEPTH} levels "
-                                                   f"deep; a config has sections of keys, 2 levels")
+                    raise ConfigError(
+                        source,
+                        key,
+                        f"{where}nested more than {MAX_DEPTH} levels "
+                        f"deep; a config has sections of keys, 2 levels",
+                    )
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
         return yaml.load(text, Loader=_Loader)
@@ -58,8 +63,12 @@ def load_yaml(text, source, key=None):
         raise
     except yaml.YAMLError as e:
         if key is not None:
-            raise ConfigError(source, key, f"expected a YAML value, got {clip(repr(text), 60)} "
-                                           f"({clip(getattr(e, 'problem', None) or e)})") from None
+            raise ConfigError(
+                source,
+                key,
+                f"expected a YAML value, got {clip(repr(text), 60)} "
+                f"({clip(getattr(e, 'problem', None) or e)})",
+            ) from None
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = ", ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None))))
@@ -75,9 +84,12 @@ def show(value):
     try:
         text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
     except (yaml.YAMLError, RecursionError, ValueError):  # a BigInt, a deeply nested value
-        return clip(repr(value), 60) if isinstance(value, BigInt) else \
-            f"a {type(value).__name__} nested too deeply to show"
-    text = text[:-len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
+        return (
+            clip(repr(value), 60)
+            if isinstance(value, BigInt)
+            else f"a {type(value).__name__} nested too deeply to show"
+        )
+    text = text[: -len("\n...")] if text.endswith("\n...") else text  # a scalar's document end
     return clip(text, 60)
 
 
@@ -86,9 +98,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(
-    list, lambda dumper, v: dumper.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-
-
+    list, lambda dumper, v: dumper.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
 
 
 def dump(doc):

@@ -1,4 +1,5 @@
 """What the benchmark scripts share: finding real MNIST."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ with the threads `bpnet train` gives it (bpnet.nn.threads: BPNET_THREADS, defaul
 
     [BPNET_THREADS=2] python benchmarks/augment.py [--data-dir DIR] [--epochs 1] [--hidden 800]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,15 @@ import time
 import numpy as np
 from _shared import data_dir_default, load_mnist
 
-from bpnet.nn import MultiLayerNet, threads
 from bpnet.data.augment import Augmenter
+from bpnet.nn import MultiLayerNet, threads
 
 SETTINGS = {
     "shift 2": dict(shift=2),
     "shift 2 + affine": dict(shift=2, rotate=10, scale=0.1, shear=10),
-    "shift 2 + affine + elastic": dict(shift=2, rotate=10, scale=0.1, shear=10,
-                                       elastic_alpha=34, elastic_sigma=4),
+    "shift 2 + affine + elastic": dict(
+        shift=2, rotate=10, scale=0.1, shear=10, elastic_alpha=34, elastic_sigma=4
+    ),
 }
 BATCH, BLOCK = 100, 20
 
@@ -48,7 +50,7 @@ def main():
         """Seconds of each block of plain steps and of the same steps with augmentation."""
         plain, aug = [], []
         for i in range(0, len(batches), BLOCK):
-            block = batches[i:i + BLOCK]
+            block = batches[i : i + BLOCK]
             start = time.perf_counter()
             for idx in block:
                 step(x[idx], t[idx])
@@ -60,12 +62,18 @@ def main():
         return plain, aug
 
     rng = np.random.default_rng(1)
-    print(f"784-{args.hidden}-10 float32, batch {BATCH}, {len(x)} images per epoch, "
-          f"{args.epochs} paired epoch(s) per setting")
-    print(f"threads {threads.resolve()}, load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s} "
-          f"{'fastest blocks':>15s}")
+    print(
+        f"784-{args.hidden}-10 float32, batch {BATCH}, {len(x)} images per epoch, "
+        f"{args.epochs} paired epoch(s) per setting"
+    )
+    print(
+        f"threads {threads.resolve()}, load average "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
+    print(
+        f"{'setting':28s} {'plain s':>8s} {'augmented s':>12s} {'ratio':>6s} "
+        f"{'fastest blocks':>15s}"
+    )
     with threads.use():
         run_settings(args, rng, timed_blocks, x)
     print(f"load average {os.getloadavg()[0]:.2f}")
@@ -77,12 +85,14 @@ def run_settings(args, rng, timed_blocks, x):
         plain, aug = [], []
         for _ in range(args.epochs):
             order = rng.permutation(len(x))
-            batches = [order[i:i + BATCH] for i in range(0, len(x) - BATCH + 1, BATCH)]
+            batches = [order[i : i + BATCH] for i in range(0, len(x) - BATCH + 1, BATCH)]
             p, a = timed_blocks(batches, augment)
             plain, aug = plain + p, aug + a
         epoch_plain, epoch_aug = sum(plain) / args.epochs, sum(aug) / args.epochs
-        print(f"{name:28s} {epoch_plain:8.2f} {epoch_aug:12.2f} {epoch_aug / epoch_plain:6.2f} "
-              f"{min(aug) / min(plain):15.2f}")
+        print(
+            f"{name:28s} {epoch_plain:8.2f} {epoch_aug:12.2f} {epoch_aug / epoch_plain:6.2f} "
+            f"{min(aug) / min(plain):15.2f}"
+        )
 
 
 if __name__ == "__main__":

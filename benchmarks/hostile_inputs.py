@@ -8,6 +8,7 @@ input measured in the same run (`bpnet predict` of one 28x28 digit). Run:
 
     python benchmarks/hostile_inputs.py
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ def measure(*args):
 
 def build(d):
     sizes = [784, 50, 10]
-    meta = {"sizes": sizes, "activation": "relu", "dataset": "mnist", "normalize": True,
-            "dtype": "float32"}
+    meta = {
+        "sizes": sizes,
+        "activation": "relu",
+        "dataset": "mnist",
+        "normalize": True,
+        "dtype": "float32",
+    }
     params = {k: np.zeros(s, np.float32) for k, s in param_shapes(sizes).items()}
     save_weights(d / "good.npz", params, meta)
     digit = np.zeros((28, 28), np.uint8)
@@ -51,24 +57,28 @@ def build(d):
                 z.writestr(f"{k}.npy", _npy(a))
         with z.open("W1.npy", "w", force_zip64=True) as f:
             np.lib.format.write_array_header_1_0(
-                f, {"descr": "<f4", "fortran_order": False, "shape": (784, 640000)})
-            chunk = bytes(64 * 1024 ** 2)
+                f, {"descr": "<f4", "fortran_order": False, "shape": (784, 640000)}
+            )
+            chunk = bytes(64 * 1024**2)
             for _ in range(784 * 640000 * 4 // len(chunk)):
                 f.write(chunk)
             f.write(bytes(784 * 640000 * 4 % len(chunk)))
     line = "# " + "x" * 98 + "\n"
-    (d / "big.yaml").write_text(line * (50 * 1024 ** 2 // len(line)))
+    (d / "big.yaml").write_text(line * (50 * 1024**2 // len(line)))
     from PIL import Image
+
     Image.new("L", (9500, 9500)).save(d / "bomb.png", optimize=True)
     with open(d / "huge.npy", "wb") as fh:
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": "|u1", "fortran_order": False, "shape": (10 ** 6, 10 ** 6)})
+            fh, {"descr": "|u1", "fortran_order": False, "shape": (10**6, 10**6)}
+        )
         fh.write(bytes(1000))
     (d / "huge.pgm").write_bytes(b"P5 1000000 1000000 255\n" + bytes(100))
 
 
 def _npy(a):
     import io
+
     buf = io.BytesIO()
     np.lib.format.write_array(buf, a, allow_pickle=False)
     return buf.getvalue()

@@ -7,6 +7,7 @@ script in the same run (an older version, installed in its own virtual environme
 one. Usage:
   python benchmarks/startup.py [--runs 20] [--other /path/to/old/.venv/bin/bpnet]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,12 +17,19 @@ import sys
 import time
 from pathlib import Path
 
-LINES = (["--help"], ["train", "--help"], ["eval", "--help"], ["gradcheck", "--help"],
-         ["--version"])
-PROBE = ("import runpy, sys; sys.argv = {argv!r}\n"
-         "try:\n    runpy.run_path({exe!r}, run_name='__main__')\n"
-         "except SystemExit:\n    pass\n"
-         "sys.stderr.write('numpy' if 'numpy' in sys.modules else '-')")
+LINES = (
+    ["--help"],
+    ["train", "--help"],
+    ["eval", "--help"],
+    ["gradcheck", "--help"],
+    ["--version"],
+)
+PROBE = (
+    "import runpy, sys; sys.argv = {argv!r}\n"
+    "try:\n    runpy.run_path({exe!r}, run_name='__main__')\n"
+    "except SystemExit:\n    pass\n"
+    "sys.stderr.write('numpy' if 'numpy' in sys.modules else '-')"
+)
 
 
 def bpnet_exe():
@@ -61,20 +69,28 @@ def main():
         for key, cmd in cases.items():
             times[key].append(once(cmd))
     floor = statistics.median(times[("python -c pass", "-")])
-    print(f"median of {args.runs} runs, each line a whole process; floor: python -c pass "
-          f"{floor * 1000:.0f} ms")
+    print(
+        f"median of {args.runs} runs, each line a whole process; floor: python -c pass "
+        f"{floor * 1000:.0f} ms"
+    )
     print(f"{'command':26} {'bpnet':6} {'median ms':>9} {'x floor':>8}  numpy")
     for (line, label), t in times.items():
         med = statistics.median(t)
-        numpy = "-" if label == "-" else ("loaded" if loads_numpy(
-            exes[label][0], exes[label][1], line.split()[1:]) else "no")
+        numpy = (
+            "-"
+            if label == "-"
+            else (
+                "loaded" if loads_numpy(exes[label][0], exes[label][1], line.split()[1:]) else "no"
+            )
+        )
         print(f"{line:26} {label:6} {med * 1000:9.0f} {med / floor:8.1f}  {numpy}")
     if args.other:
         print("this / other, per line:")
         for line in LINES:
             name = f"bpnet {' '.join(line)}"
             ratio = statistics.median(times[(name, "this")]) / statistics.median(
-                times[(name, "other")])
+                times[(name, "other")]
+            )
             print(f"  {name:26} {ratio:.2f}")
 
 

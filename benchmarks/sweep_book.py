@@ -8,6 +8,7 @@ final plt.show() returns, and one BLAS thread, as bpnet's workers use), its data
 built there from bpnet's MNIST arrays. Prints wall times, best validation accuracies, the ratio.
 Figures, not a pass/fail test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,31 @@ def run_book(book, data_dir, tmp):
     shutil.copytree(book, copy, ignore=shutil.ignore_patterns(".git", "*.pkl"))
     a = load_arrays("mnist", data_dir)
     with open(copy / "dataset" / "mnist.pkl", "wb") as fh:
-        pickle.dump({"train_img": a["x_train"].reshape(60000, -1), "train_label": a["t_train"],
-                     "test_img": a["x_test"].reshape(10000, -1), "test_label": a["t_test"]}, fh)
-    env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
+        pickle.dump(
+            {
+                "train_img": a["x_train"].reshape(60000, -1),
+                "train_label": a["t_train"],
+                "test_img": a["x_test"].reshape(10000, -1),
+                "test_label": a["t_test"],
+            },
+            fh,
+        )
+    env = dict(
+        os.environ,
+        MPLBACKEND="Agg",
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "hyperparameter_optimization.py"], cwd=copy / "ch06",
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "hyperparameter_optimization.py"],
+        cwd=copy / "ch06",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     seconds = time.perf_counter() - started
     best = max(float(v) for v in re.findall(r"^val acc:([0-9.]+)", out, re.M))
     return seconds, best
@@ -44,9 +63,24 @@ def run_book(book, data_dir, tmp):
 def run_bpnet(sweep, data_dir, jobs, tmp):
     exe = Path(sys.executable).with_name("bpnet")
     started = time.perf_counter()
-    out = subprocess.run([str(exe), "sweep", sweep, "--jobs", str(jobs), "--data-dir",
-                          str(data_dir), "--offline", "--quiet", "--out", str(Path(tmp) / sweep)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            str(exe),
+            "sweep",
+            sweep,
+            "--jobs",
+            str(jobs),
+            "--data-dir",
+            str(data_dir),
+            "--offline",
+            "--quiet",
+            "--out",
+            str(Path(tmp) / sweep),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     seconds = time.perf_counter() - started
     best = float(out.splitlines()[2].split()[1])  # first row of the table of best trials
     return seconds, best
@@ -61,8 +95,10 @@ def main():
     args = ap.parse_args()
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [(f"bpnet sweep {s} --jobs {args.jobs}",
-                 *run_bpnet(s, args.data_dir, args.jobs, tmp)) for s in args.sweeps.split(",")]
+        rows = [
+            (f"bpnet sweep {s} --jobs {args.jobs}", *run_bpnet(s, args.data_dir, args.jobs, tmp))
+            for s in args.sweeps.split(",")
+        ]
         book = run_book(args.book, args.data_dir, tmp)
     print(f"{'run':40s} {'seconds':>8s} {'best val acc':>13s} {'speed-up':>9s}")
     print(f"{'book ch06/hyperparameter_optimization.py':40s} {book[0]:8.1f} {book[1]:13.4f}")

@@ -11,6 +11,7 @@ Prints, from one run on this machine:
 and the ratios between them. Usage:
   python benchmarks/train_speed.py [--data-dir DIR] [--iterations 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,11 @@ def gemm_floor(iterations, dtype, with_first_dx):
     rng = np.random.default_rng(0)
     x, W1, W2 = (rng.random(s).astype(dtype) for s in ((100, 784), (784, 50), (50, 10)))
     h, y, dh = np.empty((100, 50), dtype), np.empty((100, 10), dtype), np.empty((100, 50), dtype)
-    dW1, dW2, dx = np.empty((784, 50), dtype), np.empty((50, 10), dtype), np.empty((100, 784), dtype)
+    dW1, dW2, dx = (
+        np.empty((784, 50), dtype),
+        np.empty((50, 10), dtype),
+        np.empty((100, 784), dtype),
+    )
     start = time.perf_counter()
     for _ in range(iterations):
         np.matmul(x, W1, out=h)
@@ -88,11 +93,17 @@ class SoftmaxWithLoss:
 
 class LessonNet:
     def __init__(self, rng):
-        self.params = {"W1": 0.01 * rng.standard_normal((784, 50)), "b1": np.zeros(50),
-                       "W2": 0.01 * rng.standard_normal((50, 10)), "b2": np.zeros(10)}
+        self.params = {
+            "W1": 0.01 * rng.standard_normal((784, 50)),
+            "b1": np.zeros(50),
+            "W2": 0.01 * rng.standard_normal((50, 10)),
+            "b2": np.zeros(10),
+        }
         self.layers = OrderedDict(
-            Affine1=Affine(self.params["W1"], self.params["b1"]), Relu1=Relu(),
-            Affine2=Affine(self.params["W2"], self.params["b2"]))
+            Affine1=Affine(self.params["W1"], self.params["b1"]),
+            Relu1=Relu(),
+            Affine2=Affine(self.params["W2"], self.params["b2"]),
+        )
         self.last = SoftmaxWithLoss()
 
     def predict(self, x):
@@ -115,8 +126,10 @@ class LessonNet:
 def lesson_baseline(data_dir, iterations):
     """The lesson's loop: one-hot float64 data, sampled batches, accuracy on all 70000 per epoch."""
     from bpnet.data.idx import load_dataset
-    x_train, t_train, x_test, t_test = load_dataset("mnist", data_dir, dtype=np.float64,
-                                                    one_hot=True)
+
+    x_train, t_train, x_test, t_test = load_dataset(
+        "mnist", data_dir, dtype=np.float64, one_hot=True
+    )
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     net = LessonNet(rng)
@@ -151,8 +164,11 @@ def bpnet_in_process(data_dir, iterations, out):
     from bpnet.training.batches import load_data
     from bpnet.training.sources import load_config
     from bpnet.training.trainer import Trainer
-    cfg = load_config("mnist", cli={"data_dir": str(data_dir), "output.dir": str(out),
-                                    "train.iterations": iterations})
+
+    cfg = load_config(
+        "mnist",
+        cli={"data_dir": str(data_dir), "output.dir": str(out), "train.iterations": iterations},
+    )
     trainer = Trainer(cfg, load_data(cfg), out)
     start = time.perf_counter()
     result = trainer.run()
@@ -166,12 +182,18 @@ def main():
 
 def _main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA),
-                    help="folder holding mnist/ (default: ../shared next to the repository)")
+    ap.add_argument(
+        "--data-dir",
+        default=str(DEFAULT_DATA),
+        help="folder holding mnist/ (default: ../shared next to the repository)",
+    )
     ap.add_argument("--iterations", type=int, default=10000)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved floor/bpnet rounds")
-    ap.add_argument("--with-best", action="store_true",
-                    help="also time `bpnet train --config mnist-best` and its first epoch at 98.0%%")
+    ap.add_argument(
+        "--with-best",
+        action="store_true",
+        help="also time `bpnet train --config mnist-best` and its first epoch at 98.0%%",
+    )
     ap.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline_only:
@@ -179,8 +201,11 @@ def _main():
         print(f"{seconds:.6f} {acc:.6f}")
         return
     n, rounds = args.iterations, args.rounds
-    print(f"784-50-10, batch 100, {n} iterations; threads: {threads.resolve()}; {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"784-50-10, batch 100, {n} iterations; threads: {threads.resolve()}; "
+        f"{os.cpu_count()} cores; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     floors, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -191,16 +216,49 @@ def _main():
         floor32_dx = gemm_floor(n, np.float32, with_first_dx=True)
         floor64_dx = gemm_floor(n, np.float64, with_first_dx=True)
         exe = Path(sys.executable).with_name("bpnet")
-        cmd_s, cmd_mb, _ = run_child([exe, "train", "--config", "mnist.yaml", "--data-dir",
-                                      args.data_dir, "--out", tmp / "cmd", "--offline", "--quiet",
-                                      "--set", f"train.iterations={n}"])
-        base_s, base_mb, out = run_child([sys.executable, HERE, "--baseline-only", "--data-dir",
-                                          args.data_dir, "--iterations", str(n)])
+        cmd_s, cmd_mb, _ = run_child(
+            [
+                exe,
+                "train",
+                "--config",
+                "mnist.yaml",
+                "--data-dir",
+                args.data_dir,
+                "--out",
+                tmp / "cmd",
+                "--offline",
+                "--quiet",
+                "--set",
+                f"train.iterations={n}",
+            ]
+        )
+        base_s, base_mb, out = run_child(
+            [
+                sys.executable,
+                HERE,
+                "--baseline-only",
+                "--data-dir",
+                args.data_dir,
+                "--iterations",
+                str(n),
+            ]
+        )
         base_train_s, base_acc = map(float, out.split()[-2:])
         if args.with_best:
-            best_s, best_mb, _ = run_child([exe, "train", "--config", "mnist-best", "--data-dir",
-                                            args.data_dir, "--out", tmp / "best", "--offline",
-                                            "--quiet"])
+            best_s, best_mb, _ = run_child(
+                [
+                    exe,
+                    "train",
+                    "--config",
+                    "mnist-best",
+                    "--data-dir",
+                    args.data_dir,
+                    "--out",
+                    tmp / "best",
+                    "--offline",
+                    "--quiet",
+                ]
+            )
             with open(tmp / "best" / "metrics.csv") as fh:
                 best_rows = list(csv.DictReader(fh))
     floor = min(floors)
@@ -211,30 +269,52 @@ def _main():
         ("GEMM floor float32 (the 5 products training needs)", floor, ""),
         ("GEMM floor float32 + the unneeded first-layer dX", floor32_dx, ""),
         ("GEMM floor float64 + first-layer dX", floor64_dx, ""),
-        ("bpnet training iterations (float32)", iters,
-         f"{iters / floor:.2f}x floor; {iters / floor32_dx:.2f}x the lesson's products"),
-        ("bpnet iterations + per-epoch evaluation and saving", total,
-         f"{total / floor:.2f}x floor"),
+        (
+            "bpnet training iterations (float32)",
+            iters,
+            f"{iters / floor:.2f}x floor; {iters / floor32_dx:.2f}x the lesson's products",
+        ),
+        (
+            "bpnet iterations + per-epoch evaluation and saving",
+            total,
+            f"{total / floor:.2f}x floor",
+        ),
         ("bpnet train command, whole (start-up to saved run)", cmd_s, f"peak {cmd_mb:.0f} MB"),
-        ("lesson baseline, NumPy float64 (training loop)", base_train_s,
-         f"{base_train_s / total:.1f}x bpnet"),
+        (
+            "lesson baseline, NumPy float64 (training loop)",
+            base_train_s,
+            f"{base_train_s / total:.1f}x bpnet",
+        ),
         ("lesson baseline, whole process", base_s, f"peak {base_mb:.0f} MB"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"(best of {rounds} interleaved rounds where marked by the floor ratio)")
     for name, sec, note in rows:
         print(f"{name:<{width}}  {sec:7.2f} s  {note}")
-    print(f"bpnet: {n * 100 / iters:,.0f} training samples/s in its iterations; test accuracy "
-          f"{acc:.4f} (baseline {base_acc:.4f})")
-    print("rounds: floor " + ", ".join(f"{f:.2f}" for f in floors) + " s; bpnet iterations "
-          + ", ".join(f"{t - e:.2f}" for t, e, _ in runs) + " s; with evaluation "
-          + ", ".join(f"{t:.2f}" for t, _, _ in runs) + " s")
+    print(
+        f"bpnet: {n * 100 / iters:,.0f} training samples/s in its iterations; test accuracy "
+        f"{acc:.4f} (baseline {base_acc:.4f})"
+    )
+    print(
+        "rounds: floor "
+        + ", ".join(f"{f:.2f}" for f in floors)
+        + " s; bpnet iterations "
+        + ", ".join(f"{t - e:.2f}" for t, e, _ in runs)
+        + " s; with evaluation "
+        + ", ".join(f"{t:.2f}" for t, _, _ in runs)
+        + " s"
+    )
     if args.with_best:
         first = next((r for r in best_rows if float(r["test_acc"]) >= 0.98), None)
-        reached = (f"98.0% first reached at epoch {first['epoch']} after "
-                   f"{float(first['elapsed']):.1f} s" if first else "98.0% never reached")
-        print(f"mnist-best: whole command {best_s:.1f} s, peak {best_mb:.0f} MB, final test "
-              f"accuracy {float(best_rows[-1]['test_acc']):.4f}; {reached} of training")
+        reached = (
+            f"98.0% first reached at epoch {first['epoch']} after {float(first['elapsed']):.1f} s"
+            if first
+            else "98.0% never reached"
+        )
+        print(
+            f"mnist-best: whole command {best_s:.1f} s, peak {best_mb:.0f} MB, final test "
+            f"accuracy {float(best_rows[-1]['test_acc']):.4f}; {reached} of training"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ softmax, sigmoid and cross_entropy_error are bpnet's (stable: the row max subtra
 log-sum-exp, no ``+1e-7`` inside the log); ``from bpnet.book.functions import *`` also
 brings ``np``, as the book's module does.
 """
+
 import numpy as np
 
 from bpnet.nn.layers import cross_entropy_error, sigmoid, softmax

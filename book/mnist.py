@@ -4,6 +4,7 @@ The files are read from ``$BPNET_DATA_DIR/mnist``, else the per-user data home's
 folder (``bpnet.data.home``; downloaded and verified there when missing) instead of the book's
 ``mnist.pkl``.
 """
+
 import numpy as np
 
 from bpnet.data.download import ensure_dataset

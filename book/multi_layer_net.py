@@ -1,4 +1,5 @@
 """The book's ``common.multi_layer_net``: ``MultiLayerNet`` with its signature and defaults."""
+
 import numpy as np
 
 from bpnet.book.gradient import STEP
@@ -21,11 +22,28 @@ class MultiLayerNet(_MultiLayerNet):
     activations = {"relu": Relu, "sigmoid": Sigmoid}  # the book's Relu, with its mask
     activation_key = "Activation_function"
 
-    def __init__(self, input_size, hidden_size_list, output_size, activation='relu',
-                 weight_init_std='relu', weight_decay_lambda=0, **net):
+    def __init__(
+        self,
+        input_size,
+        hidden_size_list,
+        output_size,
+        activation="relu",
+        weight_init_std="relu",
+        weight_decay_lambda=0,
+        **net,
+    ):
         init = INITS.get(str(weight_init_std).lower(), weight_init_std)
-        super().__init__(input_size, hidden_size_list, output_size, activation, init,
-                         weight_decay_lambda, np.float64, rng=np.random, **net)
+        super().__init__(
+            input_size,
+            hidden_size_list,
+            output_size,
+            activation,
+            init,
+            weight_decay_lambda,
+            np.float64,
+            rng=np.random,
+            **net,
+        )
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size_list, self.hidden_layer_num = list(hidden_size_list), len(hidden_size_list)
         self.weight_decay_lambda = weight_decay_lambda

@@ -1,4 +1,5 @@
 """The book's ``common.multi_layer_net_extend``: MultiLayerNet with dropout and batch norm."""
+
 from bpnet.book.multi_layer_net import MultiLayerNet
 
 
@@ -12,10 +13,26 @@ class MultiLayerNetExtend(MultiLayerNet):
     the book's: Affine1, [BatchNorm1], Activation_function1, [Dropout1], Affine2, ….
     """
 
-    def __init__(self, input_size, hidden_size_list, output_size, activation='relu',
-                 weight_init_std='relu', weight_decay_lambda=0, use_dropout=False,
-                 dropout_ration=0.5, use_batchnorm=False):
-        super().__init__(input_size, hidden_size_list, output_size, activation, weight_init_std,
-                         weight_decay_lambda, batchnorm=use_batchnorm,
-                         dropout=dropout_ration if use_dropout else 0.0)
+    def __init__(
+        self,
+        input_size,
+        hidden_size_list,
+        output_size,
+        activation="relu",
+        weight_init_std="relu",
+        weight_decay_lambda=0,
+        use_dropout=False,
+        dropout_ration=0.5,
+        use_batchnorm=False,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size_list,
+            output_size,
+            activation,
+            weight_init_std,
+            weight_decay_lambda,
+            batchnorm=use_batchnorm,
+            dropout=dropout_ration if use_dropout else 0.0,
+        )
         self.use_dropout, self.use_batchnorm = use_dropout, use_batchnorm

@@ -3,6 +3,7 @@
 ``update(params, grads)`` never writes into ``grads``. ``from bpnet.book.optimizer import *``
 also brings ``np``, as the book's module does.
 """
+
 import numpy as np  # noqa: F401
 
 from bpnet.nn import optim as _optim

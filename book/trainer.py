@@ -1,10 +1,13 @@
 """The book's ``common.trainer.Trainer``: its signature, printed lines and accuracy lists."""
+
 import numpy as np
 
 from bpnet.book import optimizer as _optimizer
 
-OPTIMIZERS = {name.lower(): getattr(_optimizer, name)
-              for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")}
+OPTIMIZERS = {
+    name.lower(): getattr(_optimizer, name)
+    for name in ("SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam")
+}
 
 
 class Trainer:
@@ -16,9 +19,20 @@ class Trainer:
     ``bpnet.book.optimizer`` (any case), built with ``optimizer_param``.
     """
 
-    def __init__(self, network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100,
-                 optimizer='SGD', optimizer_param={'lr': 0.01}, evaluate_sample_num_per_epoch=None,
-                 verbose=True):
+    def __init__(
+        self,
+        network,
+        x_train,
+        t_train,
+        x_test,
+        t_test,
+        epochs=20,
+        mini_batch_size=100,
+        optimizer="SGD",
+        optimizer_param={"lr": 0.01},  # noqa: B006 (the book's signature; never mutated)
+        evaluate_sample_num_per_epoch=None,
+        verbose=True,
+    ):
         self.network, self.verbose = network, verbose
         self.x_train, self.t_train, self.x_test, self.t_test = x_train, t_train, x_test, t_test
         self.epochs, self.batch_size = epochs, mini_batch_size
@@ -49,7 +63,9 @@ class Trainer:
             test_acc = self.network.accuracy(self.x_test[:n], self.t_test[:n])
             self.train_acc_list.append(train_acc)
             self.test_acc_list.append(test_acc)
-            self._say(f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc} ===")
+            self._say(
+                f"=== epoch:{self.current_epoch}, train acc:{train_acc}, test acc:{test_acc} ==="
+            )
         self.current_iter += 1
 
     def train(self):

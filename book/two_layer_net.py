@@ -1,6 +1,7 @@
 """Chapter 5's ``two_layer_net``: ``TwoLayerNet(input_size, hidden_size, output_size,
 weight_init_std=0.01)``, weights from NumPy's global generator, numerical gradient step 1e-4;
 ``layers`` Affine1, Relu1, Affine2 and ``lastLayer``, as chapter 5 names them."""
+
 from bpnet.book.multi_layer_net import MultiLayerNet
 
 

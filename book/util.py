@@ -1,4 +1,5 @@
 """The book's ``common.util`` helpers used by chapters 5 and 6."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """What every command shares: error reporting, exit codes and common options."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,13 @@ def _set_debug(ctx, _param, value):
 
 
 debug_option = click.option(
-    "--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
-    help="Show a full traceback on errors (also BPNET_DEBUG=1).")
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show a full traceback on errors (also BPNET_DEBUG=1).",
+)
 
 
 def fail(message, code=1):
@@ -49,6 +55,7 @@ def interrupted():
 
 def handle_errors(fn):
     """Turn library errors into one line and an exit status; --debug shows the traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -74,63 +81,94 @@ def handle_errors(fn):
             if debug_enabled():
                 raise
             fail(f"{type(e).__name__}: {e} (run with --debug for the traceback)", 1)
+
     return wrapper
 
 
 def threads_option(help_suffix=""):
     """``--threads N``: threads for the matrix products (see bpnet.nn.threads)."""
     return click.option(
-        "--threads", type=click.IntRange(min=1), default=None,
+        "--threads",
+        type=click.IntRange(min=1),
+        default=None,
         help="Threads for the matrix products [default: $BPNET_THREADS, else every core this "
-             "process may use]" + help_suffix + ".")
+        "process may use]" + help_suffix + ".",
+    )
 
 
 def data_dir_option(fn):
     return click.option(
-        "--data-dir", type=click.Path(file_okay=False), default=None, envvar="BPNET_DATA_DIR",
-        show_envvar=True, help="Folder holding <dataset>/ with the IDX files [default: the per-user data "
-             "home, e.g. ~/.local/share/bpnet].")(fn)
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        envvar="BPNET_DATA_DIR",
+        show_envvar=True,
+        help="Folder holding <dataset>/ with the IDX files [default: the per-user data "
+        "home, e.g. ~/.local/share/bpnet].",
+    )(fn)
 
 
 def _list_configs(ctx, _param, value):
     if value:
         from bpnet.training.sources import list_configs
+
         click.echo(format_table(["config", "description"], list_configs(), "ll"))
         ctx.exit()
 
 
 def schema_option(kind):
     """``--schema``: print the JSON Schema of ``kind`` files (config or sweep) and exit."""
+
     def show(ctx, _param, value):
         if value:
             from bpnet.training.config import config_schema, schema_text
+
             if kind == "sweep":
                 from bpnet.sweep.spec import sweep_schema as schema
             else:
                 schema = config_schema
             click.echo(schema_text(schema()), nl=False)
             ctx.exit()
-    return click.option("--schema", is_flag=True, expose_value=False, is_eager=True,
-                        callback=show, help=f"Print the JSON Schema of {kind} files (for an "
-                                            f"editor's YAML language server) and exit.")
+
+    return click.option(
+        "--schema",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=show,
+        help=f"Print the JSON Schema of {kind} files (for an "
+        f"editor's YAML language server) and exit.",
+    )
 
 
 def config_options(required=True):
     """``--config PATH|NAME`` (required or not), repeatable ``--set KEY=VALUE`` and an
     eager ``--list-configs``; the command receives ``config`` and ``sets``."""
+
     def decorate(fn):
         fn = click.option(
-            "--set", "sets", metavar="KEY=VALUE", multiple=True,
+            "--set",
+            "sets",
+            metavar="KEY=VALUE",
+            multiple=True,
             help="Override one config value by dotted key, the value written in YAML "
-                 "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order."
+            "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order.",
         )(fn)
         fn = click.option(
-            "--list-configs", is_flag=True, expose_value=False, is_eager=True,
-            callback=_list_configs, help="List the shipped configs and exit.")(fn)
-        return click.option(
-            "--config", metavar="PATH|NAME", required=required,
-            help="YAML config: a file, or else the name of a shipped config (see --list-configs)."
+            "--list-configs",
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_list_configs,
+            help="List the shipped configs and exit.",
         )(fn)
+        return click.option(
+            "--config",
+            metavar="PATH|NAME",
+            required=required,
+            help="YAML config: a file, or else the name of a shipped config (see --list-configs).",
+        )(fn)
+
     return decorate
 
 
@@ -140,6 +178,7 @@ def load_config_from_cli(config, sets, **shortcuts):
     ``data_dir=...``) holding an option's typed value, None when it was not given."""
     from bpnet.training.config import FIELDS
     from bpnet.training.sources import load_config
+
     keys = {key.replace(".", "_"): key for key in FIELDS}
     unknown = set(shortcuts) - set(keys)
     if unknown:
@@ -170,8 +209,15 @@ def progress_bar_factory(quiet):
     class Bar(tqdm):
         monitor_interval = 0  # no monitor thread: every chunk written refreshes the bar anyway
 
-    return functools.partial(Bar, unit="B", unit_scale=True, unit_divisor=1024, leave=True,
-                             disable=True if quiet else None, dynamic_ncols=True)
+    return functools.partial(
+        Bar,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        leave=True,
+        disable=True if quiet else None,
+        dynamic_ncols=True,
+    )
 
 
 def warn(message):
@@ -182,5 +228,12 @@ def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test"
     """Download the missing files of a dataset's ``splits`` first, saying so (unless
     ``offline``)."""
     from bpnet.data.download import ensure_dataset
-    return ensure_dataset(dataset, data_dir, offline=offline, progress=progress_bar_factory(quiet),
-                          report=None if quiet else warn, splits=splits)
+
+    return ensure_dataset(
+        dataset,
+        data_dir,
+        offline=offline,
+        progress=progress_bar_factory(quiet),
+        report=None if quiet else warn,
+        splits=splits,
+    )

@@ -1,4 +1,5 @@
 """``bpnet export``: a weights file as an ONNX model."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,16 @@ from bpnet.cli.common import debug_option, handle_errors
 
 @click.command("export", short_help="Write a weights file as an ONNX model.")
 @click.argument("weights", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
-              help="The .onnx file to write (replaced atomically).")
-@click.option("--images", is_flag=True,
-              help="Input images (N, 1, 28, 28) instead of rows (N, 784).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The .onnx file to write (replaced atomically).",
+)
+@click.option(
+    "--images", is_flag=True, help="Input images (N, 1, 28, 28) instead of rows (N, 784)."
+)
 @debug_option
 @handle_errors
 def export(weights, output, images):
@@ -25,7 +32,10 @@ def export(weights, output, images):
     (N, 10); the input scaling is inside it.
     """
     from bpnet.apps.export import export_onnx
+
     model = export_onnx(weights, output, images)
     props = {p.key: p.value for p in model.metadata_props}
-    click.echo(f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "
-               f"{props['activation']} network, ONNX opset {model.opset_import[0].version}")
+    click.echo(
+        f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "
+        f"{props['activation']} network, ONNX opset {model.opset_import[0].version}"
+    )

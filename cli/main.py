@@ -1,18 +1,27 @@
 """The ``bpnet`` command group."""
+
 from __future__ import annotations
 
-import click
-
 import importlib
+
+import click
 
 from bpnet import __version__
 from bpnet.cli.common import _set_debug, interrupted
 
 # name -> "module:command", in the order a user follows; each module is imported only when its
 # command runs or shows its help (and each imports no NumPy until its command runs).
-COMMANDS = {"download": "download:download", "train": "train:train", "eval": "eval:eval_cmd",
-            "gradcheck": "gradcheck:gradcheck", "plot": "plot:plot", "predict": "predict:predict",
-            "export": "export:export", "serve": "serve:serve", "sweep": "sweep:sweep"}
+COMMANDS = {
+    "download": "download:download",
+    "train": "train:train",
+    "eval": "eval:eval_cmd",
+    "gradcheck": "gradcheck:gradcheck",
+    "plot": "plot:plot",
+    "predict": "predict:predict",
+    "export": "export:export",
+    "serve": "serve:serve",
+    "sweep": "sweep:sweep",
+}
 
 
 class BpnetGroup(click.Group):
@@ -39,11 +48,19 @@ class BpnetGroup(click.Group):
             return super().invoke(ctx)
 
 
-@click.group(cls=BpnetGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=BpnetGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", "-V", prog_name="bpnet")
-@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
-              help="Show full tracebacks on errors (also BPNET_DEBUG=1).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show full tracebacks on errors (also BPNET_DEBUG=1).",
+)
 def main():
     """Train, check and evaluate MNIST networks with hand-written backpropagation.
 
@@ -58,4 +75,3 @@ def main():
       bpnet serve weights.npz                 a page to draw digits on, at 127.0.0.1:8000
       bpnet sweep book-ch6                    hyperparameter search (Optuna) on every core
     """
-

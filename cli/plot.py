@@ -1,4 +1,5 @@
 """``bpnet plot``: training curves of a run as a PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,13 @@ from bpnet.cli.common import debug_option, handle_errors
 
 @click.command(short_help="Loss and accuracy curves of a run as a PNG.")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG to write [default: RUN_DIR/metrics.png].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG to write [default: RUN_DIR/metrics.png].",
+)
 @debug_option
 @handle_errors
 def plot(run_dir, output):
@@ -21,6 +27,7 @@ def plot(run_dir, output):
     CSV file itself. Needs matplotlib: pip install 'bpnet[plot]'.
     """
     from bpnet.apps.plots import plot_metrics
+
     csv_path = run_dir / "metrics.csv" if run_dir.is_dir() else run_dir
     out = plot_metrics(csv_path, output or csv_path.parent / "metrics.png")
     click.echo(f"wrote {out}")

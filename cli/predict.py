@@ -1,4 +1,5 @@
 """``bpnet predict``: classify digit images with a trained network."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,15 +18,29 @@ def _caption(result):
 
 @click.command(short_help="Classify digit images (PNG, JPEG, PGM, NPY).")
 @click.argument("weights", type=click.Path(dir_okay=False))
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...",
-                type=click.Path(dir_okay=False))
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
-              help="How many of the most probable classes to show per image.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list of {file, top: [{label, probability}, ...]}.")
-@click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also draw the 28x28 inputs the network saw, each titled with its file and "
-                   "top class, into this PNG (needs matplotlib).")
+@click.argument(
+    "images", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(dir_okay=False)
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many of the most probable classes to show per image.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON list of {file, top: [{label, probability}, ...]}.",
+)
+@click.option(
+    "--grid",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw the 28x28 inputs the network saw, each titled with its file and "
+    "top class, into this PNG (needs matplotlib).",
+)
 @debug_option
 @handle_errors
 def predict(weights, images, top, as_json, grid):
@@ -43,6 +58,7 @@ def predict(weights, images, top, as_json, grid):
     from bpnet.data.images import load_digit
     from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
     from bpnet.training.weights import network_from_weights
+
     net, meta = network_from_weights(weights)
     check_digit_input(net, weights)
     digits = np.stack([load_digit(path) for path in images])

@@ -1,4 +1,5 @@
 """``bpnet sweep``: a hyperparameter search on Optuna, on every core and across machines."""
+
 from __future__ import annotations
 
 import time
@@ -6,14 +7,21 @@ from pathlib import Path
 
 import click
 
-from bpnet.cli.common import (data_dir_option, debug_option, ensure_data, format_table,
-                              handle_errors, schema_option)
+from bpnet.cli.common import (
+    data_dir_option,
+    debug_option,
+    ensure_data,
+    format_table,
+    handle_errors,
+    schema_option,
+)
 from bpnet.errors import InputError
 
 
 def _list_sweeps(ctx, _param, value):
     if value:
         from bpnet.sweep.spec import list_sweeps
+
         click.echo(format_table(["sweep", "description"], list_sweeps(), "ll"))
         ctx.exit()
 
@@ -23,20 +31,28 @@ class TrialBar:
 
     def __init__(self, sweep, quiet):
         from tqdm import tqdm
+
         self.sweep, self.n = sweep, 0
         tqdm.monitor_interval = 0  # no monitor thread: the workers are forked after this
-        self.bar = tqdm(total=sweep.n_trials, unit="trial", disable=True if quiet else None,
-                        dynamic_ncols=True, leave=False)
+        self.bar = tqdm(
+            total=sweep.n_trials,
+            unit="trial",
+            disable=True if quiet else None,
+            dynamic_ncols=True,
+            leave=False,
+        )
 
     def __call__(self, study):
         from bpnet.sweep.results import best_trials
+
         done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         self.bar.update(len(done) - self.n)
         self.n = len(done)
         best = best_trials(study, self.sweep, 1)
         if best:
-            self.bar.set_postfix_str(f"best {self.sweep.metric} {best[0].value:.4f} "
-                                     f"(trial {best[0].number})")
+            self.bar.set_postfix_str(
+                f"best {self.sweep.metric} {best[0].value:.4f} (trial {best[0].number})"
+            )
 
     def close(self):
         self.bar.close()
@@ -44,18 +60,33 @@ class TrialBar:
 
 def _results(study, sweep, out, cli, k=10):
     """Print the table of the best trials; write trials.csv, best.yaml and sweep.png."""
-    from bpnet.sweep.results import (best_trials, plot_sweep, trial_rows, write_best_yaml,
-                                     write_trials_csv)
+    from bpnet.sweep.results import (
+        best_trials,
+        plot_sweep,
+        trial_rows,
+        write_best_yaml,
+        write_trials_csv,
+    )
+
     rows = {r["number"]: r for r in trial_rows(study, sweep)}
     states = {}
     for r in rows.values():
         states[r["state"]] = states.get(r["state"], 0) + 1
     best = best_trials(study, sweep, k)
     keys = [d.key for d in sweep.space]
-    table = [[t.number, f"{t.value:.4f}", *(_fmt(t.params[key]) for key in keys),
-              _fmt(rows[t.number]["seconds"])] for t in best]
-    click.echo(f"{len(rows)} of {sweep.n_trials} trials: "
-               + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+    table = [
+        [
+            t.number,
+            f"{t.value:.4f}",
+            *(_fmt(t.params[key]) for key in keys),
+            _fmt(rows[t.number]["seconds"]),
+        ]
+        for t in best
+    ]
+    click.echo(
+        f"{len(rows)} of {sweep.n_trials} trials: "
+        + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+    )
     if table:
         click.echo(format_table(["trial", sweep.metric, *keys, "seconds"], table))
     write_trials_csv(study, sweep, out / "trials.csv")
@@ -68,6 +99,7 @@ def _results(study, sweep, out, cli, k=10):
         written.append(out / "sweep.png")
     except Exception as e:  # matplotlib missing: say so, the rest stands
         from bpnet.apps.plots import PlotUnavailable
+
         if not isinstance(e, PlotUnavailable):
             raise
         click.echo(f"no picture: {e}")
@@ -82,22 +114,48 @@ def _fmt(v):
 
 @click.command(short_help="Search hyperparameters with Optuna on every core (and machines).")
 @click.argument("sweep_file", required=False, metavar="SWEEP.yaml")
-@click.option("--config", "config", metavar="PATH|NAME",
-              help="The sweep file (same as the argument): a path or a shipped sweep's name.")
-@click.option("--list", "list_", is_flag=True, expose_value=False, is_eager=True,
-              callback=_list_sweeps, help="List the shipped sweeps and exit.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1),
-              help="Worker processes, one trial each [default: the cores this process may use].")
-@click.option("--storage", metavar="URL",
-              help="Optuna storage shared by every process and machine of the study: "
-                   "postgresql://…, mysql://…, sqlite:///…, redis://…, or a journal file "
-                   "[default: OUT/journal.log].")
+@click.option(
+    "--config",
+    "config",
+    metavar="PATH|NAME",
+    help="The sweep file (same as the argument): a path or a shipped sweep's name.",
+)
+@click.option(
+    "--list",
+    "list_",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_sweeps,
+    help="List the shipped sweeps and exit.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Worker processes, one trial each [default: the cores this process may use].",
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    help="Optuna storage shared by every process and machine of the study: "
+    "postgresql://…, mysql://…, sqlite:///…, redis://…, or a journal file "
+    "[default: OUT/journal.log].",
+)
 @click.option("--study", "study_name", help="Study name [default: the sweep's name].")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Folder for journal, trials.csv, best.yaml, sweep.png [default: sweeps/<name>].")
-@click.option("--grace", type=click.FloatRange(min=1), default=10.0, show_default=True,
-              help="Seconds without a heartbeat after which a running trial counts as FAIL "
-                   "(its process died).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Folder for journal, trials.csv, best.yaml, sweep.png [default: sweeps/<name>].",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a running trial counts as FAIL "
+    "(its process died).",
+)
 @data_dir_option
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -113,6 +171,7 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     """
     from bpnet.sweep.spec import load_sweep
     from bpnet.sweep.workers import default_jobs, run_sweep
+
     if sweep_file and config and sweep_file != config:
         raise click.UsageError("give the sweep file once: as the argument or as --config")
     if not (sweep_file or config):
@@ -128,8 +187,10 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     jobs = jobs or default_jobs()
     ensure_data(sw.base["dataset"], sw.base["data_dir"], offline, quiet)
     if not quiet:
-        click.echo(f"sweep {sw.name}: {sw.n_trials} trials, {sw.sampler} sampler, {sw.metric}, "
-                   f"{jobs} worker(s), study {study_name} in {storage}")
+        click.echo(
+            f"sweep {sw.name}: {sw.n_trials} trials, {sw.sampler} sampler, {sw.metric}, "
+            f"{jobs} worker(s), study {study_name} in {storage}"
+        )
     bar = TrialBar(sw, quiet)
     started = time.perf_counter()
     try:
@@ -137,9 +198,10 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     except KeyboardInterrupt:
         bar.close()
         from bpnet.sweep.study import open_study
+
         _results(open_study(sw, storage, study_name), sw, out, cli)
         click.echo("interrupted; run the same command to continue the study", err=True)
-        raise SystemExit(130)
+        raise SystemExit(130) from None
     bar.close()
     if not quiet:
         click.echo(f"done in {time.perf_counter() - started:.1f} s")

@@ -1,4 +1,5 @@
 """``bpnet train``: train a network from a YAML config into a run directory."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,16 @@ from pathlib import Path
 
 import click
 
-from bpnet.cli.common import (config_options, data_dir_option, debug_option, ensure_data,
-                              handle_errors, load_config_from_cli, schema_option,
-                              threads_option)
+from bpnet.cli.common import (
+    config_options,
+    data_dir_option,
+    debug_option,
+    ensure_data,
+    handle_errors,
+    load_config_from_cli,
+    schema_option,
+    threads_option,
+)
 
 
 class BarProgress:
@@ -21,9 +29,17 @@ class BarProgress:
 
     def start(self, total, done, iters_per_epoch):
         from tqdm import tqdm
+
         self.total, self.ipe = total, iters_per_epoch
-        self.bar = tqdm(total=total, initial=done, unit="it", disable=True if self.quiet else None,
-                        dynamic_ncols=True, leave=False, mininterval=0.25)
+        self.bar = tqdm(
+            total=total,
+            initial=done,
+            unit="it",
+            disable=True if self.quiet else None,
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=0.25,
+        )
 
     def step(self, iteration, loss):
         self.ema = loss if self.ema is None else 0.98 * self.ema + 0.02 * loss
@@ -32,14 +48,20 @@ class BarProgress:
             self.bar.set_postfix_str(f"loss {self.ema:.4f}", refresh=False)
 
     def evaluated(self, row):
-        parts = [f"epoch {row['epoch']:.4g}/{self.total / self.ipe:.4g}", f"iter {row['iteration']}",
-                 f"lr {row['lr']:.3g}", f"train loss {row['train_loss']:.4f}",
-                 f"acc {row['train_acc']:.4f}"]
+        parts = [
+            f"epoch {row['epoch']:.4g}/{self.total / self.ipe:.4g}",
+            f"iter {row['iteration']}",
+            f"lr {row['lr']:.3g}",
+            f"train loss {row['train_loss']:.4f}",
+            f"acc {row['train_acc']:.4f}",
+        ]
         if row.get("train_penalty"):  # the weight-decay term, apart from the cross-entropy
             parts.append(f"penalty {row['train_penalty']:.4f}")
         for split in ("val", "test"):
             if f"{split}_acc" in row:
-                parts.append(f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.4f}")
+                parts.append(
+                    f"{split} loss {row[f'{split}_loss']:.4f} acc {row[f'{split}_acc']:.4f}"
+                )
         parts.append(f"{row['elapsed']:.1f} s")
         self.message("  ".join(parts))
 
@@ -55,24 +77,36 @@ class BarProgress:
 
 @click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
-@click.option("--epochs", type=click.IntRange(min=1),
-              help="Shortcut for --set train.epochs=N (not with --iterations).")
-@click.option("--iterations", type=click.IntRange(min=1),
-              help="Shortcut for --set train.iterations=N (not with --epochs).")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="Shortcut for --set train.epochs=N (not with --iterations).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    help="Shortcut for --set train.iterations=N (not with --epochs).",
+)
 @click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
 @threads_option("; shortcut for --set train.threads=N")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Run directory [default: runs/<config name>].")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>]."
+)
 @data_dir_option
 @click.option("--force", is_flag=True, help="Overwrite an existing run directory.")
-@click.option("--resume", type=click.Path(file_okay=False, exists=True),
-              help="Continue the run in this directory from its checkpoint.")
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, exists=True),
+    help="Continue the run in this directory from its checkpoint.",
+)
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
 @schema_option("config")
 @debug_option
 @handle_errors
-def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force, resume, offline, quiet):
+def train(
+    config, sets, epochs, iterations, seed, threads, out, data_dir, force, resume, offline, quiet
+):
     """Train a network as a YAML config describes (default: the shipped mnist.yaml) and
     save it into a run directory (default: runs/<config name>).
 
@@ -83,24 +117,40 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
     from bpnet.training.rundir import check_new_run, check_resumable
     from bpnet.training.sources import load_config
     from bpnet.training.trainer import StopFlag, Trainer
+
     ctx = click.get_current_context()
     if epochs is not None and iterations is not None:
-        raise click.UsageError("--epochs and --iterations cannot be combined: a run's length is "
-                               "counted in epochs or in iterations, not both")
+        raise click.UsageError(
+            "--epochs and --iterations cannot be combined: a run's length is "
+            "counted in epochs or in iterations, not both"
+        )
     if resume:
-        given = [n for n in ("config", "sets", "epochs", "iterations", "seed", "out", "force")
-                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        given = [
+            n
+            for n in ("config", "sets", "epochs", "iterations", "seed", "out", "force")
+            if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
+        ]
         if given:
-            raise click.UsageError(f"--resume continues a run as it was configured; it cannot be "
-                                   f"combined with --{given[0].replace('sets', 'set')}")
+            raise click.UsageError(
+                f"--resume continues a run as it was configured; it cannot be "
+                f"combined with --{given[0].replace('sets', 'set')}"
+            )
         run_dir = check_resumable(resume)
-        cfg = load_config(run_dir / "config.yaml",
-                          cli={"data_dir": data_dir, "train.threads": threads})
+        cfg = load_config(
+            run_dir / "config.yaml", cli={"data_dir": data_dir, "train.threads": threads}
+        )
         cfg["output"]["dir"] = str(run_dir)
     else:
-        cfg = load_config_from_cli(config or "mnist.yaml", sets, train_epochs=epochs,
-                                   train_iterations=iterations, train_seed=seed,
-                                   train_threads=threads, output_dir=out, data_dir=data_dir)
+        cfg = load_config_from_cli(
+            config or "mnist.yaml",
+            sets,
+            train_epochs=epochs,
+            train_iterations=iterations,
+            train_seed=seed,
+            train_threads=threads,
+            output_dir=out,
+            data_dir=data_dir,
+        )
         run_dir = Path(cfg["output"]["dir"])
         check_new_run(run_dir, force, data_dir, command=True)  # before loading any data
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
@@ -110,12 +160,16 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
     if resume:
         trainer.load_checkpoint()
         if not quiet:
-            click.echo(f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}")
+            click.echo(
+                f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}"
+            )
     elif not quiet:
-        click.echo(f"training {trainer.net.describe()} on {cfg['dataset']} "
-                   f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
-                   f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
-                   f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}")
+        click.echo(
+            f"training {trainer.net.describe()} on {cfg['dataset']} "
+            f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
+            f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
+            f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}"
+        )
 
     def on_signal(signum, _frame):
         if stop.requested:  # a second signal: stop now
@@ -129,12 +183,16 @@ def train(config, sets, epochs, iterations, seed, threads, out, data_dir, force,
         progress.close()
         for s, h in previous.items():
             signal.signal(s, h)
-    done = (f"done in {result['elapsed']:.1f} s: test accuracy "
-            f"{result.get('test_acc', math.nan):.4f} -> {run_dir / 'weights.npz'}")
+    done = (
+        f"done in {result['elapsed']:.1f} s: test accuracy "
+        f"{result.get('test_acc', math.nan):.4f} -> {run_dir / 'weights.npz'}"
+    )
     st = trainer.state
     if trainer.selected_on == "val":
-        done += (f"; best validation accuracy {st.best:.4f} (iteration {st.best_iteration}) -> "
-                 f"{run_dir / 'best.npz'}")
+        done += (
+            f"; best validation accuracy {st.best:.4f} (iteration {st.best_iteration}) -> "
+            f"{run_dir / 'best.npz'}"
+        )
     else:
         done += "; no best.npz: without validation images (data.validation: 0) nothing is selected"
     click.echo(done)

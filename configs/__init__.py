@@ -1,1 +1,2 @@
-"""The YAML configs shipped with bpnet, found by name with ``bpnet.nn.config.resolve_config_path``."""
+"""The YAML configs and sweeps shipped with bpnet, and their JSON Schemas; found by name with
+``bpnet.training.sources.resolve_config_path``."""

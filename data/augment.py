@@ -10,12 +10,12 @@ One bilinear gather from a zero-bordered copy of the batch then reads every pixe
 Bilinear weights are a convex combination, so outputs stay within [0, max of the input];
 integer coordinates read pixels exactly, so a pure shift moves content without blurring it.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
-
 from pydantic import Field
 
 from bpnet.base.schema import Integer, Model, Number, validate
@@ -28,17 +28,29 @@ class AugmentSettings(Model):
     """How strongly each training batch is distorted (a config's ``augment`` section); every
     strength 0 (the default) is no augmentation."""
 
-    shift: Integer = Field(0, ge=0, le=SIDE // 2, description=(
-        "Largest shift in whole pixels; each image draws dy, dx in ±shift."))
+    shift: Integer = Field(
+        0,
+        ge=0,
+        le=SIDE // 2,
+        description=("Largest shift in whole pixels; each image draws dy, dx in ±shift."),
+    )
     rotate: Number = Field(0.0, ge=0, le=180, description="Largest rotation in degrees.")
-    scale: Number = Field(0.0, ge=0, lt=1, description=(
-        "Largest zoom: the factor is uniform in 1 ± scale."))
+    scale: Number = Field(
+        0.0, ge=0, lt=1, description=("Largest zoom: the factor is uniform in 1 ± scale.")
+    )
     shear: Number = Field(0.0, ge=0, lt=90, description="Largest shear angle in degrees.")
-    elastic_alpha: Number = Field(0.0, ge=0, description=(
-        "Elastic distortion strength in pixels; 0: off."))
-    elastic_sigma: Number = Field(4.0, gt=0, le=MAX_SIGMA, description=(
-        "Smoothness of the elastic field in pixels (beyond about 100, one shift for the whole "
-        "28x28 image)."))
+    elastic_alpha: Number = Field(
+        0.0, ge=0, description=("Elastic distortion strength in pixels; 0: off.")
+    )
+    elastic_sigma: Number = Field(
+        4.0,
+        gt=0,
+        le=MAX_SIGMA,
+        description=(
+            "Smoothness of the elastic field in pixels (beyond about 100, one shift for the whole "
+            "28x28 image)."
+        ),
+    )
 
 
 def gaussian_matrix(size, sigma, step=1, dtype=np.float32):
@@ -49,9 +61,9 @@ def gaussian_matrix(size, sigma, step=1, dtype=np.float32):
     2% at sigma 2 to 8), while there are step² times fewer random numbers to draw."""
     m = math.ceil(size / step)
     fine, coarse = np.arange(size)[:, None], np.arange(m)[None, :] * step + (step - 1) / 2
-    g = np.exp(-((fine - coarse) ** 2) / (2.0 * sigma ** 2))
+    g = np.exp(-((fine - coarse) ** 2) / (2.0 * sigma**2))
     k = np.arange(-4 * math.ceil(sigma) - size, 4 * math.ceil(sigma) + size + 1)
-    return (g * math.sqrt(step) / np.exp(-(k ** 2) / (2.0 * sigma ** 2)).sum()).astype(dtype)
+    return (g * math.sqrt(step) / np.exp(-(k**2) / (2.0 * sigma**2)).sum()).astype(dtype)
 
 
 class Augmenter:
@@ -104,8 +116,10 @@ class Augmenter:
             return x.copy()
         n = x.shape[0]
         if x.size != n * SIDE * SIDE or x.dtype.kind != "f":
-            raise ValueError(f"expected a float batch of {SIDE}x{SIDE} images, got shape "
-                             f"{x.shape} and dtype {x.dtype}")
+            raise ValueError(
+                f"expected a float batch of {SIDE}x{SIDE} images, got shape "
+                f"{x.shape} and dtype {x.dtype}"
+            )
         images = x.reshape(n, SIDE, SIDE)
         if not (self.rotate or self.scale or self.shear or self.elastic_alpha):
             return self._shifted(images).reshape(x.shape)
@@ -141,10 +155,13 @@ class Augmenter:
     def _pad(self, images, border):
         """images (n, 28, 28) inside a zero border, flattened; the buffer is reused."""
         n, w = images.shape[0], SIDE + 2 * border
-        if self._padded is None or self._padded.shape != (n, w, w) or \
-                self._padded.dtype != images.dtype:
+        if (
+            self._padded is None
+            or self._padded.shape != (n, w, w)
+            or self._padded.dtype != images.dtype
+        ):
             self._padded = np.zeros((n, w, w), dtype=images.dtype)
-        self._padded[:, border:border + SIDE, border:border + SIDE] = images
+        self._padded[:, border : border + SIDE, border : border + SIDE] = images
         return self._padded.reshape(-1)
 
     def _shifted(self, images):

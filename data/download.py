@@ -4,7 +4,8 @@ Each missing file is tried on every mirror in turn: the caller's mirrors first, 
 ``$BPNET_MIRROR``, then the spec's built-in list. An HTTP mirror gets several tries, with backoff,
 on 429/5xx answers, timeouts and dropped connections, and a partial file is resumed with a Range
 request. Whatever arrives must decompress to the spec's IDX header and SHA-256, or it is discarded
-and the next mirror tried. Downloads in progress live in ``<name>.part``, never under the final name.
+and the next mirror tried. Downloads in progress live in ``<name>.part``, never under the final
+name.
 
 Every bound comes from the spec, not from the mirror: a body may not outgrow :func:`max_transfer`,
 its content not :func:`idx_size` (checked in chunks, so a decompression bomb costs constant memory),
@@ -15,6 +16,7 @@ Progress is injected: ``progress(desc=..., total=..., initial=...)`` returns a b
 ``update(n)`` and ``close()`` (``tqdm.tqdm`` fits); ``report(message)`` receives notes such as a
 mirror that failed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -29,14 +31,21 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from bpnet import __version__
-
 from bpnet.base.files import atomic_write, commit_file
 from bpnet.data.home import data_dir_note, dataset_dir, download_command
-from bpnet.data.idx import (GZIP_MAGIC, DataCorrupt, DataMissing, check_idx, dataset_lock,
-                            read_idx, split_files)
+from bpnet.data.idx import (
+    GZIP_MAGIC,
+    DataCorrupt,
+    DataMissing,
+    check_idx,
+    dataset_lock,
+    read_idx,
+    split_files,
+)
 from bpnet.data.mirrors import HttpOptions, mirror_list, retry_wait
 from bpnet.data.specs import CHUNK, get_spec, max_transfer
 from bpnet.errors import BpnetError
+
 
 class DownloadFailed(BpnetError):
     """No mirror served a verified copy of a file."""
@@ -53,6 +62,7 @@ class _Retry(Exception):
 @dataclass(frozen=True)
 class FetchResult:
     """A verified file of a dataset and the URL it was fetched from (None: it was present)."""
+
     name: str
     path: Path
     source: Optional[str]
@@ -75,7 +85,9 @@ def _span(response, have):
     """(first byte, file size or None) of a response body to ``Range: bytes=have-``, or None
     when a 206 answer does not continue the partial file."""
     if response.status_code == 206:
-        m = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
+        m = re.fullmatch(
+            r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "").strip()
+        )
         return (have, int(m[2])) if m and int(m[1]) == have else None
     length = response.headers.get("Content-Length", "")
     return 0, int(length) if length.isdigit() else None
@@ -131,13 +143,15 @@ class _Fetcher:
 
     def __init__(self, options=None, progress=None, report=None):
         import requests  # here, not at import: `import bpnet.nn` stays light
+
         self.options = options or HttpOptions()
         self.progress = progress or _NoBar
         self.report = report or (lambda message: None)
         self.session = requests.Session()
         self.session.max_redirects = self.options.max_redirects
-        self.session.headers.update({"User-Agent": f"bpnet/{__version__}",
-                                     "Accept-Encoding": "identity"})
+        self.session.headers.update(
+            {"User-Agent": f"bpnet/{__version__}", "Accept-Encoding": "identity"}
+        )
 
     def __enter__(self):
         return self
@@ -170,8 +184,10 @@ class _Fetcher:
             part.unlink(missing_ok=True)
             if i + 1 < len(urls):
                 self.report(f"{failures[-1]}; trying the next mirror")
-        raise DownloadFailed(f"no mirror served a verified {f.name} ({len(urls)} tried):\n"
-                             + "\n".join(f"  {line}" for line in failures))
+        raise DownloadFailed(
+            f"no mirror served a verified {f.name} ({len(urls)} tried):\n"
+            + "\n".join(f"  {line}" for line in failures)
+        )
 
     def _download(self, url, part, f):
         """Fill ``part`` with the body at ``url`` (at most :func:`max_transfer` bytes of FileSpec
@@ -184,8 +200,9 @@ class _Fetcher:
         try:
             with open(src, "rb") as fin, open(part, "wb") as fout:
                 bar = self.progress(desc=f.name, total=os.fstat(fin.fileno()).st_size, initial=0)
-                _pump(iter(lambda: fin.read(self.options.chunk_size), b""), fout, bar,
-                      max_transfer(f))
+                _pump(
+                    iter(lambda: fin.read(self.options.chunk_size), b""), fout, bar, max_transfer(f)
+                )
         except OSError as e:
             raise MirrorFailed(e.strerror or str(e)) from None
         return False
@@ -195,6 +212,7 @@ class _Fetcher:
         before stopped, all within the mirror's deadline (:meth:`HttpOptions.deadline` of the
         announced size); True when the last request continued bytes already in ``part``."""
         import requests
+
         opt = self.options
         self._started, self._end = time.monotonic(), None
         for attempt in range(1, opt.tries + 1):
@@ -214,8 +232,10 @@ class _Fetcher:
             if attempt < opt.tries:
                 wait = retry_wait(attempt, retry_after, opt)
                 if self._end is not None and time.monotonic() + wait >= self._end:
-                    failure += (f"; the deadline for this file ({self._end - self._started:.1f} "
-                                "s) leaves no time for another try")
+                    failure += (
+                        f"; the deadline for this file ({self._end - self._started:.1f} "
+                        "s) leaves no time for another try"
+                    )
                     break
                 time.sleep(wait)
         raise MirrorFailed(f"{failure} after {attempt} tries" if attempt > 1 else failure)
@@ -227,7 +247,8 @@ class _Fetcher:
             raise MirrorFailed(
                 f"too slow: {fh.tell()} of {total or '?'} bytes in {now - self._started:.1f} s "
                 f"(the deadline for this file is {self._end - self._started:.1f} s: "
-                f"tries × timeout + size / min rate {self.options.min_rate:g} B/s)")
+                f"tries × timeout + size / min rate {self.options.min_rate:g} B/s)"
+            )
 
     @property
     def _timed_out(self):
@@ -237,6 +258,7 @@ class _Fetcher:
         """One GET of ``url`` into ``part``, asking for the rest when ``part`` holds a beginning;
         returns where the body started. Failures worth another try raise :class:`_Retry`."""
         import urllib3
+
         opt, limit = self.options, max_transfer(f)
         have = part.stat().st_size if part.exists() else 0
         if have > limit:
@@ -245,8 +267,12 @@ class _Fetcher:
         read_timeout = opt.read_timeout
         if self._end is not None:
             read_timeout = max(min(read_timeout, self._end - time.monotonic()), 0.01)
-        with self.session.get(url, stream=True, timeout=(opt.connect_timeout, read_timeout),
-                              headers={"Range": f"bytes={have}-"} if have else {}) as r:
+        with self.session.get(
+            url,
+            stream=True,
+            timeout=(opt.connect_timeout, read_timeout),
+            headers={"Range": f"bytes={have}-"} if have else {},
+        ) as r:
             code = r.status_code
             if code == 429 or code >= 500:
                 raise _Retry(f"HTTP {code}", r.headers.get("Retry-After"))
@@ -258,8 +284,9 @@ class _Fetcher:
                 raise MirrorFailed(f"HTTP {code}")
             start, total = span
             if total is not None and total > limit:
-                raise MirrorFailed(f"{total} bytes announced, more than the {limit} a good copy "
-                                "can have")
+                raise MirrorFailed(
+                    f"{total} bytes announced, more than the {limit} a good copy can have"
+                )
             if self._end is None:
                 self._end = self._started + opt.deadline(total or limit)
             with open(part, "ab" if start else "wb") as fh:
@@ -271,8 +298,9 @@ class _Fetcher:
                 except urllib3.exceptions.ReadTimeoutError:
                     raise _Retry(self._timed_out, None) from None
                 except urllib3.exceptions.HTTPError:
-                    raise _Retry(f"connection dropped at {fh.tell()} of {total or '?'} bytes",
-                                 None) from None
+                    raise _Retry(
+                        f"connection dropped at {fh.tell()} of {total or '?'} bytes", None
+                    ) from None
                 if total is not None and fh.tell() != total:  # a 206 body shorter than its range
                     raise _Retry(f"body ended at {fh.tell()} of {total} bytes", None)
         return start
@@ -305,9 +333,11 @@ def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
 def _hint(dataset, data_dir):
     """How to go on when no mirror answers: commands that work as typed."""
     cmd = download_command(dataset, data_dir)
-    return (f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
-            f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
-            + data_dir_note(data_dir))
+    return (
+        f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
+        f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
+        + data_dir_note(data_dir)
+    )
 
 
 def _verified(path, f, report):
@@ -324,8 +354,17 @@ def _verified(path, f, report):
         return False
 
 
-def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, progress=None,
-                     report=None, spec=None, options=None, builtin_mirrors=True):
+def download_dataset(
+    dataset="mnist",
+    data_dir=None,
+    mirrors=(),
+    force=False,
+    progress=None,
+    report=None,
+    spec=None,
+    options=None,
+    builtin_mirrors=True,
+):
     """Make every file of a dataset present and verified in ``<data_dir>/<dataset>/``.
 
     Present files that verify are kept unless ``force``; the others are fetched from ``mirrors``,
@@ -342,9 +381,18 @@ def download_dataset(dataset="mnist", data_dir=None, mirrors=(), force=False, pr
     return [FetchResult(f.name, folder / f.name, fetched.get(f.name)) for f in spec.files]
 
 
-def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), progress=None,
-                   report=None, spec=None, options=None, builtin_mirrors=True,
-                   splits=("train", "test")):
+def ensure_dataset(
+    dataset="mnist",
+    data_dir=None,
+    offline=False,
+    mirrors=(),
+    progress=None,
+    report=None,
+    spec=None,
+    options=None,
+    builtin_mirrors=True,
+    splits=("train", "test"),
+):
     """Download whichever files of a dataset's ``splits`` are missing; returns the dataset's folder.
 
     Present files are left to the loader to check. Before downloading, ``report`` is told which
@@ -358,9 +406,10 @@ def ensure_dataset(dataset="mnist", data_dir=None, offline=False, mirrors=(), pr
         return folder
     if offline:
         names = ", ".join(f.name for f in files if not (folder / f.name).exists())
-        raise DataMissing(f"{folder}: missing {names}; run "
-                          f"`{download_command(spec.name, data_dir)}` to fetch them"
-                          + data_dir_note(data_dir))
+        raise DataMissing(
+            f"{folder}: missing {names}; run "
+            f"`{download_command(spec.name, data_dir)}` to fetch them" + data_dir_note(data_dir)
+        )
     with dataset_lock(folder, report):
         missing = [f for f in files if not (folder / f.name).exists()]
         if missing and report:

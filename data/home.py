@@ -5,6 +5,7 @@ The data home is platformdirs' user data folder for bpnet: ``~/.local/share/bpne
 (``$XDG_DATA_HOME/bpnet`` when that is set), ``~/Library/Application Support/bpnet`` on macOS,
 ``%LOCALAPPDATA%\\bpnet`` on Windows. Every command and ``bpnet.book``'s ``load_mnist`` use it,
 whatever folder they run from."""
+
 from __future__ import annotations
 
 import os
@@ -13,13 +14,13 @@ from pathlib import Path
 
 from bpnet.data.specs import get_spec
 
-
 ENV = "BPNET_DATA_DIR"
 
 
 def data_home():
     """The per-user data home (platformdirs), whether or not it exists yet."""
     from platformdirs import user_data_path
+
     return user_data_path("bpnet", appauthor=False)
 
 
@@ -47,7 +48,7 @@ def data_dir_note(data_dir):
         return ""
     if os.environ.get(ENV):
         return f" (data dir {default_data_dir()} from {ENV}; --data-dir DIR chooses another)"
-    return (f" (data dir {default_data_dir()}, the per-user data home; --data-dir DIR or "
-            f"{ENV}=DIR choose another)")
-
-
+    return (
+        f" (data dir {default_data_dir()}, the per-user data home; --data-dir DIR or "
+        f"{ENV}=DIR choose another)"
+    )

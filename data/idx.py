@@ -5,6 +5,7 @@ Files live in ``<data_dir>/<dataset>/`` under their published names
 of the decompressed content) and where it is published is a :class:`DatasetSpec`; the
 real datasets' specs are in :data:`SPECS`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,9 @@ def _inflate(chunks, name):
                         carry = data
                         break
                     if data[:2] != GZIP_MAGIC:
-                        raise DataCorrupt(f"{name}: corrupt gzip (data after the end of the "
-                                          "stream)")
+                        raise DataCorrupt(
+                            f"{name}: corrupt gzip (data after the end of the stream)"
+                        )
                     d = zlib.decompressobj(31)
                 out = d.decompress(data, CHUNK)
                 data = d.unused_data if d.eof else d.unconsumed_tail
@@ -80,8 +82,10 @@ def _inflate(chunks, name):
     except zlib.error as e:
         raise DataCorrupt(f"{name}: corrupt gzip ({e})") from None
     if not d.eof or carry:
-        raise DataCorrupt(f"{name}: corrupt gzip (Compressed file ended before the end-of-stream "
-                          "marker was reached)")
+        raise DataCorrupt(
+            f"{name}: corrupt gzip (Compressed file ended before the end-of-stream "
+            "marker was reached)"
+        )
 
 
 def _check_header(head, name, f):
@@ -95,7 +99,7 @@ def _check_header(head, name, f):
     ndim = magic & 0xFF
     if len(head) < 4 + 4 * ndim:
         raise DataCorrupt(f"{name}: {len(head)} bytes, too short for an IDX header")
-    dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if magic == IMAGE_MAGIC and dims[1:] != [28, 28]:
         raise DataCorrupt(f"{name}: images of {dims[1:]} pixels, expected 28x28")
     if dims[0] != f.count:
@@ -115,23 +119,26 @@ def check_idx(chunks, f, name="IDX data", out=None):
     head = bytearray()
     for piece in _inflate(chunks, name):
         if header is None:
-            head += piece[:16 - len(head)]
+            head += piece[: 16 - len(head)]
             if len(head) >= (16 if f.magic == IMAGE_MAGIC else 8):
                 header = _check_header(head, name, f)
         if n + len(piece) > limit:
             offset = header[0] if header else 0
-            raise DataCorrupt(f"{name}: more than {limit - offset} data bytes, expected "
-                              f"{limit - offset} (not read further)")
+            raise DataCorrupt(
+                f"{name}: more than {limit - offset} data bytes, expected "
+                f"{limit - offset} (not read further)"
+            )
         digest.update(piece)
         if out is not None:
-            out[n:n + len(piece)] = np.frombuffer(piece, np.uint8)
+            out[n : n + len(piece)] = np.frombuffer(piece, np.uint8)
         n += len(piece)
     offset, dims = header or _check_header(head, name, f)
     if n != limit:
         raise DataCorrupt(f"{name}: {n - offset} data bytes, expected {limit - offset}")
     if f.sha256 and (got := digest.hexdigest()) != f.sha256:
-        raise DataCorrupt(f"{name}: SHA-256 mismatch (content {got[:16]}…, "
-                          f"expected {f.sha256[:16]}…)")
+        raise DataCorrupt(
+            f"{name}: SHA-256 mismatch (content {got[:16]}…, expected {f.sha256[:16]}…)"
+        )
     return offset, dims
 
 
@@ -139,8 +146,9 @@ def decode_idx(data, f, name="IDX data"):
     """Check file bytes (gzip or raw IDX) against FileSpec ``f`` and decode them into a uint8
     array of shape (count, 28, 28) or (count,); see :func:`check_idx`."""
     out = np.empty(idx_size(f), np.uint8)
-    offset, dims = check_idx((data[i:i + CHUNK] for i in range(0, len(data), CHUNK)), f, name,
-                             out)
+    offset, dims = check_idx(
+        (data[i : i + CHUNK] for i in range(0, len(data), CHUNK)), f, name, out
+    )
     return out[offset:].reshape(dims)
 
 
@@ -170,6 +178,7 @@ def dataset_lock(folder, report=None):
     Atomic-write temporaries that a killed process left in the folder are removed.
     """
     from filelock import FileLock, Timeout
+
     key = hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"bpnet-{key}.lock"
     lock = FileLock(path, mode=0o666)
@@ -181,8 +190,10 @@ def dataset_lock(folder, report=None):
                 report(f"waiting for another bpnet process writing into {folder}")
             lock.acquire()
     except OSError as e:
-        raise BpnetError(f"{path}: cannot create the lock for {folder} ({e.strerror or e}); "
-                         "point TMPDIR at a writable folder") from None
+        raise BpnetError(
+            f"{path}: cannot create the lock for {folder} ({e.strerror or e}); "
+            "point TMPDIR at a writable folder"
+        ) from None
     try:
         for tmp in Path(folder).glob(".*.tmp"):
             if TEMP_NAME.fullmatch(tmp.name):
@@ -207,8 +218,10 @@ def _sources(folder, spec, data_dir):
         try:
             st = (folder / f.name).stat()
         except FileNotFoundError:
-            raise DataMissing(f"{folder / f.name}: no such file (run `"
-                              f"{download_command(spec.name, data_dir)}` to fetch it)") from None
+            raise DataMissing(
+                f"{folder / f.name}: no such file (run `"
+                f"{download_command(spec.name, data_dir)}` to fetch it)"
+            ) from None
         rows.append(f"{f.name} {st.st_size} {st.st_mtime_ns} {f.sha256}")
     return np.array(rows)
 
@@ -237,8 +250,9 @@ def _decode(folder, files, spec, data_dir):
     try:
         return [read_idx(folder / f.name, f) for f in files]
     except DataCorrupt as e:
-        raise DataCorrupt(f"{e} (run `{download_command(spec.name, data_dir)}` to fetch it "
-                          "again)") from None
+        raise DataCorrupt(
+            f"{e} (run `{download_command(spec.name, data_dir)}` to fetch it again)"
+        ) from None
 
 
 def load_arrays(dataset="mnist", data_dir=None, spec=None, keys=ARRAYS):
@@ -284,8 +298,10 @@ def load_split(data_dir=None, dataset="mnist", split="train", spec=None):
         return a[keys[0]], a[keys[1]]
     for f in files:
         if not (folder / f.name).exists():
-            raise DataMissing(f"{folder / f.name}: no such file (run `"
-                              f"{download_command(spec.name, data_dir)}` to fetch it)")
+            raise DataMissing(
+                f"{folder / f.name}: no such file (run `"
+                f"{download_command(spec.name, data_dir)}` to fetch it)"
+            )
     return tuple(_decode(folder, files, spec, data_dir))
 
 
@@ -301,13 +317,22 @@ def prepare(x, t, normalize=True, dtype=np.float32, flatten=True, one_hot=False)
     return x, t
 
 
-def load_dataset(dataset="mnist", data_dir=None, normalize=True, dtype=np.float32,
-                 flatten=True, one_hot=False, spec=None):
+def load_dataset(
+    dataset="mnist",
+    data_dir=None,
+    normalize=True,
+    dtype=np.float32,
+    flatten=True,
+    one_hot=False,
+    spec=None,
+):
     """(x_train, t_train, x_test, t_test) of a dataset in ``data_dir``.
 
     Images are (N, 784) or, with ``flatten=False``, (N, 1, 28, 28) of ``dtype``, scaled to [0, 1]
     unless ``normalize=False``; labels are int64 class indices, or (N, 10) one-hot rows.
     """
     a = load_arrays(dataset, data_dir, spec)
-    return (*prepare(a["x_train"], a["t_train"], normalize, dtype, flatten, one_hot),
-            *prepare(a["x_test"], a["t_test"], normalize, dtype, flatten, one_hot))
+    return (
+        *prepare(a["x_train"], a["t_train"], normalize, dtype, flatten, one_hot),
+        *prepare(a["x_test"], a["t_test"], normalize, dtype, flatten, one_hot),
+    )

@@ -19,6 +19,7 @@ come out thinner than nearly all of MNIST's (a 4 px pen on a 600 px canvas ends 
 a pixel wide) are first thickened to MNIST's median width, and the scaled digit is stretched
 so that its brightest pixel is 255, as in MNIST.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,10 +28,10 @@ import re
 
 import numpy as np
 
+from bpnet.base.extras import ExtraMissing, require
 from bpnet.base.files import ZIP_MAGIC, describe, npy_header, read_bytes
 from bpnet.base.limits import limit
 from bpnet.base.text import clip, excerpt
-from bpnet.base.extras import ExtraMissing, require
 from bpnet.errors import InputError
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
@@ -57,8 +58,9 @@ def read_image(path):
     Only regular files of at most ``limit("image_bytes")`` bytes are read, and an image of
     more than ``limit("image_pixels")`` pixels is refused from its header, before decoding.
     """
-    raw = read_bytes(path, InputError, InputError, limit("image_bytes"),
-                     "an image (BPNET_MAX_IMAGE_BYTES)")
+    raw = read_bytes(
+        path, InputError, InputError, limit("image_bytes"), "an image (BPNET_MAX_IMAGE_BYTES)"
+    )
     return read_image_bytes(raw, path)
 
 
@@ -74,8 +76,11 @@ def read_image_bytes(raw, path):
     elif raw.startswith(NPY_MAGIC):
         img = _read_npy(raw, path)
     else:
-        hint = " (weights? they come first: bpnet predict WEIGHTS IMAGE...)" \
-            if raw.startswith(ZIP_MAGIC) else ""
+        hint = (
+            " (weights? they come first: bpnet predict WEIGHTS IMAGE...)"
+            if raw.startswith(ZIP_MAGIC)
+            else ""
+        )
         raise InputError(f"{path}: not a {FORMATS} image: {describe(raw[:512])}{hint}")
     if img.size == 0:
         raise InputError(f"{path}: empty image ({img.shape[0]}x{img.shape[1]} pixels)")
@@ -98,6 +103,7 @@ def _read_pillow(raw, path, kind):
     """
     require("PIL", "image", f"{path}: reading {kind}", "Pillow", ImageSupportMissing)
     from PIL import JpegImagePlugin, PngImagePlugin
+
     try:
         width, height = png_size(raw) if kind == "PNG" else jpeg_size(raw)
     except ValueError as e:
@@ -127,7 +133,7 @@ def png_size(raw):
     whole IHDR comes first. Of several IHDRs (a broken file), the one with most pixels."""
     sizes, pos, cut = [], len(PNG_MAGIC), True
     while pos + 8 <= len(raw):
-        length, kind = int.from_bytes(raw[pos:pos + 4], "big"), raw[pos + 4:pos + 8]
+        length, kind = int.from_bytes(raw[pos : pos + 4], "big"), raw[pos + 4 : pos + 8]
         if not kind.isalpha():
             raise ValueError(f"broken chunk at byte {pos} (type {kind!r})")
         if kind in (b"IDAT", b"fdAT", b"IEND"):
@@ -138,12 +144,19 @@ def png_size(raw):
                 raise ValueError(f"IHDR chunk of {length} bytes, expected 13")
             if pos + 16 > len(raw):
                 break
-            sizes.append((int.from_bytes(raw[pos + 8:pos + 12], "big"),
-                          int.from_bytes(raw[pos + 12:pos + 16], "big")))
+            sizes.append(
+                (
+                    int.from_bytes(raw[pos + 8 : pos + 12], "big"),
+                    int.from_bytes(raw[pos + 12 : pos + 16], "big"),
+                )
+            )
         pos += 12 + length  # length, type, data, CRC
     if not sizes:
-        raise ValueError(f"header cut short: {len(raw)} bytes without a whole IHDR chunk" if cut
-                         else "no IHDR chunk before the image data")
+        raise ValueError(
+            f"header cut short: {len(raw)} bytes without a whole IHDR chunk"
+            if cut
+            else "no IHDR chunk before the image data"
+        )
     return max(sizes, key=lambda s: s[0] * s[1])
 
 
@@ -170,21 +183,29 @@ def jpeg_size(raw):
         if marker == 0xDA:  # start of scan: the frame header came before
             cut = False
             break
-        length = int.from_bytes(raw[pos + 2:pos + 4], "big")
+        length = int.from_bytes(raw[pos + 2 : pos + 4], "big")
         if length < 2:
             raise ValueError(f"segment 0xff{marker:02x} at byte {pos} of length {length}")
         if marker in _JPEG_FRAMES:
             if length < 8:
-                raise ValueError(f"frame header at byte {pos} of {length} bytes, expected 8 "
-                                 f"or more")
+                raise ValueError(
+                    f"frame header at byte {pos} of {length} bytes, expected 8 or more"
+                )
             if pos + 9 > len(raw):
                 break
-            sizes.append((int.from_bytes(raw[pos + 7:pos + 9], "big"),
-                          int.from_bytes(raw[pos + 5:pos + 7], "big")))
+            sizes.append(
+                (
+                    int.from_bytes(raw[pos + 7 : pos + 9], "big"),
+                    int.from_bytes(raw[pos + 5 : pos + 7], "big"),
+                )
+            )
         pos += 2 + length
     if not sizes:
-        raise ValueError(f"header cut short: {len(raw)} bytes without a whole frame header"
-                         if cut else "no frame header (SOFn) before the image data")
+        raise ValueError(
+            f"header cut short: {len(raw)} bytes without a whole frame header"
+            if cut
+            else "no frame header (SOFn) before the image data"
+        )
     return max(sizes, key=lambda s: s[0] * s[1])
 
 
@@ -192,8 +213,10 @@ def _check_pixels(path, kind, width, height):
     """Refuse an image whose header claims more pixels than ``limit("image_pixels")``."""
     cap = limit("image_pixels")
     if width * height > cap:
-        raise InputError(f"{path}: {kind} of {width}x{height} = {width * height} pixels, more "
-                         f"than the {cap} read (BPNET_MAX_IMAGE_PIXELS)")
+        raise InputError(
+            f"{path}: {kind} of {width}x{height} = {width * height} pixels, more "
+            f"than the {cap} read (BPNET_MAX_IMAGE_PIXELS)"
+        )
 
 
 def _pillow_grey(im):
@@ -227,13 +250,15 @@ def _read_pgm(raw, path):
         raise InputError(f"{path}: PGM maxval {maxval}, expected 1..65535")
     count = width * height
     if raw[:2] == b"P5":
-        if pos >= len(raw) or not raw[pos:pos + 1].isspace():
+        if pos >= len(raw) or not raw[pos : pos + 1].isspace():
             raise InputError(f"{path}: PGM header does not end in a whitespace byte")
         dtype = np.dtype(">u2" if maxval > 255 else "u1")
-        data = raw[pos + 1:pos + 1 + count * dtype.itemsize]
+        data = raw[pos + 1 : pos + 1 + count * dtype.itemsize]
         if len(data) < count * dtype.itemsize:
-            raise InputError(f"{path}: PGM has {len(data)} bytes of pixels, expected "
-                             f"{count * dtype.itemsize} for {width}x{height}")
+            raise InputError(
+                f"{path}: PGM has {len(data)} bytes of pixels, expected "
+                f"{count * dtype.itemsize} for {width}x{height}"
+            )
         pixels = np.frombuffer(data, dtype=dtype)
     else:
         body = re.sub(rb"#[^\r\n]*", b" ", raw[pos:])
@@ -241,11 +266,15 @@ def _read_pgm(raw, path):
         digit = (chars >= ord("0")) & (chars <= ord("9"))
         values = int(np.count_nonzero(digit[1:] & ~digit[:-1])) + bool(digit[:1].any())
         if not np.isin(chars[~digit], np.frombuffer(b" \t\r\n\v\f", np.uint8)).all():
-            raise InputError(f"{path}: PGM pixels hold characters other than digits and "
-                             f"spaces, expected non-negative integers")
+            raise InputError(
+                f"{path}: PGM pixels hold characters other than digits and "
+                f"spaces, expected non-negative integers"
+            )
         if values < count:
-            raise InputError(f"{path}: PGM has {values} values, expected {count} "
-                             f"non-negative integers for {width}x{height}")
+            raise InputError(
+                f"{path}: PGM has {values} values, expected {count} "
+                f"non-negative integers for {width}x{height}"
+            )
         # whitespace-separated decimal integers, parsed in C (no Python object per pixel)
         pixels = np.fromstring(body, dtype=np.int64, sep=" ")[:count]
     if pixels.size and pixels.max() > maxval:
@@ -260,12 +289,15 @@ def _read_npy(raw, path):
         if dtype.hasobject:
             raise InputError(f"{path}: NPY holds pickled objects, which are never loaded")
         if len(shape) != 2:
-            raise InputError(f"{path}: NPY array of shape {excerpt(shape)}, expected a 2-D "
-                             f"(height, width) image")
+            raise InputError(
+                f"{path}: NPY array of shape {excerpt(shape)}, expected a 2-D (height, width) image"
+            )
         _check_pixels(path, "NPY", shape[1], shape[0])
         if math.prod(shape) * dtype.itemsize > len(raw):
-            raise InputError(f"{path}: NPY header claims {shape} {dtype}, more than the file's "
-                             f"{len(raw)} bytes hold")
+            raise InputError(
+                f"{path}: NPY header claims {shape} {dtype}, more than the file's "
+                f"{len(raw)} bytes hold"
+            )
         a = np.load(io.BytesIO(raw), allow_pickle=False)
     except InputError:
         raise
@@ -276,8 +308,9 @@ def _read_npy(raw, path):
     except (OSError, EOFError) as e:
         raise InputError(f"{path}: not a readable NPY array ({clip(e)})") from None
     if a.ndim != 2:
-        raise InputError(f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) "
-                         f"image")
+        raise InputError(
+            f"{path}: NPY array of shape {a.shape}, expected a 2-D (height, width) image"
+        )
     if a.dtype.kind == "b":
         return a * 255.0
     if a.dtype.kind not in "uif":
@@ -286,8 +319,10 @@ def _read_npy(raw, path):
     if a.size and not np.all(np.isfinite(a)):
         raise InputError(f"{path}: NPY array contains NaN or infinite values")
     if a.size and (a.min() < 0 or a.max() > 255):
-        raise InputError(f"{path}: NPY values span {a.min():g}..{a.max():g}, expected 0..255 "
-                         f"(or 0..1 for floats)")
+        raise InputError(
+            f"{path}: NPY values span {a.min():g}..{a.max():g}, expected 0..255 "
+            f"(or 0..1 for floats)"
+        )
     return a * 255.0 if is_float and a.size and a.max() <= 1.0 else a
 
 
@@ -321,8 +356,9 @@ def dilate(img, steps):
     for i in range(steps):
         p = np.pad(img, 1)
         if i % 2 == 0:
-            img = np.maximum.reduce([p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2],
-                                     p[1:-1, 2:]])
+            img = np.maximum.reduce(
+                [p[1:-1, 1:-1], p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]]
+            )
         else:
             rows = np.maximum.reduce([p[:-2], p[1:-1], p[2:]])
             img = np.maximum.reduce([rows[:, :-2], rows[:, 1:-1], rows[:, 2:]])
@@ -365,7 +401,9 @@ def mnist_preprocess(img):
     if not lit.any() or ink.max() < MIN_CONTRAST:
         raise InputError("blank image: no digit found (no pixel stands out from the background)")
     rows, cols = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
-    ink = np.where(lit, ink * (255.0 / ink.max()), 0.0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    ink = np.where(lit, ink * (255.0 / ink.max()), 0.0)[
+        rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1
+    ]
     if max(ink.shape) > WORK_SIDE:  # every pixel counts in the reduction: thin strokes stay
         f = WORK_SIDE / max(ink.shape)
         ink = resize(ink, max(1, round(ink.shape[0] * f)), max(1, round(ink.shape[1] * f)))
@@ -381,7 +419,7 @@ def mnist_preprocess(img):
     y0 = int(np.clip(round(CENTRE - com_y), 0, SIDE - out_h))
     x0 = int(np.clip(round(CENTRE - com_x), 0, SIDE - out_w))
     field = np.zeros((SIDE, SIDE))
-    field[y0:y0 + out_h, x0:x0 + out_w] = digit
+    field[y0 : y0 + out_h, x0 : x0 + out_w] = digit
     return field
 
 

@@ -1,9 +1,11 @@
 """Evaluation in large batches: loss, accuracy, predictions, confusion matrix."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from bpnet.errors import InputError
+
 from .defaults import EVAL_BATCH
 from .layers import log_softmax, softmax
 from .threads import use as use_threads
@@ -20,7 +22,7 @@ def to_input(pixels, scale, dtype, out=None):
     if out is None:
         out = np.empty(pixels.shape, dtype=dtype)
     np.copyto(out, pixels, casting="unsafe")  # a plain cast, then one in-place multiply:
-    if scale != 1:                            # faster than a mixed-type multiply
+    if scale != 1:  # faster than a mixed-type multiply
         out *= np.asarray(scale, dtype=dtype)
     return out
 
@@ -39,17 +41,25 @@ def evaluate(net, pixels, labels, scale=1 / 255, batch_size=EVAL_BATCH, threads=
 def _evaluate(net, pixels, labels, scale, batch_size):
     n = len(pixels)
     ready = pixels.dtype == net.dtype
-    buf = None if ready else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))),
-                                      dtype=net.dtype)
+    buf = (
+        None
+        if ready
+        else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))), dtype=net.dtype)
+    )
     pred = np.empty(n, dtype=np.int64)
     probs = np.empty((n, net.sizes[-1]), dtype=net.dtype)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        x = pixels[start:stop] if ready else to_input(pixels[start:stop], scale, net.dtype,
-                                                      out=buf[:stop - start])
+        x = (
+            pixels[start:stop]
+            if ready
+            else to_input(pixels[start:stop], scale, net.dtype, out=buf[: stop - start])
+        )
         logp = log_softmax(net.predict(x, train_flg=False))  # inference mode
-        loss_sum -= float(np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64))
+        loss_sum -= float(
+            np.sum(logp[np.arange(stop - start), labels[start:stop]], dtype=np.float64)
+        )
         pred[start:stop] = logp.argmax(axis=1)
         np.exp(logp, out=probs[start:stop])
     accuracy = float(np.mean(pred == labels)) if n else float("nan")
@@ -59,14 +69,16 @@ def _evaluate(net, pixels, labels, scale, batch_size):
 def confusion_matrix(labels, pred, classes=10):
     """counts[i, j]: images of class i predicted as j."""
     return np.bincount(np.asarray(labels) * classes + pred, minlength=classes * classes).reshape(
-        classes, classes)
+        classes, classes
+    )
 
 
 def check_digit_input(net, name):
     """InputError unless ``net`` takes 28×28 = 784 inputs (``name`` names the weights)."""
     if net.sizes[0] != 28 * 28:
-        raise InputError(f"{name}: the network takes {net.sizes[0]} inputs, expected 784 "
-                         f"(28x28 images)")
+        raise InputError(
+            f"{name}: the network takes {net.sizes[0]} inputs, expected 784 (28x28 images)"
+        )
 
 
 def top_classes(net, digits, scale, top=3):
@@ -74,5 +86,7 @@ def top_classes(net, digits, scale, top=3):
     [[{"label": int, "probability": float}, …], …] (what ``bpnet predict --json`` prints)."""
     probs = softmax(net.predict(to_input(digits, scale, net.dtype)).astype(np.float64))
     ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top]
-    return [[{"label": int(c), "probability": float(p[c])} for c in order]
-            for p, order in zip(probs, ranked)]
+    return [
+        [{"label": int(c), "probability": float(p[c])} for c in order]
+        for p, order in zip(probs, ranked)
+    ]

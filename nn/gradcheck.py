@@ -7,6 +7,7 @@ below which float64 centered differences cannot resolve a relative error of
 so tiny = SAFETY * eps * max(1, |f|) / (h * tol). Above it the check is purely
 relative; below it, it is an absolute check at the method's own resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -15,8 +16,16 @@ import numpy as np
 
 from .defaults import GRADCHECK_STEP, GRADCHECK_TOL
 from .gradient import numerical_partials
-from .layers import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
-                     SoftmaxWithLoss)
+from .layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 from .threads import use as use_threads
 
 EPS = float(np.finfo(np.float64).eps)
@@ -53,8 +62,9 @@ def relative_errors(a, n, tiny):
     return np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), tiny)
 
 
-def check_gradients(name, f, arrays, analytic, tol=GRADCHECK_TOL, h=GRADCHECK_STEP,
-                    max_coords=None, rng=None):
+def check_gradients(
+    name, f, arrays, analytic, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, max_coords=None, rng=None
+):
     """Compare ``analytic[k]`` with numerical partials of ``f()`` for each ``arrays[k]``.
 
     f takes no argument and reads the arrays, which are perturbed in place.
@@ -72,11 +82,18 @@ def check_gradients(name, f, arrays, analytic, tol=GRADCHECK_TOL, h=GRADCHECK_ST
         n = numerical_partials(lambda _: f(), x, idx, h)
         a = np.asarray(analytic[key], dtype=np.float64).reshape(-1)[idx]
         diff = np.abs(a - n)
-        results.append(CheckResult(
-            name=f"{name} {key}", shape=tuple(x.shape), checked=int(idx.size),
-            max_rel_err=float(relative_errors(a, n, tiny).max()),
-            max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-            tiny=tiny, tol=tol))
+        results.append(
+            CheckResult(
+                name=f"{name} {key}",
+                shape=tuple(x.shape),
+                checked=int(idx.size),
+                max_rel_err=float(relative_errors(a, n, tiny).max()),
+                max_abs_diff=float(diff.max()),
+                mean_abs_diff=float(diff.mean()),
+                tiny=tiny,
+                tol=tol,
+            )
+        )
     return results
 
 
@@ -105,7 +122,10 @@ def check_layers(tol=GRADCHECK_TOL, h=GRADCHECK_STEP, rng=None):
         f = lambda layer=cls(): float(np.sum(layer.forward(x, y) * r))  # noqa: E731
         results += check_gradients(cls.__name__, f, {"dx": x, "dy": y}, {"dx": dx, "dy": dy}, **kw)
 
-    for cls, x in ((Relu, _away_from_zero(rng, (4, 7))), (Sigmoid, 3 * rng.standard_normal((4, 7)))):
+    for cls, x in (
+        (Relu, _away_from_zero(rng, (4, 7))),
+        (Sigmoid, 3 * rng.standard_normal((4, 7))),
+    ):
         r = rng.standard_normal(x.shape)
         layer = cls()
         layer.forward(x)
@@ -121,8 +141,9 @@ def check_layers(tol=GRADCHECK_TOL, h=GRADCHECK_STEP, rng=None):
     layer.forward(x)
     dx = layer.backward(r)
     f = lambda layer=Affine(W, b): float(np.sum(layer.forward(x) * r))  # noqa: E731
-    results += check_gradients("Affine", f, {"dx": x, "dW": W, "db": b},
-                               {"dx": dx, "dW": layer.dW, "db": layer.db}, **kw)
+    results += check_gradients(
+        "Affine", f, {"dx": x, "dW": W, "db": b}, {"dx": dx, "dW": layer.dW, "db": layer.db}, **kw
+    )
 
     # Dropout in training mode with its mask drawn once and then held fixed.
     x, r = rng.standard_normal((4, 7)), rng.standard_normal((4, 7))
@@ -141,9 +162,15 @@ def check_layers(tol=GRADCHECK_TOL, h=GRADCHECK_STEP, rng=None):
     layer.forward(x, train_flg=True)
     dx = layer.backward(r)
     f = lambda bn=BatchNormalization(gamma, beta): float(  # noqa: E731
-        np.sum(bn.forward(x, train_flg=True) * r))
-    results += check_gradients("BatchNormalization", f, {"dx": x, "dgamma": gamma, "dbeta": beta},
-                               {"dx": dx, "dgamma": layer.dgamma, "dbeta": layer.dbeta}, **kw)
+        np.sum(bn.forward(x, train_flg=True) * r)
+    )
+    results += check_gradients(
+        "BatchNormalization",
+        f,
+        {"dx": x, "dgamma": gamma, "dbeta": beta},
+        {"dx": dx, "dgamma": layer.dgamma, "dbeta": layer.dbeta},
+        **kw,
+    )
 
     s = 2 * rng.standard_normal((5, 10))
     labels = rng.integers(0, 10, size=5)
@@ -156,12 +183,29 @@ def check_layers(tol=GRADCHECK_TOL, h=GRADCHECK_STEP, rng=None):
     return results
 
 
-def check_network(net, x, t, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, max_coords=None, rng=None,
-                  name="net", threads=None):
+def check_network(
+    net,
+    x,
+    t,
+    tol=GRADCHECK_TOL,
+    h=GRADCHECK_STEP,
+    max_coords=None,
+    rng=None,
+    name="net",
+    threads=None,
+):
     """Check every parameter of ``net`` (float64) on the batch (x, t), in training mode
     (batch statistics; dropout masks drawn once and then held fixed); ``threads`` as in
     ``bpnet.nn.threads.use``."""
     with use_threads(threads), net.fixed_masks():
         grads = {k: g.copy() for k, g in net.gradient(x, t).items()}
-        return check_gradients(name, lambda: net.loss(x, t, train_flg=True), net.params, grads,
-                               tol=tol, h=h, max_coords=max_coords, rng=rng)
+        return check_gradients(
+            name,
+            lambda: net.loss(x, t, train_flg=True),
+            net.params,
+            grads,
+            tol=tol,
+            h=h,
+            max_coords=max_coords,
+            rng=rng,
+        )

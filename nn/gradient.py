@@ -1,4 +1,5 @@
 """Numerical differentiation: the reference that backpropagation is checked against."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -13,6 +13,7 @@ the same in training and inference ignore it. The graph's nodes take their two o
 Shapes: N is the batch size, D the input width, M the output width, C the number
 of classes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -161,7 +162,9 @@ class Dropout:
             if self.rng is None:
                 u = np.random.rand(*x.shape)
             else:  # float32 draws for float32 data: half the cost
-                u = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+                u = self.rng.random(
+                    x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64
+                )
             self.mask = u > self.ratio
         return x * self.mask
 
@@ -184,8 +187,17 @@ class BatchNormalization:
 
     MOMENTUM, EPS = 0.9, 1e-6
 
-    def __init__(self, gamma, beta, momentum=MOMENTUM, running_mean=None, running_var=None,
-                 dgamma=None, dbeta=None, eps=EPS):
+    def __init__(
+        self,
+        gamma,
+        beta,
+        momentum=MOMENTUM,
+        running_mean=None,
+        running_var=None,
+        dgamma=None,
+        dbeta=None,
+        eps=EPS,
+    ):
         self.gamma, self.beta, self.momentum, self.eps = gamma, beta, momentum, eps
         self.running_mean, self.running_var = running_mean, running_var
         self.dgamma, self.dbeta = dgamma, dbeta  # gradient buffers, filled in place

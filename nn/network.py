@@ -18,6 +18,7 @@ called ``forward(x, train_flg)``. ``last_layer`` (also ``lastLayer``) is the Sof
 batch statistics and draws dropout masks, False uses running statistics and scales by
 1 − dropout. Evaluation switches it off (``inference``).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -48,8 +49,11 @@ def buffer_shapes(sizes, batchnorm=False):
     """{"running_mean1": (sizes[1],), "running_var1": …}: batch norm's inference statistics."""
     if not batchnorm:
         return {}
-    return {f"{name}{i}": (width,) for i, width in enumerate(sizes[1:-1], start=1)
-            for name in ("running_mean", "running_var")}
+    return {
+        f"{name}{i}": (width,)
+        for i, width in enumerate(sizes[1:-1], start=1)
+        for name in ("running_mean", "running_var")
+    }
 
 
 def init_std(weight_init, fan_in, activation):
@@ -78,16 +82,28 @@ class MultiLayerNet:
     activations = ACTIVATIONS  # activation name -> layer class
     activation_key = None  # what names the activation layers in ``layers`` (None: their class)
 
-    def __init__(self, input_size, hidden_sizes, output_size, activation="relu",
-                 weight_init_std=0.01, weight_decay=0.0, dtype=np.float64, rng=None,
-                 batchnorm=False, dropout=0.0, dropout_rng=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_sizes,
+        output_size,
+        activation="relu",
+        weight_init_std=0.01,
+        weight_decay=0.0,
+        dtype=np.float64,
+        rng=None,
+        batchnorm=False,
+        dropout=0.0,
+        dropout_rng=None,
+    ):
         if activation not in self.activations:
-            raise ValueError(f"activation: expected one of {sorted(self.activations)}, "
-                             f"got {activation!r}")
+            raise ValueError(
+                f"activation: expected one of {sorted(self.activations)}, got {activation!r}"
+            )
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout: expected a ratio in [0, 1), got {dropout!r}")
         if not hasattr(rng, "standard_normal"):  # a seed or None (a Generator or RandomState,
-            rng = np.random.default_rng(rng)     # or the np.random module itself, is used as is)
+            rng = np.random.default_rng(rng)  # or the np.random module itself, is used as is)
         self.sizes = [int(input_size), *map(int, hidden_sizes), int(output_size)]
         self.activation = activation
         self.weight_decay = float(weight_decay)
@@ -104,11 +120,15 @@ class MultiLayerNet:
             self.params[key] = self.flat_params[start:stop].reshape(shape)
             self.grads[key] = self.flat_grads[start:stop].reshape(shape)
             start = stop
-        self.buffers = {k: np.zeros(s, dtype=self.dtype)
-                        for k, s in buffer_shapes(self.sizes, self.batchnorm).items()}
+        self.buffers = {
+            k: np.zeros(s, dtype=self.dtype)
+            for k, s in buffer_shapes(self.sizes, self.batchnorm).items()
+        }
         for i in range(1, self.depth + 1):
             W = self.params[f"W{i}"]
-            W[...] = init_std(weight_init_std, W.shape[0], activation) * rng.standard_normal(W.shape)
+            W[...] = init_std(weight_init_std, W.shape[0], activation) * rng.standard_normal(
+                W.shape
+            )
         for key in self.params:
             if key.startswith("gamma"):
                 self.params[key][...] = 1.0
@@ -125,8 +145,13 @@ class MultiLayerNet:
                 break
             if self.batchnorm:  # the layer's own momentum and eps
                 self.layers[f"BatchNorm{i}"] = BatchNormalization(
-                    p[f"gamma{i}"], p[f"beta{i}"], running_mean=buf[f"running_mean{i}"],
-                    running_var=buf[f"running_var{i}"], dgamma=g[f"gamma{i}"], dbeta=g[f"beta{i}"])
+                    p[f"gamma{i}"],
+                    p[f"beta{i}"],
+                    running_mean=buf[f"running_mean{i}"],
+                    running_var=buf[f"running_var{i}"],
+                    dgamma=g[f"gamma{i}"],
+                    dbeta=g[f"beta{i}"],
+                )
             self.layers[f"{act_key}{i}"] = activation()
             if self.dropout > 0:
                 self.layers[f"Dropout{i}"] = Dropout(self.dropout, dropout_rng)
@@ -232,11 +257,18 @@ class MultiLayerNet:
         """The weight-decay term ½·λ·ΣW² over every weight matrix (0.0 without decay)."""
         if not self.weight_decay:
             return 0.0
-        return 0.5 * self.weight_decay * sum(
-            float(np.vdot(w, w)) for w in (self.params[f"W{i}"] for i in range(1, self.depth + 1)))
+        return (
+            0.5
+            * self.weight_decay
+            * sum(
+                float(np.vdot(w, w))
+                for w in (self.params[f"W{i}"] for i in range(1, self.depth + 1))
+            )
+        )
 
     def accuracy(self, x, t):
-        """Fraction of rows whose arg-max score is the label (indices or one-hot), in inference mode."""
+        """Fraction of rows whose arg-max score is the label (indices or one-hot), in inference
+        mode."""
         y = np.argmax(self.predict(x, train_flg=False), axis=1)
         if np.ndim(t) != 1:
             t = np.argmax(t, axis=1)
@@ -274,5 +306,6 @@ class TwoLayerNet(MultiLayerNet):
     """Affine → ReLU → Affine → SoftmaxWithLoss, the lesson's network."""
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01, **kwargs):
-        super().__init__(input_size, [hidden_size], output_size,
-                         weight_init_std=weight_init_std, **kwargs)
+        super().__init__(
+            input_size, [hidden_size], output_size, weight_init_std=weight_init_std, **kwargs
+        )

@@ -6,6 +6,7 @@ holds every array the optimizer carries between steps, so a checkpoint of
 (params, state, step) resumes bit for bit. A parameter that is a plain number rather
 than an array (the book's optimizer demo) is replaced by its updated value.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,12 @@ class SGD:
         coeffs = self.coefficients()
         for k, p in params.items():
             number = not isinstance(p, np.ndarray)  # a plain number: replaced by its new value
-            arrays = [np.array(p, dtype=np.result_type(p)) if number else p, grads[k],
-                      *[self._slot(name, k, p) for name in self.slots],
-                      *[self._tmp(name, k, p) for name in self.scratch]]
+            arrays = [
+                np.array(p, dtype=np.result_type(p)) if number else p,
+                grads[k],
+                *[self._slot(name, k, p) for name in self.slots],
+                *[self._tmp(name, k, p) for name in self.scratch],
+            ]
             if number:
                 self.rule(*arrays, *coeffs)
                 params[k] = arrays[0][()]
@@ -42,7 +46,11 @@ class SGD:
                 self.rule(*arrays, *coeffs)
             else:
                 flat = [np.reshape(a, -1) for a in arrays]
-                threads.blocks(p.size, lambda lo, hi: self.rule(*(a[lo:hi] for a in flat), *coeffs))
+
+                def block(lo, hi, flat=flat):
+                    self.rule(*(a[lo:hi] for a in flat), *coeffs)
+
+                threads.blocks(p.size, block)
 
     def coefficients(self):
         """The step's numbers the rule needs beyond the arrays (after ``step`` is counted)."""
@@ -166,7 +174,7 @@ class Adam(SGD):
 
     def coefficients(self):
         t = self.step
-        lr_t = self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        lr_t = self.lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
         return lr_t, self.beta1, self.beta2, self.eps
 
     @staticmethod
@@ -182,8 +190,14 @@ class Adam(SGD):
 
 
 SCHEDULES = ("none", "step", "cosine", "onecycle")
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
-              "rmsprop": RMSprop, "adam": Adam}
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
 
 
 def make_optimizer(name, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, decay_rate=0.99):
@@ -201,8 +215,17 @@ def make_optimizer(name, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, dec
     raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {name!r}")
 
 
-def learning_rate(schedule, base_lr, iteration, total_iterations, iters_per_epoch,
-                  step_epochs=10, gamma=0.1, min_lr=0.0, warmup=0.0):
+def learning_rate(
+    schedule,
+    base_lr,
+    iteration,
+    total_iterations,
+    iters_per_epoch,
+    step_epochs=10,
+    gamma=0.1,
+    min_lr=0.0,
+    warmup=0.0,
+):
     """The learning rate for ``iteration`` (0-based) under a schedule none|step|cosine|onecycle.
 
     ``onecycle``: a linear rise from min_lr to base_lr over the first ``warmup`` fraction of

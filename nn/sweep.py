@@ -1,4 +1,7 @@
-"""Deprecated: moved to bpnet.sweep.spec, bpnet.sweep.study, bpnet.sweep.workers, bpnet.sweep.results."""
+"""Deprecated: moved to bpnet.sweep.spec, study, workers and results."""
+
 from bpnet.base.compat import moved
 
-moved(__name__, "bpnet.sweep.spec", "bpnet.sweep.study", "bpnet.sweep.workers", "bpnet.sweep.results")
+moved(
+    __name__, "bpnet.sweep.spec", "bpnet.sweep.study", "bpnet.sweep.workers", "bpnet.sweep.results"
+)

@@ -15,6 +15,7 @@ The thread count is ``threads`` given to ``use``: an integer, or None for automa
 machine. ``Trainer.run``, ``evaluate`` and ``check_network`` enter ``use`` themselves, so
 Python callers get the command line's behaviour.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,10 @@ def _executor(n):
         if _pool["n"] < n:
             if _pool["executor"] is not None:
                 _pool["executor"].shutdown(wait=False)
-            _pool["n"], _pool["executor"] = n, ThreadPoolExecutor(
-                max_workers=n - 1, thread_name_prefix="bpnet-matmul")
+            _pool["n"], _pool["executor"] = (
+                n,
+                ThreadPoolExecutor(max_workers=n - 1, thread_name_prefix="bpnet-matmul"),
+            )
         return _pool["executor"]
 
 
@@ -83,6 +86,7 @@ def use(threads=None):
     n = previous if threads is None and previous is not None else resolve(threads)
     if previous is None:  # the outermost block pins BLAS (threadpoolctl takes ~1 ms to do it)
         from threadpoolctl import threadpool_limits
+
         limits = threadpool_limits(limits=1, user_api="blas")
     else:
         limits = nullcontext()

@@ -10,12 +10,16 @@ left: trials.csv, best.yaml and sweep.png.
 
 Optuna (``pip install 'bpnet[sweep]'``) is imported inside the functions that need it.
 """
+
 from bpnet.base.compat import exports
 
-__getattr__, __dir__ = exports(__name__, {
-    "load_sweep": "bpnet.sweep.spec",
-    "list_sweeps": "bpnet.sweep.spec",
-    "run_sweep": "bpnet.sweep.workers",
-    "open_study": "bpnet.sweep.study",
-})
+__getattr__, __dir__ = exports(
+    __name__,
+    {
+        "load_sweep": "bpnet.sweep.spec",
+        "list_sweeps": "bpnet.sweep.spec",
+        "run_sweep": "bpnet.sweep.workers",
+        "open_study": "bpnet.sweep.study",
+    },
+)
 __all__ = ["list_sweeps", "load_sweep", "open_study", "run_sweep"]

@@ -1,4 +1,5 @@
 """What a sweep leaves: the table of trials, trials.csv, the winner's config and the picture."""
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,7 @@ def trial_rows(study, sweep):
 
 def best_trials(study, sweep, k=10):
     optuna = _optuna()
-    done = [t for t in study.get_trials(deepcopy=False,
-                                        states=(optuna.trial.TrialState.COMPLETE,))]
+    done = list(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     return sorted(done, key=lambda t: -t.value if sweep.direction == "maximize" else t.value)[:k]
 
 
@@ -56,8 +56,9 @@ def best_config(study, sweep, cli=None):
     params = {}
     for d in sweep.space:
         v = t.params[d.key]
-        params[d.key] = d.values[[_label(c) for c in d.values].index(v)] if d.kind == "choice" \
-            else v
+        params[d.key] = (
+            d.values[[_label(c) for c in d.values].index(v)] if d.kind == "choice" else v
+        )
     cfg = sweep.trial_config(params, cli, number=t.number)
     cfg["data"]["subset"] = None
     cfg["name"], cfg["output"]["dir"] = f"{sweep.name}-best", None
@@ -68,8 +69,10 @@ def write_best_yaml(study, sweep, path, cli=None):
     t, cfg = best_config(study, sweep, cli)
     if t is None:
         return None
-    head = (f"# Best trial {t.number} of sweep {sweep.name}: {sweep.metric} {t.value:.6g}\n"
-            f"# (data.subset dropped: `bpnet train --config {path}` retrains it on all images)\n")
+    head = (
+        f"# Best trial {t.number} of sweep {sweep.name}: {sweep.metric} {t.value:.6g}\n"
+        f"# (data.subset dropped: `bpnet train --config {path}` retrains it on all images)\n"
+    )
     with atomic_write(path) as fh:
         fh.write((head + dump_config(cfg)).encode())
     return t
@@ -79,14 +82,18 @@ def plot_sweep(study, sweep, path, k=10):
     """The book's picture: validation curves of the ``k`` best trials, and the sampled points of
     the first two float dimensions coloured by the metric."""
     from bpnet.apps.plots import _figure, save_png
+
     fig = _figure((11.0, 4.5))
     ax1, ax2 = fig.subplots(1, 2)
     for t in best_trials(study, sweep, k):
         curve = t.user_attrs.get("curve") or {}
         if curve.get("epoch"):
             ax1.plot(curve["epoch"], curve[sweep.metric], label=f"#{t.number} {t.value:.3f}")
-    ax1.set(xlabel="epoch", ylabel=sweep.metric.replace("_", " "),
-            title=f"best {k} trials of {sweep.name}")
+    ax1.set(
+        xlabel="epoch",
+        ylabel=sweep.metric.replace("_", " "),
+        title=f"best {k} trials of {sweep.name}",
+    )
     if ax1.lines:
         ax1.legend(fontsize=7)
     dims = [d for d in sweep.space if d.kind in ("log_uniform", "uniform", "int")][:2]

@@ -6,6 +6,7 @@ each choice of the space), and the base config is read once: a trial's config is
 two labelled sources on top, ``set`` and ``space``, so an error names the sweep file and the key
 as ``set.KEY`` or ``space.KEY``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,8 +20,13 @@ from bpnet.base.schema import Expected, Integer, Invalid, Model, Name, Number, c
 from bpnet.base.yamlsafe import show
 from bpnet.errors import ConfigError
 from bpnet.training.config import FIELDS, schema_text
-from bpnet.training.sources import (Layers, did_you_mean, list_configs, read_yaml,
-                                    resolve_config_path)
+from bpnet.training.sources import (
+    Layers,
+    did_you_mean,
+    list_configs,
+    read_yaml,
+    resolve_config_path,
+)
 
 METRICS = ("val_acc", "val_loss")
 SAMPLERS = ("random", "grid", "tpe")
@@ -38,6 +44,7 @@ def _increasing(strict, positive=False):
         if (low >= high if strict else low > high) or (positive and low <= 0):
             raise ValueError
         return pair
+
     return AfterValidator(check)
 
 
@@ -46,8 +53,9 @@ IntPair = Annotated[list[Integer], at.Len(2, 2)]
 
 
 class LogUniform(Model):
-    log_uniform: Annotated[Pair, _increasing(True, True),
-                           Expected("[low, high] numbers with low < high and low > 0")]
+    log_uniform: Annotated[
+        Pair, _increasing(True, True), Expected("[low, high] numbers with low < high and low > 0")
+    ]
 
 
 class Uniform(Model):
@@ -69,25 +77,44 @@ DottedKeys = Annotated[dict[str, Any], Expected("a mapping of dotted config keys
 class SweepFile(Model):
     """What a sweep file may hold."""
 
-    name: Optional[Name] = Field(None, description=(
-        "Sweep name: the default study name and `sweeps/<name>`; null: the file stem."))
+    name: Optional[Name] = Field(
+        None,
+        description=(
+            "Sweep name: the default study name and `sweeps/<name>`; null: the file stem."
+        ),
+    )
     config: Annotated[str, at.MinLen(1), Expected("a config path or shipped name")] = Field(
-        "mnist.yaml", description=(
-            "Base config: a path (relative to the sweep file) or a shipped config's name."))
-    set: DottedKeys = Field({}, description=(
-        "Fixed settings: a mapping of dotted config keys to values."))
-    space: DottedKeys = Field({}, description=(
-        "Search space: dotted config key -> {log_uniform|uniform|int: [low, high]} or "
-        "{choice: [values]}."))
+        "mnist.yaml",
+        description=(
+            "Base config: a path (relative to the sweep file) or a shipped config's name."
+        ),
+    )
+    set: DottedKeys = Field(
+        {}, description=("Fixed settings: a mapping of dotted config keys to values.")
+    )
+    space: DottedKeys = Field(
+        {},
+        description=(
+            "Search space: dotted config key -> {log_uniform|uniform|int: [low, high]} or "
+            "{choice: [values]}."
+        ),
+    )
     sampler: Literal[SAMPLERS] = Field("tpe", description="random (the book's), grid or tpe.")
-    seed: Annotated[Integer, at.Ge(0)] = Field(0, description=(
-        "Seed of the sampler (trial k draws from seed, k)."))
+    seed: Annotated[Integer, at.Ge(0)] = Field(
+        0, description=("Seed of the sampler (trial k draws from seed, k).")
+    )
     n_trials: Annotated[Integer, at.Gt(0)] = Field(20, description="Trials in the whole study.")
-    metric: Literal[METRICS] = Field("val_acc", description=(
-        "Last evaluation's validation accuracy (maximised) or loss (minimised)."))
-    pruner: Literal[PRUNERS] = Field("none", description=(
-        "median: stop a trial whose epoch's metric is worse than the median of earlier trials "
-        "at that epoch."))
+    metric: Literal[METRICS] = Field(
+        "val_acc",
+        description=("Last evaluation's validation accuracy (maximised) or loss (minimised)."),
+    )
+    pruner: Literal[PRUNERS] = Field(
+        "none",
+        description=(
+            "median: stop a trial whose epoch's metric is worse than the median of earlier trials "
+            "at that epoch."
+        ),
+    )
 
 
 @dataclass
@@ -171,9 +198,13 @@ class Sweep:
         except ConfigError as e:
             raise self._blame(e) from None
         if cfg["data"]["validation"] == 0:
-            raise SweepError(self.path, "data.validation", "a sweep selects on validation "
-                             "images, got 0 in its config (never on the test set): set "
-                             "data.validation > 0")
+            raise SweepError(
+                self.path,
+                "data.validation",
+                "a sweep selects on validation "
+                "images, got 0 in its config (never on the test set): set "
+                "data.validation > 0",
+            )
         return cfg
 
 
@@ -191,8 +222,11 @@ def _dimension(path, key, spec):
     """The Dimension of ``space.KEY: spec``, each bound or choice checked as the config key."""
     where = f"space.{key}"
     if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS):
-        raise SweepError(path, where, f"expected one of "
-                         f"{{{': ..., '.join(DISTRIBUTIONS)}: ...}}, got {show(spec)}")
+        raise SweepError(
+            path,
+            where,
+            f"expected one of {{{': ..., '.join(DISTRIBUTIONS)}: ...}}, got {show(spec)}",
+        )
     kind = next(iter(spec))
     values = getattr(validate(DISTRIBUTIONS[kind], spec, path, f"{where}.", SweepError), kind)
     known = FIELDS[key]
@@ -219,16 +253,30 @@ def load_sweep(path_or_name, cli=None):
     for part, keys in (("set", doc.set), ("space", doc.space)):
         for key in keys:
             if key not in FIELDS:
-                raise SweepError(path, f"{part}.{key}",
-                                 f"unknown config key{did_you_mean(str(key))}")
+                raise SweepError(
+                    path, f"{part}.{key}", f"unknown config key{did_you_mean(str(key))}"
+                )
     space = [_dimension(path, key, spec) for key, spec in doc.space.items()]
     if doc.sampler == "grid":
         bad = next((d for d in space if d.kind not in ("choice", "int")), None)
         if bad:
-            raise SweepError(path, f"space.{bad.key}", f"the grid sampler needs choice or int "
-                                                       f"dimensions, got {bad.kind}")
-    sweep = Sweep(path, doc.name or path.stem, config, dict(doc.set), space, doc.sampler,
-                  doc.seed, doc.n_trials, doc.metric, doc.pruner)
+            raise SweepError(
+                path,
+                f"space.{bad.key}",
+                f"the grid sampler needs choice or int dimensions, got {bad.kind}",
+            )
+    sweep = Sweep(
+        path,
+        doc.name or path.stem,
+        config,
+        dict(doc.set),
+        space,
+        doc.sampler,
+        doc.seed,
+        doc.n_trials,
+        doc.metric,
+        doc.pruner,
+    )
     sweep.base = sweep.trial_config({}, cli)
     seen = set()
     for dim in space:  # every bound and choice must make a valid config (rules, memory)
@@ -243,16 +291,32 @@ def load_sweep(path_or_name, cli=None):
 def sweep_schema():
     """The JSON Schema of a sweep file; ``set`` and ``space`` list every config key."""
     from bpnet.base.schema import field_schema, json_schema
+
     schema = {**json_schema(SweepFile), "title": "bpnet sweep"}
     props, defs = schema["properties"], schema.setdefault("$defs", {})
     defs["Distribution"] = {"oneOf": [json_schema(model) for model in DISTRIBUTIONS.values()]}
-    props["set"].update(properties={k: field_schema(f.model, f.name) for k, f in FIELDS.items()},
-                        additionalProperties=False)
-    props["space"].update(properties={k: {"$ref": "#/$defs/Distribution"} for k in FIELDS},
-                          additionalProperties=False)
+    props["set"].update(
+        properties={k: field_schema(f.model, f.name) for k, f in FIELDS.items()},
+        additionalProperties=False,
+    )
+    props["space"].update(
+        properties={k: {"$ref": "#/$defs/Distribution"} for k in FIELDS}, additionalProperties=False
+    )
     return schema
 
 
-__all__ = ["SweepError", "Sweep", "Dimension", "SweepFile", "load_sweep", "list_sweeps",
-           "resolve_sweep_path", "sweep_schema", "schema_text", "METRICS", "SAMPLERS", "PRUNERS",
-           "DISTRIBUTIONS"]
+__all__ = [
+    "SweepError",
+    "Sweep",
+    "Dimension",
+    "SweepFile",
+    "load_sweep",
+    "list_sweeps",
+    "resolve_sweep_path",
+    "sweep_schema",
+    "schema_text",
+    "METRICS",
+    "SAMPLERS",
+    "PRUNERS",
+    "DISTRIBUTIONS",
+]

@@ -16,6 +16,7 @@ and so does the first use of each storage class here, so an Optuna that changed 
 sweep at once with one line naming what changed, never deep inside one. For as long as this
 module exists, Optuna is pinned below its next major release (``PIN``, as in pyproject.toml).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -37,8 +38,11 @@ class OptunaChanged(BpnetError):
 
 def _changed(problem):
     import optuna
-    return OptunaChanged(f"Optuna {optuna.__version__} is not the Optuna bpnet's sweeps were "
-                         f"written for: {problem}; pip install '{PIN}'")
+
+    return OptunaChanged(
+        f"Optuna {optuna.__version__} is not the Optuna bpnet's sweeps were "
+        f"written for: {problem}; pip install '{PIN}'"
+    )
 
 
 def _signature_problem(cls, name, params, returns):
@@ -52,11 +56,13 @@ def _signature_problem(cls, name, params, returns):
         return f"{cls.__name__}.{name} has no readable signature"
     found = [p for p in sig.parameters.values() if p.name != "self"]
     positional = [p.name for p in found if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p.name for p in found[len(params):] if p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if positional[:len(params)] != list(params) or required:
-        return (f"{cls.__name__}.{name}{sig} no longer takes "
-                f"({', '.join(params)}) as bpnet calls it")
+    required = [
+        p.name
+        for p in found[len(params) :]
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if positional[: len(params)] != list(params) or required:
+        return f"{cls.__name__}.{name}{sig} no longer takes ({', '.join(params)}) as bpnet calls it"
     annotation = sig.return_annotation  # a string where Optuna postpones annotations
     if annotation is not sig.empty:
         annotation = "None" if annotation is None else getattr(annotation, "__name__", annotation)
@@ -69,6 +75,7 @@ def storage_classes():
     """The storage classes a study of bpnet's may hold: Optuna's public ones and the cache
     ``get_storage`` wraps a relational storage in."""
     import optuna
+
     s = optuna.storages
     classes = [s.BaseStorage, s.InMemoryStorage, s.RDBStorage, s.JournalStorage]
     cached = getattr(getattr(s, "_cached_storage", None), "_CachedStorage", None)
@@ -81,6 +88,7 @@ def broken_assumptions(classes=None):
     default ``storage_classes()``), or ``optuna.Trial`` no longer made from (study, trial_id).
     Empty when all holds."""
     import optuna
+
     problems = []
     for cls in storage_classes() if classes is None else classes:
         for name, (params, returns) in SIGNATURES.items():
@@ -125,6 +133,7 @@ def claim_waiting(study):
     it was before the move), or None when none is left; each trial goes to one caller only,
     whichever processes and machines ask at once."""
     import optuna
+
     storage = storage_of(study)
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
         try:
@@ -145,6 +154,7 @@ def fail(storage, tid, reason):
     """Mark the trial ``tid`` FAIL with ``reason`` as its user attribute ``error``; False
     when it had finished already (then its state stays as it was)."""
     import optuna
+
     try:
         _verified(storage).set_trial_user_attr(tid, "error", reason)
         storage.set_trial_state_values(tid, optuna.trial.TrialState.FAIL)
@@ -157,4 +167,5 @@ def live_trial(study, tid):
     """The ``optuna.Trial`` of the claimed trial ``tid``: what a search space samples from,
     reports to and asks whether to prune."""
     import optuna
+
     return optuna.Trial(study, tid)

@@ -15,6 +15,7 @@ attribute, every ``HEARTBEAT`` seconds); a trial whose heartbeat is older than `
 
 Optuna (``pip install 'bpnet[sweep]'``) is imported inside the functions that need it.
 """
+
 from __future__ import annotations
 
 import time
@@ -43,6 +44,7 @@ def open_storage(url):
     optuna = _optuna()
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+
     url = str(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return JournalStorage(JournalRedisBackend(url))
@@ -51,12 +53,12 @@ def open_storage(url):
             try:
                 return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
             except ImportError as e:
-                raise OptunaMissing(f"storage {url.split('://')[0]}: {e}; "
-                                    f"{install_hint('postgres')}") from None
+                raise OptunaMissing(
+                    f"storage {url.split('://')[0]}: {e}; {install_hint('postgres')}"
+                ) from None
             except Exception as e:  # sqlalchemy's errors: a table another process just made
                 if attempt == 4 or "already exists" not in str(e) and "duplicate" not in str(e):
-                    raise BpnetError(f"storage {url.split('@')[-1]}: {e}".splitlines()[0]) \
-                        from None
+                    raise BpnetError(f"storage {url.split('@')[-1]}: {e}".splitlines()[0]) from None
                 time.sleep(0.5)
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(url))
@@ -87,8 +89,9 @@ def open_study(sweep, storage, study_name, wait=60.0):
     optuna = _optuna()
     storage = open_storage(storage) if isinstance(storage, (str, Path)) else storage
     try:
-        study = optuna.create_study(storage=storage, study_name=study_name, pruner=_pruner(sweep),
-                                    direction=sweep.direction)
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, pruner=_pruner(sweep), direction=sweep.direction
+        )
         for _ in range(sweep.n_trials):
             study.enqueue_trial({}, skip_if_exists=False)
         study.set_user_attr("n_trials", sweep.n_trials)
@@ -99,14 +102,18 @@ def open_study(sweep, storage, study_name, wait=60.0):
     deadline = time.monotonic() + wait
     while "n_trials" not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise BpnetError(f"study {study_name}: its trials were never enqueued (the process "
-                             f"that created it died?); delete the study or choose another --study")
+            raise BpnetError(
+                f"study {study_name}: its trials were never enqueued (the process "
+                f"that created it died?); delete the study or choose another --study"
+            )
         time.sleep(0.2)
     made = study.user_attrs["n_trials"], study.user_attrs.get("metric")
     if made != (sweep.n_trials, sweep.metric):
-        raise InputError(f"study {study_name} was created for {made[0]} trials on {made[1]}; "
-                         f"the sweep asks for {sweep.n_trials} on {sweep.metric} "
-                         f"(use another --study)")
+        raise InputError(
+            f"study {study_name} was created for {made[0]} trials on {made[1]}; "
+            f"the sweep asks for {sweep.n_trials} on {sweep.metric} "
+            f"(use another --study)"
+        )
     return study
 
 
@@ -115,8 +122,9 @@ def fail_stale_trials(study, grace=GRACE):
     optuna = _optuna()
     now = time.time()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp()
-                                                 if t.datetime_start else now)
+        beat = t.user_attrs.get("heartbeat") or (
+            t.datetime_start.timestamp() if t.datetime_start else now
+        )
         if now - beat > grace:
             fail(storage_of(study), trial_id(t), "worker lost (no heartbeat)")
 

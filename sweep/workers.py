@@ -1,4 +1,5 @@
 """Worker processes that claim the study's trials one at a time and train each in memory."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,17 @@ from bpnet.errors import BpnetError
 from bpnet.nn.threads import available_cores
 from bpnet.nn.threads import use as use_threads
 from bpnet.sweep.storage import fail, live_trial, set_user_attr, trial_id
-from bpnet.sweep.study import (GRACE, HEARTBEAT, _optuna, _pruner, _sampler, claim_trial,
-                               fail_stale_trials, open_storage, open_study)
+from bpnet.sweep.study import (
+    GRACE,
+    HEARTBEAT,
+    _optuna,
+    _pruner,
+    _sampler,
+    claim_trial,
+    fail_stale_trials,
+    open_storage,
+    open_study,
+)
 
 
 class _Heartbeat(threading.Thread):
@@ -53,21 +63,29 @@ def run_trial(sweep, trial, arrays, cli=None):
     from bpnet.data.idx import load_arrays
     from bpnet.training.batches import load_data
     from bpnet.training.trainer import Trainer
-    cfg = sweep.trial_config({d.key: d.suggest(trial) for d in sweep.space}, cli,
-                             number=trial.number)
+
+    cfg = sweep.trial_config(
+        {d.key: d.suggest(trial) for d in sweep.space}, cli, number=trial.number
+    )
     key = (cfg["dataset"], cfg["data_dir"])
     if key not in arrays:
         arrays[key] = load_arrays(*key)
     data = load_data(cfg, arrays[key])
     data.test = None  # selection happens on validation images only, and it saves the time
-    trainer = Trainer(cfg, data, None,
-                      _Reporter(trial, sweep.metric if sweep.pruner != "none" else None))
+    trainer = Trainer(
+        cfg, data, None, _Reporter(trial, sweep.metric if sweep.pruner != "none" else None)
+    )
     try:
         row = trainer.run()
     finally:
         rows = trainer.state.rows
-        trial.set_user_attr("curve", {k: [r[k] for r in rows] for k in
-                                      ("epoch", "val_acc", "val_loss", "train_acc", "train_loss")})
+        trial.set_user_attr(
+            "curve",
+            {
+                k: [r[k] for r in rows]
+                for k in ("epoch", "val_acc", "val_loss", "train_acc", "train_loss")
+            },
+        )
     return row[sweep.metric]
 
 
@@ -130,21 +148,28 @@ def default_jobs():
     return available_cores()
 
 
-def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None, poll=0.5,
-              grace=GRACE):
+def run_sweep(
+    sweep, storage_url, study_name, jobs=None, cli=None, monitor=None, poll=0.5, grace=GRACE
+):
     """Run the study with ``jobs`` worker processes (forked after the dataset is loaded, so
     they share it) until its budget is spent; ``monitor(study)`` is called every ``poll``
     seconds; a running trial without a heartbeat for ``grace`` seconds is marked FAIL.
     Returns the study. Ctrl-C stops the workers (their running trials are FAIL) and
     raises KeyboardInterrupt; the same call later continues the study."""
     from bpnet.data.idx import load_arrays
+
     study = open_study(sweep, storage_url, study_name)
-    arrays = {(sweep.base["dataset"], sweep.base["data_dir"]):
-              load_arrays(sweep.base["dataset"], sweep.base["data_dir"])}
+    arrays = {
+        (sweep.base["dataset"], sweep.base["data_dir"]): load_arrays(
+            sweep.base["dataset"], sweep.base["data_dir"]
+        )
+    }
     ctx = multiprocessing.get_context("fork")
     args = (sweep, storage_url, study_name, cli, arrays, grace)
-    procs = [ctx.Process(target=_worker_main, args=args,
-                         daemon=False) for _ in range(jobs or default_jobs())]
+    procs = [
+        ctx.Process(target=_worker_main, args=args, daemon=False)
+        for _ in range(jobs or default_jobs())
+    ]
     for p in procs:
         p.start()
     optuna = _optuna()
@@ -153,8 +178,9 @@ def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None,
             alive = any(p.is_alive() for p in procs)
             if not alive:
                 fail_stale_trials(study, grace)
-                running = study.get_trials(deepcopy=False,
-                                           states=(optuna.trial.TrialState.RUNNING,))
+                running = study.get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+                )
             if monitor:
                 monitor(study)
             if not alive and not running:
@@ -164,5 +190,3 @@ def run_sweep(sweep, storage_url, study_name, jobs=None, cli=None, monitor=None,
         for p in procs:
             p.join()
     return study
-
-

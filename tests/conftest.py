@@ -1,5 +1,6 @@
 """Shared fixtures: real MNIST from ../shared/mnist when that folder exists, weights files good and
 bad, and no way out to the internet. Plain helpers live in tests/helpers."""
+
 from __future__ import annotations
 
 import shutil
@@ -45,8 +46,9 @@ def shared_mnist_stays_untouched():
     before = _listing(SHARED_MNIST)
     yield
     after = _listing(SHARED_MNIST)
-    assert after == before, (f"the tests changed {SHARED_MNIST}: "
-                             f"{sorted(set(after.items()) ^ set(before.items()))}")
+    assert after == before, (
+        f"the tests changed {SHARED_MNIST}: {sorted(set(after.items()) ^ set(before.items()))}"
+    )
 
 
 @pytest.fixture
@@ -83,6 +85,7 @@ def mnist_session_dir(tmp_path_factory):
     if not have_shared_mnist():
         pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
     from bpnet.data.idx import load_arrays
+
     root = tmp_path_factory.mktemp("mnist-data")
     (root / "mnist").mkdir()
     for f in MNIST_FILES:

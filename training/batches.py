@@ -1,5 +1,6 @@
 """The data a run trains on: the config's dataset as uint8 splits, the run's seeded random
 streams, and network-ready mini-batches prepared a chunk ahead on another thread."""
+
 from __future__ import annotations
 
 import math
@@ -18,6 +19,8 @@ from bpnet.nn.evaluate import to_input
 # Not with augmentation either: distorting the batches already keeps that thread's core busy
 # (mnist-augment-fast: 6.5-7.0 s for 3 epochs with it, 6.4-6.7 s without).
 COLUMNS_MIN_WIDTH = 100
+
+
 @dataclass
 class Split:
     """uint8 images (N, 784) and integer labels (N,)."""
@@ -95,8 +98,20 @@ class BatchStream:
     batch, so results stay the same run to run.
     """
 
-    def __init__(self, x, t, seed, shuffle, batch_size, scale, dtype, pool, chunk_batches=50,
-                 augment=None, columns=False):
+    def __init__(
+        self,
+        x,
+        t,
+        seed,
+        shuffle,
+        batch_size,
+        scale,
+        dtype,
+        pool,
+        chunk_batches=50,
+        augment=None,
+        columns=False,
+    ):
         self.x, self.t, self.seed, self.shuffle = x, t, seed, shuffle
         self.bs, self.scale, self.dtype, self.pool = batch_size, scale, dtype, pool
         self.augment, self.columns = augment, columns
@@ -105,9 +120,14 @@ class BatchStream:
         self.cb = min(chunk_batches, per_epoch)  # batches per chunk
         self.chunks = math.ceil(per_epoch / self.cb)
         self.rows = min(self.cb * batch_size, len(t))
-        self.buffers = [(np.empty((self.rows, x.shape[1]), dtype=x.dtype),
-                         np.empty((self.rows, x.shape[1]), dtype=dtype),
-                         np.empty(self.rows, dtype=t.dtype)) for _ in range(2)]
+        self.buffers = [
+            (
+                np.empty((self.rows, x.shape[1]), dtype=x.dtype),
+                np.empty((self.rows, x.shape[1]), dtype=dtype),
+                np.empty(self.rows, dtype=t.dtype),
+            )
+            for _ in range(2)
+        ]
         self.turn = 0
         self.perm = (None, None)  # (epoch, permutation) of the last epoch gathered
         self.current = self.ahead = None  # ((epoch, chunk), (x, t)) / ((epoch, chunk), future)
@@ -121,23 +141,23 @@ class BatchStream:
         if self.perm[0] != epoch:
             self.perm = (epoch, self.permutation(epoch))
         start = chunk * self.cb * self.bs
-        idx = self.perm[1][start:start + self.rows]
-        ubuf, xbuf, tbuf = (b[:len(idx)] for b in buffers)
+        idx = self.perm[1][start : start + self.rows]
+        ubuf, xbuf, tbuf = (b[: len(idx)] for b in buffers)
         np.take(self.x, idx, axis=0, out=ubuf)
         np.take(self.t, idx, out=tbuf)
         to_input(ubuf, self.scale, self.dtype, out=xbuf)
         first = epoch * self.per_epoch + chunk * self.cb  # the iteration of its first batch
         batches = []
         for b, lo in enumerate(range(0, len(idx), self.bs)):
-            x, t = xbuf[lo:lo + self.bs], tbuf[lo:lo + self.bs]
+            x, t = xbuf[lo : lo + self.bs], tbuf[lo : lo + self.bs]
             if self.augment is not None:
                 x[...] = self.augment(x, first + b)
-            cols = self._blank_free(x if self.augment is not None else ubuf[lo:lo + self.bs])
+            cols = self._blank_free(x if self.augment is not None else ubuf[lo : lo + self.bs])
             if cols is None:
                 batches.append(Batch(x, t, None))
                 continue
             compact = x.take(cols, axis=1)  # then moved to the start of the batch's own rows
-            x = x.reshape(-1)[:compact.size].reshape(compact.shape)
+            x = x.reshape(-1)[: compact.size].reshape(compact.shape)
             x[...] = compact
             batches.append(Batch(x, t, cols))
         return batches
@@ -167,5 +187,3 @@ class BatchStream:
             ahead = self._next_key(*key)
             self.ahead = (ahead, self.pool.submit(self._gather, *ahead, self.buffers[self.turn]))
         return self.current[1][pos % self.cb]
-
-

@@ -2,6 +2,7 @@
 of the config's network in float64 on a few images of its dataset (always scaled to [0, 1]: on
 raw 0..255 pixels centered differences lose the accuracy the check needs), or on synthetic
 images where the dataset is not there. What ``bpnet gradcheck`` runs."""
+
 from __future__ import annotations
 
 import time
@@ -52,8 +53,9 @@ def check_batch(data_dir, dataset, samples, rng):
     return x, t, f"{samples} synthetic images ({note})"
 
 
-def check_config(cfg, samples=3, seed=0, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, max_coords=2000,
-                 threads=None):
+def check_config(
+    cfg, samples=3, seed=0, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, max_coords=2000, threads=None
+):
     """Check every layer type, then the config's network (``max_coords`` seeded coordinates per
     parameter, None: all of them) on ``samples`` images; a :class:`Report`."""
     start = time.perf_counter()
@@ -63,8 +65,11 @@ def check_config(cfg, samples=3, seed=0, tol=GRADCHECK_TOL, h=GRADCHECK_STEP, ma
     net = MultiLayerNet(**network_kwargs(cfg, dtype=np.float64), rng=rng, dropout_rng=rng)
     network = net.describe()
     if cfg["name"]:
-        network += (f", weight_init {cfg['model']['weight_init']}, weight_decay "
-                    f"{net.weight_decay:g} (config {cfg['name']})")
-    results += check_network(net, x, t, tol=tol, h=h, max_coords=max_coords, rng=rng,
-                             name="net", threads=threads)
+        network += (
+            f", weight_init {cfg['model']['weight_init']}, weight_decay "
+            f"{net.weight_decay:g} (config {cfg['name']})"
+        )
+    results += check_network(
+        net, x, t, tol=tol, h=h, max_coords=max_coords, rng=rng, name="net", threads=threads
+    )
     return Report(results, network, source, time.perf_counter() - start)

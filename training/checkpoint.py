@@ -3,6 +3,7 @@ network's parameters and buffers as ``param.KEY``, the optimizer's carried array
 ``opt.KEY``) and ``state``, a JSON string that :class:`CheckpointDoc` declares: the loop's
 counters (:class:`State`), the metrics rows so far, the optimizer's step and the run's length.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,18 +56,29 @@ def write_checkpoint(path, arrays, opt_state, opt_step, state, total):
     and ``opt_step``, the loop's ``state`` and the run's ``total`` iterations, atomically."""
     extra = {k: v for k, v in asdict(state).items() if k != "rows"}
     doc = {"state": extra, "rows": state.rows, "opt_step": opt_step, "total": total}
-    save_npz(path, {**{f"param.{k}": v for k, v in arrays.items()},
-                    **{f"opt.{k}": v for k, v in opt_state.items()},
-                    "state": json.dumps(doc)})
+    save_npz(
+        path,
+        {
+            **{f"param.{k}": v for k, v in arrays.items()},
+            **{f"opt.{k}": v for k, v in opt_state.items()},
+            "state": json.dumps(doc),
+        },
+    )
 
 
 def read_checkpoint(path, param_shapes, opt_shape):
     """(params, opt_state, opt_step, State, total) of the checkpoint at ``path``, every array
     header checked against ``param_shapes`` ({key: shape}) or ``opt_shape`` before it is
     read, the state against :class:`CheckpointDoc`; anything else is a WeightsError."""
-    arrays = load_npz(path, "checkpoint", lambda key: param_shapes.get(
-        key[len("param."):], opt_shape if key.startswith("opt.") else None)
-        if key.startswith(("param.", "opt.")) else None)
+    arrays = load_npz(
+        path,
+        "checkpoint",
+        lambda key: (
+            param_shapes.get(key[len("param.") :], opt_shape if key.startswith("opt.") else None)
+            if key.startswith(("param.", "opt."))
+            else None
+        ),
+    )
     text = arrays.pop("state", None)
     if text is None or text.shape != () or text.dtype.kind != "U":
         raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
@@ -83,8 +95,9 @@ def read_checkpoint(path, param_shapes, opt_shape):
             err = e.errors(include_url=False)[0]
             key = "state." + ".".join(map(str, err["loc"]))
             reason = f"{err['msg'][:1].lower()}{err['msg'][1:]}"
-        raise WeightsError(f"{path}: state is not a bpnet checkpoint's ({key}: "
-                           f"{clip(reason)})") from None
-    params = {k[len("param."):]: v for k, v in arrays.items() if k.startswith("param.")}
-    opt_state = {k[len("opt."):]: v for k, v in arrays.items() if k.startswith("opt.")}
+        raise WeightsError(
+            f"{path}: state is not a bpnet checkpoint's ({key}: {clip(reason)})"
+        ) from None
+    params = {k[len("param.") :]: v for k, v in arrays.items() if k.startswith("param.")}
+    opt_state = {k[len("opt.") :]: v for k, v in arrays.items() if k.startswith("opt.")}
     return params, opt_state, doc.opt_step, state, doc.total

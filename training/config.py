@@ -5,6 +5,7 @@ table of keys, and the network a config describes.
 
 A resolved config is a plain nested dict holding every key (``cfg["train"]["lr"]``).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,18 @@ from typing import Annotated, Literal, NamedTuple, Optional, Union
 import annotated_types as at
 from pydantic import BeforeValidator, Field
 
-from bpnet.base.schema import (Expected, Flag, FolderPath, Integer, Model, Name, Number, expected,
-                               is_model, json_schema)
+from bpnet.base.schema import (
+    Expected,
+    Flag,
+    FolderPath,
+    Integer,
+    Model,
+    Name,
+    Number,
+    expected,
+    is_model,
+    json_schema,
+)
 from bpnet.base.yamlsafe import dump, show
 from bpnet.data.augment import AugmentSettings
 from bpnet.data.specs import DATASETS, SPECS
@@ -37,10 +48,15 @@ def _one_or_list(v):
     return [v] if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-Hidden = Annotated[list[PositiveInt], BeforeValidator(_one_or_list),
-                   Expected("a list of integers > 0 (or one integer > 0)")]
-WeightInit = Annotated[Union[Annotated[Number, at.Gt(0)], Literal["he", "xavier"]],
-                       Expected("a number > 0, he or xavier")]
+Hidden = Annotated[
+    list[PositiveInt],
+    BeforeValidator(_one_or_list),
+    Expected("a list of integers > 0 (or one integer > 0)"),
+]
+WeightInit = Annotated[
+    Union[Annotated[Number, at.Gt(0)], Literal["he", "xavier"]],
+    Expected("a number > 0, he or xavier"),
+]
 
 
 def _choice(names):
@@ -50,62 +66,97 @@ def _choice(names):
 class ModelSection(Model):
     hidden: Hidden = Field([50], description="Hidden layer sizes; `[]` is softmax regression.")
     activation: _choice(ACTIVATIONS) = Field("relu", description="Hidden-layer activation.")
-    weight_init: WeightInit = Field(0.01, description=(
-        "Initial weight std; `he`: √(2/fan_in), `xavier`: √(1/fan_in)."))
-    batchnorm: Flag = Field(False, description=(
-        "Batch normalization after every hidden Affine (before the activation)."))
-    dropout: Fraction = Field(0.0, description=(
-        "Ratio of hidden units dropped at random while training; 0: none."))
+    weight_init: WeightInit = Field(
+        0.01, description=("Initial weight std; `he`: √(2/fan_in), `xavier`: √(1/fan_in).")
+    )
+    batchnorm: Flag = Field(
+        False,
+        description=("Batch normalization after every hidden Affine (before the activation)."),
+    )
+    dropout: Fraction = Field(
+        0.0, description=("Ratio of hidden units dropped at random while training; 0: none.")
+    )
 
 
 class DataSection(Model):
     normalize: Flag = Field(True, description="Scale pixels by 1/255 (false: raw 0..255).")
-    validation: Annotated[Integer, at.Ge(0), at.Lt(TRAIN_SIZE)] = Field(5000, description=(
-        "Training images held out for validation and early stopping; 0: none."))
-    subset: Optional[PositiveInt] = Field(None, description=(
-        "Train on the first N training images only (validation is the last `data.validation` "
-        "of them); null: all."))
+    validation: Annotated[Integer, at.Ge(0), at.Lt(TRAIN_SIZE)] = Field(
+        5000, description=("Training images held out for validation and early stopping; 0: none.")
+    )
+    subset: Optional[PositiveInt] = Field(
+        None,
+        description=(
+            "Train on the first N training images only (validation is the last `data.validation` "
+            "of them); null: all."
+        ),
+    )
 
 
 class TrainSection(Model):
-    epochs: Optional[PositiveInt] = Field(10, description=(
-        "Passes over the training set; setting it clears train.iterations."))
-    iterations: Optional[PositiveInt] = Field(None, description=(
-        "Mini-batch updates instead; setting it clears train.epochs."))
+    epochs: Optional[PositiveInt] = Field(
+        10, description=("Passes over the training set; setting it clears train.iterations.")
+    )
+    iterations: Optional[PositiveInt] = Field(
+        None, description=("Mini-batch updates instead; setting it clears train.epochs.")
+    )
     batch_size: PositiveInt = Field(100, description="Images per mini-batch.")
-    optimizer: _choice(OPTIMIZERS) = Field("sgd", description=(
-        "Update rule: plain SGD, SGD with momentum, Nesterov momentum, AdaGrad, RMSprop or "
-        "Adam."))
+    optimizer: _choice(OPTIMIZERS) = Field(
+        "sgd",
+        description=(
+            "Update rule: plain SGD, SGD with momentum, Nesterov momentum, AdaGrad, RMSprop or "
+            "Adam."
+        ),
+    )
     lr: Annotated[Number, at.Gt(0)] = Field(0.1, description="Learning rate.")
     momentum: Fraction = Field(0.9, description="`momentum`, `nesterov`: velocity decay.")
-    decay_rate: Fraction = Field(0.99, description=(
-        "`rmsprop`: decay of the mean square gradient."))
+    decay_rate: Fraction = Field(
+        0.99, description=("`rmsprop`: decay of the mean square gradient.")
+    )
     beta1: Fraction = Field(0.9, description="`adam`: first-moment decay.")
     beta2: Fraction = Field(0.999, description="`adam`: second-moment decay.")
-    eps: Annotated[Number, at.Gt(0)] = Field(1e-8, description=(
-        "`adagrad`, `rmsprop`, `adam`: denominator guard."))
-    weight_decay: Annotated[Number, at.Ge(0)] = Field(0.0, description=(
-        "L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W."))
-    schedule: _choice(SCHEDULES) = Field("none", description=(
-        "How lr changes: constant, stepped, cosine-annealed to `min_lr`, or onecycle "
-        "(warm-up, then cosine)."))
-    step_epochs: PositiveInt = Field(10, description=(
-        "`step`: multiply lr by `gamma` every this many epochs."))
+    eps: Annotated[Number, at.Gt(0)] = Field(
+        1e-8, description=("`adagrad`, `rmsprop`, `adam`: denominator guard.")
+    )
+    weight_decay: Annotated[Number, at.Ge(0)] = Field(
+        0.0, description=("L2 penalty λ: the loss gains ½·λ·ΣW², each weight gradient λ·W.")
+    )
+    schedule: _choice(SCHEDULES) = Field(
+        "none",
+        description=(
+            "How lr changes: constant, stepped, cosine-annealed to `min_lr`, or onecycle "
+            "(warm-up, then cosine)."
+        ),
+    )
+    step_epochs: PositiveInt = Field(
+        10, description=("`step`: multiply lr by `gamma` every this many epochs.")
+    )
     gamma: Annotated[Number, at.Gt(0), at.Le(1)] = Field(0.1, description="`step`: the factor.")
-    min_lr: Annotated[Number, at.Ge(0)] = Field(0.0, description=(
-        "`cosine`, `onecycle`: the lr reached at the end (< `lr`); `onecycle` also starts "
-        "from it."))
-    warmup: Fraction = Field(0.3, description=(
-        "`onecycle`: fraction of the run over which lr rises to `lr`."))
-    seed: Annotated[Integer, at.Ge(0)] = Field(0, description=(
-        "Seed for everything random in the run."))
-    dtype: _choice(DTYPES) = Field("float32", description=(
-        "Floating-point type of the data and the weights."))
-    shuffle: Flag = Field(True, description=(
-        "A fresh permutation every epoch (false: fixed order)."))
-    threads: Optional[PositiveInt] = Field(None, description=(
-        "Threads for the matrix products; null: `$BPNET_THREADS`, else every core this "
-        "process may use (see bpnet.nn.threads)."))
+    min_lr: Annotated[Number, at.Ge(0)] = Field(
+        0.0,
+        description=(
+            "`cosine`, `onecycle`: the lr reached at the end (< `lr`); `onecycle` also starts "
+            "from it."
+        ),
+    )
+    warmup: Fraction = Field(
+        0.3, description=("`onecycle`: fraction of the run over which lr rises to `lr`.")
+    )
+    seed: Annotated[Integer, at.Ge(0)] = Field(
+        0, description=("Seed for everything random in the run.")
+    )
+    dtype: _choice(DTYPES) = Field(
+        "float32", description=("Floating-point type of the data and the weights.")
+    )
+    shuffle: Flag = Field(
+        True, description=("A fresh permutation every epoch (false: fixed order).")
+    )
+    threads: Optional[PositiveInt] = Field(
+        None,
+        description=(
+            "Threads for the matrix products; null: `$BPNET_THREADS`, else every core this "
+            "process may use (see bpnet.nn.threads)."
+        ),
+    )
 
 
 class EvalSection(Model):
@@ -114,10 +165,12 @@ class EvalSection(Model):
 
 
 class EarlyStoppingSection(Model):
-    patience: Annotated[Integer, at.Ge(0)] = Field(0, description=(
-        "Evaluations without validation-accuracy gain before stopping; 0: off."))
-    min_delta: Annotated[Number, at.Ge(0)] = Field(0.0, description=(
-        "Smallest rise in validation accuracy that counts as a gain."))
+    patience: Annotated[Integer, at.Ge(0)] = Field(
+        0, description=("Evaluations without validation-accuracy gain before stopping; 0: off.")
+    )
+    min_delta: Annotated[Number, at.Ge(0)] = Field(
+        0.0, description=("Smallest rise in validation accuracy that counts as a gain.")
+    )
 
 
 class OutputSection(Model):
@@ -127,11 +180,17 @@ class OutputSection(Model):
 class Config(Model):
     """A run: what to train, on what, how, and where to write it."""
 
-    name: Optional[Name] = Field(None, description=(
-        "Run name, used for the default output dir; null: the config file's stem."))
+    name: Optional[Name] = Field(
+        None,
+        description=("Run name, used for the default output dir; null: the config file's stem."),
+    )
     dataset: _choice(DATASETS) = Field("mnist", description="Dataset to train and evaluate on.")
-    data_dir: Optional[FolderPath] = Field(None, description=(
-        "Folder holding `<dataset>/`; null: `$BPNET_DATA_DIR`, else the per-user data home."))
+    data_dir: Optional[FolderPath] = Field(
+        None,
+        description=(
+            "Folder holding `<dataset>/`; null: `$BPNET_DATA_DIR`, else the per-user data home."
+        ),
+    )
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -158,14 +217,17 @@ def _keys(model, prefix=""):
             yield from _keys(info.annotation, f"{prefix}{name}.")
         else:
             default = info.get_default(call_default_factory=True)
-            yield f"{prefix}{name}", Key(model, name, default, expected(model, name),
-                                        info.description or "")
+            yield (
+                f"{prefix}{name}",
+                Key(model, name, default, expected(model, name), info.description or ""),
+            )
 
 
 FIELDS = dict(_keys(Config))
 """Every config key, dotted (``train.lr``), in file order."""
-SECTIONS = {name: info.annotation for name, info in Config.model_fields.items()
-            if is_model(info.annotation)}
+SECTIONS = {
+    name: info.annotation for name, info in Config.model_fields.items() if is_model(info.annotation)
+}
 
 
 def get(cfg, dotted):
@@ -212,8 +274,10 @@ def schema_text(schema):
 def key_table():
     """The documentation's table of config keys, in Markdown, made from the models."""
     rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{dotted}` | `{show(key.default)}` | {key.expected} | {key.help} |"
-             for dotted, key in FIELDS.items()]
+    rows += [
+        f"| `{dotted}` | `{show(key.default)}` | {key.expected} | {key.help} |"
+        for dotted, key in FIELDS.items()
+    ]
     return "\n".join(rows) + "\n"
 
 
@@ -221,9 +285,16 @@ def network_kwargs(cfg, dtype=None):
     """``MultiLayerNet(**kw)`` arguments for the config's model; ``dtype`` overrides
     ``train.dtype`` (gradcheck forces float64)."""
     import numpy as np
+
     model = cfg["model"]
-    return dict(input_size=INPUT_SIZE, hidden_sizes=list(model["hidden"]), output_size=OUTPUT_SIZE,
-                activation=model["activation"], weight_init_std=model["weight_init"],
-                weight_decay=cfg["train"]["weight_decay"],
-                dtype=np.dtype(dtype or cfg["train"]["dtype"]),
-                batchnorm=model["batchnorm"], dropout=model["dropout"])
+    return dict(
+        input_size=INPUT_SIZE,
+        hidden_sizes=list(model["hidden"]),
+        output_size=OUTPUT_SIZE,
+        activation=model["activation"],
+        weight_init_std=model["weight_init"],
+        weight_decay=cfg["train"]["weight_decay"],
+        dtype=np.dtype(dtype or cfg["train"]["dtype"]),
+        batchnorm=model["batchnorm"],
+        dropout=model["dropout"],
+    )

@@ -1,5 +1,6 @@
 """What training a config needs in memory, estimated from the config alone, and the refusal of a
 config that cannot fit before anything is downloaded or allocated."""
+
 from __future__ import annotations
 
 import copy
@@ -14,7 +15,7 @@ from bpnet.errors import ConfigError
 from bpnet.nn.optim import OPTIMIZERS
 from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, TEST_SIZE, TRAIN_SIZE, defaults, get, put
 
-INTERPRETER = 200 * 1024 ** 2  # Python, NumPy and the loaded modules, before any array
+INTERPRETER = 200 * 1024**2  # Python, NumPy and the loaded modules, before any array
 
 
 def memory_needs(cfg):
@@ -40,20 +41,30 @@ def memory_needs(cfg):
         "parameters": (weights * item * 2 * (2 + slots), "model.hidden"),
         "activations": (bs * width * item * 4, "train.batch_size"),
         "batches": (2 * chunk * INPUT_SIZE * (1 + item), "train.batch_size"),
-        "evaluation": (n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval)
-                       * width * item * 3, "eval.batch_size"),
+        "evaluation": (
+            n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval) * width * item * 3,
+            "eval.batch_size",
+        ),
         "data": ((TRAIN_SIZE + TEST_SIZE) * (INPUT_SIZE + 8), "dataset"),
     }
     if any(aug[k] for k in ("shift", "rotate", "scale", "shear", "elastic_alpha")):
         kernel = (8 * math.ceil(aug["elastic_sigma"]) + 57) * 8 * 3 if aug["elastic_alpha"] else 0
-        needs["augmentation"] = (bs * INPUT_SIZE * 8 * 12 + kernel,
-                                 "augment.elastic_sigma" if kernel > bs * INPUT_SIZE * 96
-                                 else "train.batch_size")
+        needs["augmentation"] = (
+            bs * INPUT_SIZE * 8 * 12 + kernel,
+            "augment.elastic_sigma" if kernel > bs * INPUT_SIZE * 96 else "train.batch_size",
+        )
     return needs
 
 
-MEMORY_KEYS = ("model.hidden", "train.batch_size", "eval.batch_size", "augment.elastic_sigma",
-               "train.optimizer", "train.dtype", "data.validation")
+MEMORY_KEYS = (
+    "model.hidden",
+    "train.batch_size",
+    "eval.batch_size",
+    "augment.elastic_sigma",
+    "train.optimizer",
+    "train.dtype",
+    "data.validation",
+)
 
 
 def _costliest_key(cfg, total):
@@ -76,11 +87,13 @@ def check_memory(cfg, origin=None):
     if total <= available:
         return total
     key = _costliest_key(cfg, total) or needs[max(needs, key=lambda p: needs[p][0])][1]
-    parts = ", ".join(f"{p} {human(b)}" for p, (b, _) in
-                      sorted(needs.items(), key=lambda kv: -kv[1][0])[:3])
-    raise ConfigError((origin or {}).get(key, "defaults"), key,
-                      f"{show(get(cfg, key))} needs about {human(total)} of memory to train "
-                      f"({parts}), more than the {human(available)} available "
-                      f"(BPNET_MAX_MEMORY)")
-
-
+    parts = ", ".join(
+        f"{p} {human(b)}" for p, (b, _) in sorted(needs.items(), key=lambda kv: -kv[1][0])[:3]
+    )
+    raise ConfigError(
+        (origin or {}).get(key, "defaults"),
+        key,
+        f"{show(get(cfg, key))} needs about {human(total)} of memory to train "
+        f"({parts}), more than the {human(available)} available "
+        f"(BPNET_MAX_MEMORY)",
+    )

@@ -14,6 +14,7 @@ from Python is as safe as one started from the command line:
 Before any of them, what a killed replacement left beside the folder is tidied away
 (``clean_leftovers``).
 """
+
 from __future__ import annotations
 
 import shlex
@@ -45,8 +46,11 @@ def run_files(run_dir):
 def beside(run_dir):
     """The first free sibling ``<run_dir>-2``, ``-3``, ...: where a new run goes beside it."""
     run_dir = Path(run_dir)
-    return next(run_dir.with_name(f"{run_dir.name}-{i}") for i in range(2, 10 ** 6)
-                if not run_dir.with_name(f"{run_dir.name}-{i}").exists())
+    return next(
+        run_dir.with_name(f"{run_dir.name}-{i}")
+        for i in range(2, 10**6)
+        if not run_dir.with_name(f"{run_dir.name}-{i}").exists()
+    )
 
 
 def check_new_run(run_dir, replace=False, data_dir=None, command=False):
@@ -64,34 +68,53 @@ def check_new_run(run_dir, replace=False, data_dir=None, command=False):
     if existing and not replace:
         raise _refusal(run_dir, existing, data_dir, command)
     if existing:
-        others = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")
-                        and p.name not in RUN_FILES + DERIVED_FILES)
+        others = sorted(
+            p.name
+            for p in run_dir.iterdir()
+            if not p.name.startswith(".") and p.name not in RUN_FILES + DERIVED_FILES
+        )
         if others:
             how = "--force" if command else "replace=True"
             elsewhere = "another --out" if command else "another folder"
-            raise InputError(f"{run_dir} holds files that are not part of a run "
-                             f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
-                             f"{how} replaces a run directory whole: move them, or train "
-                             f"into {elsewhere}")
+            raise InputError(
+                f"{run_dir} holds files that are not part of a run "
+                f"({', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); "
+                f"{how} replaces a run directory whole: move them, or train "
+                f"into {elsewhere}"
+            )
     return existing
 
 
 def _refusal(run_dir, existing, data_dir, command):
     ways, resume = [], None
     if "checkpoint.npz" in existing:
-        resume = shlex.join(["bpnet", "train", "--resume", str(run_dir)]
-                            + (["--data-dir", str(data_dir)] if data_dir else []))
-        ways.append(f"continue it with `{resume}`"
-                    + ("" if command else " (from Python: Trainer.load_checkpoint() before run())"))
+        resume = shlex.join(
+            ["bpnet", "train", "--resume", str(run_dir)]
+            + (["--data-dir", str(data_dir)] if data_dir else [])
+        )
+        ways.append(
+            f"continue it with `{resume}`"
+            + ("" if command else " (from Python: Trainer.load_checkpoint() before run())")
+        )
     free = beside(run_dir)
     if command:
-        ways += ["replace it by adding --force to this command",
-                 f"train a new run beside it by adding --out {shlex.quote(str(free))}"]
+        ways += [
+            "replace it by adding --force to this command",
+            f"train a new run beside it by adding --out {shlex.quote(str(free))}",
+        ]
     else:
-        ways += ["replace it with Trainer(..., replace=True) (bpnet train --force)",
-                 f"train a new run beside it in {free}"]
-    return RunExists(f"{run_dir} already holds a run ({', '.join(existing)}): "
-                     f"{', '.join(ways[:-1])}, or {ways[-1]}", run_dir, existing, resume, free)
+        ways += [
+            "replace it with Trainer(..., replace=True) (bpnet train --force)",
+            f"train a new run beside it in {free}",
+        ]
+    return RunExists(
+        f"{run_dir} already holds a run ({', '.join(existing)}): "
+        f"{', '.join(ways[:-1])}, or {ways[-1]}",
+        run_dir,
+        existing,
+        resume,
+        free,
+    )
 
 
 def check_resumable(run_dir):
@@ -100,8 +123,10 @@ def check_resumable(run_dir):
     run_dir = Path(run_dir)
     clean_leftovers(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise InputError(f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
-                         f"folder that bpnet train or Trainer.run() wrote")
+        raise InputError(
+            f"{run_dir}: not a run directory (no config.yaml); --resume takes a "
+            f"folder that bpnet train or Trainer.run() wrote"
+        )
     return run_dir
 
 

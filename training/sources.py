@@ -9,6 +9,7 @@ other, so a later source can switch how training length is counted; one source s
 an error. Every problem is a one-line :class:`~bpnet.errors.ConfigError` with the source, the
 dotted key and the reason as fields.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,11 +29,17 @@ LENGTH_KEYS = ("train.epochs", "train.iterations")
 MAX_KEY_PARTS = 8  # dotted parts of a --set key; the config's keys have at most 2
 SCHEMA_LINE = "# yaml-language-server: $schema="
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
-ALIASES = {"lr": ["learning_rate"], "hidden": ["hidden_sizes", "hidden_size", "layers"],
-           "weight_init": ["weight_init_std", "init"], "weight_decay": ["l2", "lambda"],
-           "iterations": ["iters", "iters_num", "steps"], "dir": ["out", "output_dir"],
-           "batchnorm": ["use_batchnorm", "batch_norm", "bn"],
-           "dropout": ["use_dropout", "dropout_ratio", "dropout_ration"], "decay_rate": ["rho"]}
+ALIASES = {
+    "lr": ["learning_rate"],
+    "hidden": ["hidden_sizes", "hidden_size", "layers"],
+    "weight_init": ["weight_init_std", "init"],
+    "weight_decay": ["l2", "lambda"],
+    "iterations": ["iters", "iters_num", "steps"],
+    "dir": ["out", "output_dir"],
+    "batchnorm": ["use_batchnorm", "batch_norm", "bn"],
+    "dropout": ["use_dropout", "dropout_ratio", "dropout_ration"],
+    "decay_rate": ["rho"],
+}
 
 
 def did_you_mean(key):
@@ -43,8 +50,9 @@ def did_you_mean(key):
         for name in [leaf, *ALIASES.get(leaf, ())]:
             spellings[f"{section}.{name}".lstrip(".")] = dotted
     leaf = key.rpartition(".")[2]  # the right name in the wrong section, e.g. `lr` at the top
-    matches = [s for s in spellings if s.rpartition(".")[2] == leaf] \
-        or difflib.get_close_matches(key, spellings, n=1, cutoff=0.75)
+    matches = [s for s in spellings if s.rpartition(".")[2] == leaf] or difflib.get_close_matches(
+        key, spellings, n=1, cutoff=0.75
+    )
     hints = sorted({spellings[m] for m in matches})
     return f" (did you mean {' or '.join(hints)}?)" if hints else ""
 
@@ -63,8 +71,11 @@ def flatten(doc, source):
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ConfigError(source, dotted, f"expected a mapping of "
-                                              f"{', '.join(SECTIONS[key].model_fields)}, got {show(value)}")
+            raise ConfigError(
+                source,
+                dotted,
+                f"expected a mapping of {', '.join(SECTIONS[key].model_fields)}, got {show(value)}",
+            )
         for leaf, inner in value.items():
             inner_key = f"{dotted}.{leaf}"
             if not isinstance(leaf, str) or inner_key not in FIELDS:
@@ -87,8 +98,11 @@ class Layers:
     def apply(self, source, doc, dotted=False):
         """Apply one source: a nested mapping (a file's), or with ``dotted`` a flat one of
         dotted keys (``{"train.lr": 0.05}``)."""
-        pairs = [p for k, v in doc.items() for p in flatten(nest(str(k), v), source)] \
-            if dotted else flatten(doc, source)
+        pairs = (
+            [p for k, v in doc.items() for p in flatten(nest(str(k), v), source)]
+            if dotted
+            else flatten(doc, source)
+        )
         touched = []
         for dotted, value in pairs:
             key = FIELDS[dotted]
@@ -100,9 +114,13 @@ class Layers:
         lengths = [k for k in LENGTH_KEYS if k in touched and get(self.cfg, k) is not None]
         if len(lengths) == 2:
             epochs, iterations = (get(self.cfg, k) for k in LENGTH_KEYS)
-            raise ConfigError(source, "train.iterations", f"expected train.epochs or "
-                              f"train.iterations, not both (got epochs {epochs}, iterations "
-                              f"{iterations})")
+            raise ConfigError(
+                source,
+                "train.iterations",
+                f"expected train.epochs or "
+                f"train.iterations, not both (got epochs {epochs}, iterations "
+                f"{iterations})",
+            )
         for other in LENGTH_KEYS if lengths else ():
             if other not in touched:
                 put(self.cfg, other, None)
@@ -123,32 +141,43 @@ class Layers:
         cfg = self.cfg
         if all(get(cfg, k) is None for k in LENGTH_KEYS):
             source, key = self.last_set(*LENGTH_KEYS)
-            raise ConfigError(source, key, "expected a value for train.epochs or "
-                                           "train.iterations, got null for both")
+            raise ConfigError(
+                source,
+                key,
+                "expected a value for train.epochs or train.iterations, got null for both",
+            )
 
         def conflict(keys, reason):
             source, key = self.last_set(*keys)
             others = ", ".join(f"{k} = {show(get(cfg, k))}" for k in keys if k != key)
-            raise ConfigError(source, key, f"{show(get(cfg, key))} conflicts with {others}: "
-                                           f"{reason}")
+            raise ConfigError(
+                source, key, f"{show(get(cfg, key))} conflicts with {others}: {reason}"
+            )
 
         if cfg["early_stopping"]["patience"] > 0 and cfg["data"]["validation"] == 0:
-            conflict(("early_stopping.patience", "data.validation"), "early stopping "
-                     "(patience > 0) needs validation images (data.validation > 0)")
+            conflict(
+                ("early_stopping.patience", "data.validation"),
+                "early stopping (patience > 0) needs validation images (data.validation > 0)",
+            )
         subset = cfg["data"]["subset"]
         if subset is not None and not cfg["data"]["validation"] < subset <= TRAIN_SIZE:
-            conflict(("data.subset", "data.validation"), f"the subset must hold more than the "
-                     f"validation images and at most {TRAIN_SIZE}")
+            conflict(
+                ("data.subset", "data.validation"),
+                f"the subset must hold more than the validation images and at most {TRAIN_SIZE}",
+            )
         train = cfg["train"]
         if train["schedule"] in ("cosine", "onecycle") and train["min_lr"] >= train["lr"]:
-            conflict(("train.min_lr", "train.lr", "train.schedule"),
-                     f"the {train['schedule']} schedule needs train.min_lr < train.lr")
+            conflict(
+                ("train.min_lr", "train.lr", "train.schedule"),
+                f"the {train['schedule']} schedule needs train.min_lr < train.lr",
+            )
         return self
 
     def resolve(self, stem):
         """The finished config: rules checked, the memory it needs checked against what there
         is, ``name`` defaulting to ``stem`` and ``output.dir`` to ``runs/<name>``."""
         from bpnet.training.memory import check_memory
+
         self.check_rules()
         check_memory(self.cfg, self.origin)
         cfg = copy.deepcopy(self.cfg)
@@ -164,14 +193,22 @@ def parse_override(text):
     key, sep, raw = str(text).partition("=")
     key = key.strip()
     if not sep or not all(key.split(".")):
-        raise ConfigError(source, None, "expected KEY=VALUE with a dotted key, e.g. "
-                                        "--set train.lr=0.05")
+        raise ConfigError(
+            source, None, "expected KEY=VALUE with a dotted key, e.g. --set train.lr=0.05"
+        )
     if key.count(".") >= MAX_KEY_PARTS:
-        raise ConfigError(source, clip(key, 40), f"unknown key of {key.count('.') + 1} parts; "
-                                                 f"config keys have at most 2 (train.lr)")
+        raise ConfigError(
+            source,
+            clip(key, 40),
+            f"unknown key of {key.count('.') + 1} parts; config keys have at most 2 (train.lr)",
+        )
     if len(raw) > limit("config_bytes"):
-        raise ConfigError(source, key, f"a value of {len(raw)} characters, over the limit for a "
-                                       f"config ({limit('config_bytes')} bytes)")
+        raise ConfigError(
+            source,
+            key,
+            f"a value of {len(raw)} characters, over the limit for a "
+            f"config ({limit('config_bytes')} bytes)",
+        )
     return key, load_yaml(raw, source, key=key)
 
 
@@ -187,9 +224,15 @@ def list_configs(folder=""):
     for entry in _shipped(folder).iterdir():
         if entry.name.endswith(".yaml"):
             lines = entry.read_text(encoding="utf-8").splitlines()
-            about = next((ln.lstrip("#").strip() for ln in lines
-                          if ln.startswith("#") and not ln.startswith(SCHEMA_LINE)), "")
-            found.append((entry.name[:-len(".yaml")], about))
+            about = next(
+                (
+                    ln.lstrip("#").strip()
+                    for ln in lines
+                    if ln.startswith("#") and not ln.startswith(SCHEMA_LINE)
+                ),
+                "",
+            )
+            found.append((entry.name[: -len(".yaml")], about))
     return sorted(found)
 
 
@@ -211,18 +254,23 @@ def resolve_config_path(path_or_name, folder="", what="config"):
     names = [name for name, _ in list_configs(folder)]
     near = difflib.get_close_matches(path.name.removesuffix(".yaml"), names, n=1, cutoff=0.6)
     hint = f"did you mean {near[0]}? " if near and len(path.parts) == 1 else ""
-    raise ConfigError(path, None, f"no such file, nor a shipped {what} of that name "
-                                  f"({hint}shipped: {', '.join(names)})")
+    raise ConfigError(
+        path,
+        None,
+        f"no such file, nor a shipped {what} of that name ({hint}shipped: {', '.join(names)})",
+    )
 
 
 def read_yaml(path, keys=None):
     """The top-level mapping of a YAML file ({} for an empty one); ``keys`` name what it may
     hold (default: a config's)."""
+
     def fail(message):
         return ConfigError(path, None, str(message).removeprefix(f"{path}: "))
 
-    raw = read_bytes(path, fail, fail, limit("config_bytes"),
-                     "a config file (BPNET_MAX_CONFIG_BYTES)")
+    raw = read_bytes(
+        path, fail, fail, limit("config_bytes"), "a config file (BPNET_MAX_CONFIG_BYTES)"
+    )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -234,8 +282,11 @@ def read_yaml(path, keys=None):
         return {}
     if not isinstance(doc, dict):
         keys = keys or Config.model_fields
-        raise ConfigError(path, None, f"expected a mapping of keys ({', '.join(keys)}) at the "
-                                      f"top level, got {show(doc)}")
+        raise ConfigError(
+            path,
+            None,
+            f"expected a mapping of keys ({', '.join(keys)}) at the top level, got {show(doc)}",
+        )
     return doc
 
 

@@ -18,11 +18,10 @@ The parts: ``train_step`` is one mini-batch, ``schedule`` the learning rate of a
 ``_epoch_ended``/``_finish`` the cadence of evaluations, saves and stops, ``_loop`` the driver.
 The loop takes progress reporting as an injected object, so it runs without any UI.
 """
+
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from bpnet import __version__
-
 from bpnet.base.files import atomic_write_text
 from bpnet.base.text import clip
 from bpnet.data.augment import Augmenter
@@ -40,15 +38,20 @@ from bpnet.nn.evaluate import evaluate, input_scale, to_input
 from bpnet.nn.network import MultiLayerNet
 from bpnet.nn.optim import learning_rate, make_optimizer
 from bpnet.nn.threads import use as use_threads
-from bpnet.training.batches import (AUGMENT_STREAM, COLUMNS_MIN_WIDTH, DROPOUT_STREAM,
-                                    INIT_STREAM, BatchStream, seeded_rng)
-from bpnet.training.config import dump_config, network_kwargs
+from bpnet.training.batches import (
+    AUGMENT_STREAM,
+    COLUMNS_MIN_WIDTH,
+    DROPOUT_STREAM,
+    INIT_STREAM,
+    BatchStream,
+    seeded_rng,
+)
 from bpnet.training.checkpoint import State, read_checkpoint, write_checkpoint
+from bpnet.training.config import dump_config, network_kwargs
+from bpnet.training.metrics import metrics_csv
 from bpnet.training.rundir import RunDir
 from bpnet.training.weights import WeightsError, save_weights
 
-METRIC_COLUMNS = ["epoch", "iteration", "lr", "train_loss", "train_acc", "train_penalty",
-                  "val_loss", "val_acc", "test_loss", "test_acc", "elapsed"]
 # A cross-entropy this many times the first iteration's means the weights have blown up.
 DIVERGENCE_FACTOR = 1000
 
@@ -106,15 +109,24 @@ class Trainer:
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
         self.lr_at = self.schedule()
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
-        self.opt = make_optimizer(tr["optimizer"], tr["lr"], tr["momentum"], tr["beta1"],
-                                  tr["beta2"], tr["eps"], tr["decay_rate"])
+        self.opt = make_optimizer(
+            tr["optimizer"],
+            tr["lr"],
+            tr["momentum"],
+            tr["beta1"],
+            tr["beta2"],
+            tr["eps"],
+            tr["decay_rate"],
+        )
         # the optimizer updates every parameter at once, from the gradients' one flat array
         self.flat, self.grads = {"all": self.net.flat_params}, {"all": self.net.flat_grads}
         self.augmenter = Augmenter.from_config(cfg["augment"])
         # Validation and test inputs, converted once rather than at every evaluation.
-        self.eval_inputs = {name: (to_input(split.x, self.scale, self.dtype), split.t)
-                            for name, split in (("val", data.val), ("test", data.test))
-                            if split is not None}
+        self.eval_inputs = {
+            name: (to_input(split.x, self.scale, self.dtype), split.t)
+            for name, split in (("val", data.val), ("test", data.test))
+            if split is not None
+        }
         self.state = State()
         self.resumed = False  # load_checkpoint: continue the run in place
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
@@ -130,12 +142,18 @@ class Trainer:
         if tr["schedule"] == "none":
             return None
         kind, lr, total, per_epoch = tr["schedule"], tr["lr"], self.total, self.iters_per_epoch
-        step_epochs, gamma, min_lr, warmup = (tr["step_epochs"], tr["gamma"], tr["min_lr"],
-                                              tr["warmup"])
+        step_epochs, gamma, min_lr, warmup = (
+            tr["step_epochs"],
+            tr["gamma"],
+            tr["min_lr"],
+            tr["warmup"],
+        )
 
         def lr_at(iteration):
-            return learning_rate(kind, lr, iteration, total, per_epoch, step_epochs, gamma,
-                                 min_lr, warmup)
+            return learning_rate(
+                kind, lr, iteration, total, per_epoch, step_epochs, gamma, min_lr, warmup
+            )
+
         return lr_at
 
     # -- one step -----------------------------------------------------------------
@@ -148,7 +166,9 @@ class Trainer:
             self.opt.lr = self.lr_at(st.iteration)
         if net.dropout:
             net.dropout_rng = seeded_rng(self.seed, DROPOUT_STREAM, st.iteration)
-        loss = net.loss(x, t, train_flg=True, cols=cols)  # the objective: cross-entropy + weight-decay penalty
+        loss = net.loss(
+            x, t, train_flg=True, cols=cols
+        )  # the objective: cross-entropy + weight-decay penalty
         if st.loss_limit is None:
             st.loss_limit = DIVERGENCE_FACTOR * max(loss, 1.0)
         if not loss <= st.loss_limit:  # also true for NaN
@@ -164,14 +184,22 @@ class Trainer:
         return net.cross_entropy
 
     def _diverged(self, loss):
-        what = (f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss" if math.isfinite(loss)
-                else str(loss))
+        what = (
+            f"{loss:.4g}, over {DIVERGENCE_FACTOR}x the first loss"
+            if math.isfinite(loss)
+            else str(loss)
+        )
         return TrainingDiverged(
             f"training diverged: loss is {what} at iteration {self.state.iteration + 1} "
             f"(lr {self.opt.lr:g}); "
-            + (f"stopped, the last good checkpoint is {self.dir.path / 'checkpoint.npz'} "
-               f"(iteration {self._ckpt_it}); " if self.dir else "")
-            + "try a smaller train.lr")
+            + (
+                f"stopped, the last good checkpoint is {self.dir.path / 'checkpoint.npz'} "
+                f"(iteration {self._ckpt_it}); "
+                if self.dir
+                else ""
+            )
+            + "try a smaller train.lr"
+        )
 
     # -- the run --------------------------------------------------------------------
     def run(self):
@@ -222,9 +250,18 @@ class Trainer:
         tr, train = self.cfg["train"], self.data.train
         augment = self._augment if self.augmenter.active else None
         columns = self.net.sizes[1] >= COLUMNS_MIN_WIDTH and not self.augmenter.active
-        return BatchStream(train.x, train.t, self.seed, tr["shuffle"], self.batch_size,
-                           self.scale, self.dtype, self._batches, augment=augment,
-                           columns=columns)
+        return BatchStream(
+            train.x,
+            train.t,
+            self.seed,
+            tr["shuffle"],
+            self.batch_size,
+            self.scale,
+            self.dtype,
+            self._batches,
+            augment=augment,
+            columns=columns,
+        )
 
     def _augment(self, x, iteration):
         """Batch ``x`` of ``iteration`` augmented (called from the batch-preparing thread)."""
@@ -237,8 +274,7 @@ class Trainer:
         old run gives way to it."""
         if self.dir is not None:
             if self.state.iteration == 0:
-                self._save(atomic_write_text, self.dir.path / "config.yaml",
-                           dump_config(self.cfg))
+                self._save(atomic_write_text, self.dir.path / "config.yaml", dump_config(self.cfg))
                 self.save_checkpoint()
             if self.dir.staged:
                 self._wait()
@@ -265,7 +301,9 @@ class Trainer:
         raise TrainingInterrupted(
             f"interrupted by {self.stop.requested} at iteration {self.state.iteration} of "
             f"{self.total}; checkpoint saved; resume with: bpnet train --resume "
-            f"{self.run_dir}", self.stop.requested)
+            f"{self.run_dir}",
+            self.stop.requested,
+        )
 
     def _finish(self, stopped_early):
         """The end (or an early stop): a last evaluation unless one was just made, the final
@@ -284,9 +322,14 @@ class Trainer:
         started = time.perf_counter()
         st = self.state
         seen = max(st.seen, 1)
-        row = {"epoch": round(st.iteration / self.iters_per_epoch, 4), "iteration": st.iteration,
-               "lr": self.opt.lr, "train_loss": st.loss_sum / seen, "train_acc": st.correct / seen,
-               "train_penalty": st.penalty_sum / seen}
+        row = {
+            "epoch": round(st.iteration / self.iters_per_epoch, 4),
+            "iteration": st.iteration,
+            "lr": self.opt.lr,
+            "train_loss": st.loss_sum / seen,
+            "train_acc": st.correct / seen,
+            "train_penalty": st.penalty_sum / seen,
+        }
         st.loss_sum, st.penalty_sum, st.correct, st.seen = 0.0, 0.0, 0, 0
         bs = self.cfg["eval"]["batch_size"]
         for name, (x, t) in self.eval_inputs.items():
@@ -309,7 +352,8 @@ class Trainer:
         if stop:
             self.progress.message(
                 f"early stop: validation accuracy has not improved for {st.bad_evals} "
-                f"evaluations (best {st.best:.4f} at iteration {st.best_iteration})")
+                f"evaluations (best {st.best:.4f} at iteration {st.best_iteration})"
+            )
         return stop
 
     # -- files --------------------------------------------------------------------
@@ -336,12 +380,18 @@ class Trainer:
 
     def meta(self, final):
         sizes = self.net.sizes
-        meta = {"sizes": sizes, "activation": self.net.activation, "dataset": self.cfg["dataset"],
-                "batchnorm": self.net.batchnorm, "dropout": self.net.dropout,
-                "normalize": self.cfg["data"]["normalize"], "dtype": self.dtype.name,
-                "iteration": self.state.iteration,
-                "metrics": self.state.rows[-1] if self.state.rows else {},
-                "config": self.cfg}
+        meta = {
+            "sizes": sizes,
+            "activation": self.net.activation,
+            "dataset": self.cfg["dataset"],
+            "batchnorm": self.net.batchnorm,
+            "dropout": self.net.dropout,
+            "normalize": self.cfg["data"]["normalize"],
+            "dtype": self.dtype.name,
+            "iteration": self.state.iteration,
+            "metrics": self.state.rows[-1] if self.state.rows else {},
+            "config": self.cfg,
+        }
         if self.selected_on is not None:  # best.npz is chosen on it
             meta["selected_on"] = self.selected_on
         meta["bpnet_version"] = __version__
@@ -357,20 +407,23 @@ class Trainer:
     def write_metrics(self):
         if self.dir is None:
             return
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, METRIC_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for row in self.state.rows:
-            w.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
-        self._save(atomic_write_text, self.dir.path / "metrics.csv", buf.getvalue())
+        text = metrics_csv(self.state.rows)
+        self._save(atomic_write_text, self.dir.path / "metrics.csv", text)
 
     def save_checkpoint(self):
         if self.dir is None:
             return
         arrays = {k: v.copy() for k, v in self.net.state_arrays().items()}
         opt_state = {k: v.copy() for k, v in self.opt.state.items()}
-        self._save(write_checkpoint, self.dir.path / "checkpoint.npz", arrays, opt_state,
-                   self.opt.step, copy.deepcopy(self.state), self.total)
+        self._save(
+            write_checkpoint,
+            self.dir.path / "checkpoint.npz",
+            arrays,
+            opt_state,
+            self.opt.step,
+            copy.deepcopy(self.state),
+            self.total,
+        )
         self._ckpt_it = self.state.iteration
 
     def load_checkpoint(self):
@@ -378,22 +431,18 @@ class Trainer:
         path = self.run_dir / "checkpoint.npz"
         shapes = {k: v.shape for k, v in self.net.state_arrays().items()}
         params, opt_state, opt_step, state, total = read_checkpoint(
-            path, shapes, self.net.flat_params.shape)
+            path, shapes, self.net.flat_params.shape
+        )
         try:
             self.net.set_params(params)
         except (KeyError, ValueError) as e:
-            raise WeightsError(f"{path}: not a usable checkpoint "
-                               f"({type(e).__name__}: {clip(e)})") from None
+            raise WeightsError(
+                f"{path}: not a usable checkpoint ({type(e).__name__}: {clip(e)})"
+            ) from None
         self.opt.state = {k: v.copy() for k, v in opt_state.items()}
         self.opt.step, self.state = opt_step, state
         self._ckpt_it, self.resumed = self.state.iteration, True
         if total != self.total:
-            raise WeightsError(f"{path}: checkpoint is for {total} iterations, the config "
-                               f"asks for {self.total}")
-
-
-def _fmt(v):
-    if v is None:
-        return ""
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
+            raise WeightsError(
+                f"{path}: checkpoint is for {total} iterations, the config asks for {self.total}"
+            )

@@ -6,6 +6,7 @@ A weights file holds W1, b1 … Wn, bn and ``meta``, a JSON string with at least
 every hidden layer i; ``meta.dropout`` is the training dropout ratio (inference scales by
 1 − dropout). Files without these keys mean false / 0.0.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,18 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import annotated_types as at
-
 import numpy as np
 from pydantic import ConfigDict, ValidationError
 
-from bpnet.base.files import (ZIP_MAGIC, atomic_write, describe, head, image_kind, npy_header,
-                              regular_file)
+from bpnet.base.files import (
+    ZIP_MAGIC,
+    atomic_write,
+    describe,
+    head,
+    image_kind,
+    npy_header,
+    regular_file,
+)
 from bpnet.base.limits import limit
 from bpnet.base.schema import Expected, Flag, Integer, Model, Number, first_error
 from bpnet.base.text import clip, excerpt, human
@@ -34,10 +41,17 @@ MAX_MEMBERS = 10_000  # arrays in one .npz (a 1000-layer net with batch norm has
 MAX_HEADER = 10_000  # bytes of one .npy header (numpy's own default limit)
 # What zipfile and numpy raise for damaged archives: bad CRCs and headers, unsupported
 # compression methods (NotImplementedError), encrypted members (RuntimeError).
-ZIP_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-              RuntimeError)
+ZIP_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    RuntimeError,
+)
 MAX_DEFLATE_RATIO = 1032  # deflate's largest expansion: a member holds at most this x its size
-MAX_LAYERS, MAX_UNITS = 1000, 10 ** 8  # layers and units per layer in meta.sizes
+MAX_LAYERS, MAX_UNITS = 1000, 10**8  # layers and units per layer in meta.sizes
 
 
 class WeightsError(InputError):
@@ -61,12 +75,15 @@ class Npz:
 
     def __init__(self, path, what="weights file"):
         self.path, self.what = Path(path), what
-        regular_file(self.path, lambda m: WeightsError(f"{self.path}: no such {what}"),
-                     WeightsError)
+        regular_file(
+            self.path, lambda m: WeightsError(f"{self.path}: no such {what}"), WeightsError
+        )
         first = head(self.path)
         if not first.startswith(ZIP_MAGIC):
-            self.fail(f"not a {what}: {describe(first)}{_hint(first)}; expected the .npz "
-                      f"archive bpnet train writes")
+            self.fail(
+                f"not a {what}: {describe(first)}{_hint(first)}; expected the .npz "
+                f"archive bpnet train writes"
+            )
         self.size = self.path.stat().st_size
         try:
             self.zip = zipfile.ZipFile(self.path)
@@ -88,38 +105,47 @@ class Npz:
         headers = {}
         for info in infos:
             if not info.filename.endswith(".npy"):
-                self.fail(f"not a {self.what}: a zip archive that is not an .npz (it holds "
-                          f"{excerpt(info.filename, 40)})")
-            key = info.filename[:-len(".npy")]
+                self.fail(
+                    f"not a {self.what}: a zip archive that is not an .npz (it holds "
+                    f"{excerpt(info.filename, 40)})"
+                )
+            key = info.filename[: -len(".npy")]
             try:
                 with self.zip.open(info) as fp:
                     shape, _, dtype = npy_header(fp, MAX_HEADER)
             except ZIP_ERRORS as e:
-                self.fail(f"array {excerpt(key, 40)} has no readable .npy header "
-                          f"({clip(e)})")
+                self.fail(f"array {excerpt(key, 40)} has no readable .npy header ({clip(e)})")
             if dtype.hasobject:
-                self.fail(f"array {excerpt(key, 40)} holds pickled objects, which are never "
-                          f"loaded")
+                self.fail(f"array {excerpt(key, 40)} holds pickled objects, which are never loaded")
             nbytes = math.prod(shape) * dtype.itemsize
             stored = info.compress_type == zipfile.ZIP_STORED
             room = info.compress_size * (1 if stored else MAX_DEFLATE_RATIO) + MAX_HEADER
-            if nbytes > min(info.file_size, room) or \
-                    info.header_offset + info.compress_size > self.size:
+            if (
+                nbytes > min(info.file_size, room)
+                or info.header_offset + info.compress_size > self.size
+            ):
                 # the member cannot hold what its header claims
-                self.fail(f"array {excerpt(key, 40)} is truncated: its header claims "
-                          f"{excerpt(shape)} {dtype}, {human(nbytes)}, in a member of "
-                          f"{human(min(info.file_size, room))}")
+                self.fail(
+                    f"array {excerpt(key, 40)} is truncated: its header claims "
+                    f"{excerpt(shape)} {dtype}, {human(nbytes)}, in a member of "
+                    f"{human(min(info.file_size, room))}"
+                )
             headers[key] = (shape, dtype)
         return headers
 
     def check_total(self, keys=None):
         """Refuse arrays whose data would exceed the ``weights_bytes`` limit."""
-        total = sum(math.prod(s) * d.itemsize for k, (s, d) in self.headers.items()
-                    if keys is None or k in keys)
+        total = sum(
+            math.prod(s) * d.itemsize
+            for k, (s, d) in self.headers.items()
+            if keys is None or k in keys
+        )
         cap = limit("weights_bytes")
         if total > cap:
-            self.fail(f"declares {human(total)} of arrays, more than the {human(cap)} a "
-                      f"{self.what} may hold (BPNET_MAX_WEIGHTS_BYTES)")
+            self.fail(
+                f"declares {human(total)} of arrays, more than the {human(cap)} a "
+                f"{self.what} may hold (BPNET_MAX_WEIGHTS_BYTES)"
+            )
 
     def read(self, key):
         """The array ``key``, reading only the bytes its (checked) header declares."""
@@ -134,11 +160,12 @@ class Npz:
         shape, dtype = self.headers[key]
         cap = limit("meta_bytes")
         if shape != () or dtype.kind != "U":
-            self.fail(f"{key} is a {dtype} array of shape {excerpt(shape)}, expected a JSON "
-                      f"string")
+            self.fail(f"{key} is a {dtype} array of shape {excerpt(shape)}, expected a JSON string")
         if dtype.itemsize > 4 * cap:
-            self.fail(f"{key} holds {dtype.itemsize // 4} characters, more than the "
-                      f"{cap} read (BPNET_MAX_META_BYTES)")
+            self.fail(
+                f"{key} holds {dtype.itemsize // 4} characters, more than the "
+                f"{cap} read (BPNET_MAX_META_BYTES)"
+            )
         return str(self.read(key)[()])
 
     def close(self):
@@ -167,8 +194,7 @@ def load_npz(path, what="weights file", shape_of=None):
         for key, (shape, _) in z.headers.items():
             expected = shape_of(key) if shape_of else None
             if expected is not None and shape != tuple(expected):
-                z.fail(f"{excerpt(key, 40)} has shape {excerpt(shape)}, expected "
-                       f"{tuple(expected)}")
+                z.fail(f"{excerpt(key, 40)} has shape {excerpt(shape)}, expected {tuple(expected)}")
         z.check_total()
         return {k: z.read(k) for k in z.headers}
 
@@ -179,8 +205,11 @@ def save_weights(path, params, meta):
     save_npz(path, {**params, "meta": json.dumps(meta, sort_keys=True)})
 
 
-Sizes = Annotated[list[Annotated[Integer, at.Gt(0), at.Le(MAX_UNITS)]], at.Len(2, MAX_LAYERS + 1),
-                  Expected(f"a list of 2 to {MAX_LAYERS + 1} integers in 1..{MAX_UNITS}")]
+Sizes = Annotated[
+    list[Annotated[Integer, at.Gt(0), at.Le(MAX_UNITS)]],
+    at.Len(2, MAX_LAYERS + 1),
+    Expected(f"a list of 2 to {MAX_LAYERS + 1} integers in 1..{MAX_UNITS}"),
+]
 Text = Annotated[str, Expected("a string")]
 
 
@@ -247,15 +276,19 @@ def load_weights(path):
     arrays' headers before reading their data, then finiteness."""
     with Npz(path) as z:
         if "meta" not in z.headers:
-            z.fail(f"no 'meta' entry; expected a bpnet weights file (it holds "
-                   f"{excerpt(sorted(z.headers))})")
+            z.fail(
+                f"no 'meta' entry; expected a bpnet weights file (it holds "
+                f"{excerpt(sorted(z.headers))})"
+            )
         meta = check_meta(path, parse_json(path, z.text("meta"), "meta"))
         expected = expected_arrays(meta)
         keys = set(z.headers) - {"meta"}
         if keys != set(expected):
             missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
-            z.fail(f"arrays do not match layer sizes {excerpt(meta['sizes'])} (missing "
-                   f"{excerpt(missing)}, unexpected {excerpt(extra)})")
+            z.fail(
+                f"arrays do not match layer sizes {excerpt(meta['sizes'])} (missing "
+                f"{excerpt(missing)}, unexpected {excerpt(extra)})"
+            )
         for key, shape in expected.items():
             found, dtype = z.headers[key]
             if found != shape:
@@ -279,9 +312,15 @@ def network_from_weights(path, dtype=None):
     to the file's."""
     params, meta = load_weights(path)
     sizes = meta["sizes"]
-    net = MultiLayerNet(sizes[0], sizes[1:-1], sizes[-1], activation=meta["activation"],
-                        dtype=dtype or params["W1"].dtype,
-                        batchnorm=meta["batchnorm"], dropout=meta["dropout"])
+    net = MultiLayerNet(
+        sizes[0],
+        sizes[1:-1],
+        sizes[-1],
+        activation=meta["activation"],
+        dtype=dtype or params["W1"].dtype,
+        batchnorm=meta["batchnorm"],
+        dropout=meta["dropout"],
+    )
     net.set_params(params)
     net.training = False
     return net, meta

@@ -5,10 +5,12 @@ script are package data in ``static/``, so nothing is fetched from the internet.
 arrives as a PNG (``Content-Type: image/png``) or as JSON ``{"pixels": 28×28 grey levels
 0..255}`` and goes through the same reading and MNIST preprocessing as ``bpnet predict``
 (``bpnet.data.images``, which changes no process-wide state, so requests read at once; the
-network itself answers one request at a time, ``Classifier``); the answer is ``{"top": [{"label", "probability"}, …], "input":
+network itself answers one request at a time, ``Classifier``); the answer is
+``{"top": [{"label", "probability"}, …], "input":
 28×28 grey levels the network saw}``, ``top`` being what ``predict --json`` prints.
 Every refused request is a 4xx with ``{"error": "one line"}``, and the server goes on.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,9 +30,11 @@ TIMEOUT = 10.0  # seconds a client may take to send its request (each read)
 BODY_SECONDS = 30.0  # seconds a client may take to send a whole body, however it trickles
 HEAD_SECONDS = 30.0  # seconds it may take to send its request line and headers, likewise
 MAX_CONNECTIONS = 32  # connections served at once (a thread each); more are answered 503
-PAGES = {"/": ("index.html", "text/html; charset=utf-8"),
-         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-         "/style.css": ("style.css", "text/css; charset=utf-8")}
+PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
 
 
 class RequestError(InputError):
@@ -74,8 +78,10 @@ class Handler(BaseHTTPRequestHandler):
         self._headed = True
         self._deadline.cancel()
         if self._expired and not self._answered:
-            self.send_error(HTTPStatus.REQUEST_TIMEOUT, f"request line and headers too slow: "
-                                                        f"more than {HEAD_SECONDS:g} s")
+            self.send_error(
+                HTTPStatus.REQUEST_TIMEOUT,
+                f"request line and headers too slow: more than {HEAD_SECONDS:g} s",
+            )
             return False
         return ok
 
@@ -97,8 +103,10 @@ class Handler(BaseHTTPRequestHandler):
         """Every error as one line of JSON (also those http.server raises itself; a method
         other than GET and POST is 405, not http.server's 501)."""
         if code == HTTPStatus.NOT_IMPLEMENTED:
-            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r}: expected " \
-                                                           f"GET or POST"
+            code, message = (
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"method {self.command!r}: expected GET or POST",
+            )
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:
@@ -110,8 +118,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         page = PAGES.get(urlsplit(self.path).path)
         if page is None:
-            return self.send_error(HTTPStatus.NOT_FOUND, f"no page {urlsplit(self.path).path}; "
-                                                        f"try / or POST /predict")
+            return self.send_error(
+                HTTPStatus.NOT_FOUND, f"no page {urlsplit(self.path).path}; try / or POST /predict"
+            )
         body = resources.files(__package__).joinpath("static", page[0]).read_bytes()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", page[1])
@@ -143,11 +152,16 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(f"top={top!r}: expected a whole number 1..{classes}")
         kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if kind not in ("image/png", "application/json"):
-            raise RequestError(f"Content-Type {kind or 'missing'}: expected image/png or "
-                               f"application/json", HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+            raise RequestError(
+                f"Content-Type {kind or 'missing'}: expected image/png or application/json",
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            )
         raw = self.read_body(limit("image_bytes") if kind == "image/png" else MAX_JSON)
-        reader = (self.server.classifier.from_png if kind == "image/png"
-                  else self.server.classifier.from_json)
+        reader = (
+            self.server.classifier.from_png
+            if kind == "image/png"
+            else self.server.classifier.from_json
+        )
         return reader(raw, int(top))
 
     def read_body(self, most):
@@ -155,8 +169,9 @@ class Handler(BaseHTTPRequestHandler):
         BPNET_MAX_IMAGE_BYTES; JSON: MAX_JSON), refused from its Content-Length before
         anything is read."""
         if self.headers.get("Transfer-Encoding"):
-            raise RequestError("chunked bodies are not accepted: send a Content-Length",
-                               HTTPStatus.LENGTH_REQUIRED)
+            raise RequestError(
+                "chunked bodies are not accepted: send a Content-Length", HTTPStatus.LENGTH_REQUIRED
+            )
         length = self.headers.get("Content-Length")
         if length is None:
             raise RequestError("no Content-Length", HTTPStatus.LENGTH_REQUIRED)
@@ -164,8 +179,10 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(f"Content-Length {length[:40]!r}: expected a number of bytes")
         length = int(length)
         if length > most:
-            raise RequestError(f"body of {length} bytes, more than the {most} accepted",
-                               HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            raise RequestError(
+                f"body of {length} bytes, more than the {most} accepted",
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            )
         deadline = time.monotonic() + BODY_SECONDS
         parts, got = [], 0
         while got < length:
@@ -175,8 +192,10 @@ class Handler(BaseHTTPRequestHandler):
             parts.append(part)
             got += len(part)
             if got < length and time.monotonic() > deadline:
-                raise RequestError(f"body too slow: {got} of {length} bytes in "
-                                   f"{BODY_SECONDS:g} s", HTTPStatus.REQUEST_TIMEOUT)
+                raise RequestError(
+                    f"body too slow: {got} of {length} bytes in {BODY_SECONDS:g} s",
+                    HTTPStatus.REQUEST_TIMEOUT,
+                )
         return b"".join(parts)
 
     def log_message(self, format, *args):
@@ -212,10 +231,16 @@ class Server(ThreadingHTTPServer):
             self._slots.release()
 
     def _refuse(self, request):
-        body = json.dumps({"error": f"busy: {self.max_connections} connections are open, the "
-                                    f"most served at once; try again"}).encode()
-        head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n")
+        body = json.dumps(
+            {
+                "error": f"busy: {self.max_connections} connections are open, the "
+                f"most served at once; try again"
+            }
+        ).encode()
+        head = (
+            f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        )
         try:
             request.setblocking(False)  # never wait on a client that does not read
             request.send(head.encode() + body)
@@ -224,11 +249,11 @@ class Server(ThreadingHTTPServer):
         self.shutdown_request(request)
 
 
-def make_server(weights, host="127.0.0.1", port=8000, quiet=False,
-                max_connections=MAX_CONNECTIONS):
+def make_server(weights, host="127.0.0.1", port=8000, quiet=False, max_connections=MAX_CONNECTIONS):
     """A ``Server`` for the weights file ``weights``, bound and ready to ``serve_forever()``
     (port 0: any free port; see ``server.server_address``)."""
     from bpnet.apps.serve.classifier import Classifier
+
     classifier = Classifier(weights)
     try:
         server = Server((host, port), Handler, max_connections)
@@ -238,8 +263,9 @@ def make_server(weights, host="127.0.0.1", port=8000, quiet=False,
     return server
 
 
-def serve(weights, host="127.0.0.1", port=8000, quiet=False, ready=None,
-          max_connections=MAX_CONNECTIONS):
+def serve(
+    weights, host="127.0.0.1", port=8000, quiet=False, ready=None, max_connections=MAX_CONNECTIONS
+):
     """Serve until interrupted (Ctrl-C returns normally); ``ready(url)`` is called once
     the server listens."""
     server = make_server(weights, host, port, quiet, max_connections)

@@ -1,6 +1,7 @@
 """The network behind ``bpnet serve``: a digit in (a PNG's bytes or JSON pixels), its most
 probable classes and the 28×28 input the network saw out, read and preprocessed as ``bpnet
 predict`` reads a file."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ class Classifier:
         except (ValueError, TypeError):
             raise RequestError("JSON body: pixels must be 28 rows of 28 numbers") from None
         if pixels.shape != (SIDE, SIDE):
-            raise RequestError(f"JSON body: pixels of shape {pixels.shape}, expected "
-                               f"({SIDE}, {SIDE})")
+            raise RequestError(
+                f"JSON body: pixels of shape {pixels.shape}, expected ({SIDE}, {SIDE})"
+            )
         if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > 255:
             raise RequestError("JSON body: pixels must be finite grey levels 0..255")
         if doc.get("preprocess", True) is False:

@@ -2,6 +2,7 @@
 by Selenium) opens the page, draws digits with pointer events (mouse strokes, and a finger), and
 the page shows the class `bpnet predict` gives for the same drawing saved as PNG. Skipped with the
 reason where Chromium is missing, except under CI, where that is a failure."""
+
 from __future__ import annotations
 
 import base64
@@ -25,8 +26,10 @@ def need_browser():
     except ImportError:
         missing.append("the selenium package")
     if missing:
-        reason = (f"browser test needs {', '.join(missing)} (Debian: apt-get install chromium "
-                  f"chromium-driver; pip install selenium)")
+        reason = (
+            f"browser test needs {', '.join(missing)} (Debian: apt-get install chromium "
+            f"chromium-driver; pip install selenium)"
+        )
         if os.environ.get("CI"):
             pytest.fail(f"CI: {reason}")
         pytest.skip(reason)
@@ -37,13 +40,24 @@ def browser():
     need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
     profile = tempfile.mkdtemp(prefix="bpnet-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--window-size=900,700", "--force-device-scale-factor=1"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=900,700",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -55,6 +69,7 @@ def browser():
 @pytest.fixture(scope="module")
 def server(bpnet_exe, mnist_session_dir, tmp_path_factory):
     from mnist import train_mnist_net
+
     weights = tmp_path_factory.mktemp("browser") / "weights.npz"
     train_mnist_net(mnist_session_dir, 100, 1500, weights)
     srv = Server(bpnet_exe, weights)
@@ -73,6 +88,7 @@ def draw(driver, strokes, pointer="mouse"):
     """Each stroke as pointer down, moves in small steps, up (W3C actions: pointer events)."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
+
     pad = driver.find_element("id", "pad")
     origin = pad.location
     actions = ActionBuilder(driver, mouse=PointerInput(pointer, pointer), duration=10)
@@ -82,19 +98,23 @@ def draw(driver, strokes, pointer="mouse"):
         p.move_to_location(origin["x"] + x0, origin["y"] + y0).pointer_down()
         for (xa, ya), (xb, yb) in zip(stroke, stroke[1:]):
             for k in range(1, 9):
-                p.move_to_location(origin["x"] + xa + (xb - xa) * k // 8,
-                                   origin["y"] + ya + (yb - ya) * k // 8)
+                p.move_to_location(
+                    origin["x"] + xa + (xb - xa) * k // 8, origin["y"] + ya + (yb - ya) * k // 8
+                )
         p.pointer_up()
     actions.perform()
 
 
 def shown_label(driver, timeout=20):
     from selenium.webdriver.support.ui import WebDriverWait
+
     answer = driver.find_element("id", "answer")
     WebDriverWait(driver, timeout).until(lambda d: answer.get_attribute("data-label"))
     WebDriverWait(driver, timeout).until(  # the answer to the last stroke, not an earlier one
-        lambda d: d.execute_script("return sent === shown && document.getElementById('bars')"
-                                   ".children.length > 0"))
+        lambda d: d.execute_script(
+            "return sent === shown && document.getElementById('bars').children.length > 0"
+        )
+    )
     return int(answer.get_attribute("data-label"))
 
 
@@ -104,16 +124,23 @@ def pad_png(driver, path):
     return path
 
 
-@pytest.mark.parametrize("name, strokes, pointer", [
-    ("seven", SEVEN, "mouse"), ("four", FOUR, "mouse"), ("one", ONE, "touch")])
-def test_the_page_shows_what_predict_says_of_the_same_drawing(browser, server, bpnet_exe,
-                                                             tmp_path, name, strokes, pointer):
+@pytest.mark.parametrize(
+    "name, strokes, pointer",
+    [("seven", SEVEN, "mouse"), ("four", FOUR, "mouse"), ("one", ONE, "touch")],
+)
+def test_the_page_shows_what_predict_says_of_the_same_drawing(
+    browser, server, bpnet_exe, tmp_path, name, strokes, pointer
+):
     browser.get(server.url)
     draw(browser, strokes, pointer)
     label = shown_label(browser)
     png = pad_png(browser, tmp_path / f"{name}.png")
-    r = subprocess.run([bpnet_exe, "predict", str(server.weights), str(png), "--json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "predict", str(server.weights), str(png), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert label == json.loads(r.stdout)[0]["top"][0]["label"]
     # bars for the top classes, and the 28x28 picture drawn from the server's answer
@@ -123,11 +150,13 @@ def test_the_page_shows_what_predict_says_of_the_same_drawing(browser, server, b
         "const li = document.querySelector('#bars li'); return ["
         "li.querySelector('.fill').getBoundingClientRect().width,"
         "li.querySelector('.track').getBoundingClientRect().width,"
-        "parseFloat(li.querySelector('.pct').textContent)];")
+        "parseFloat(li.querySelector('.pct').textContent)];"
+    )
     assert abs(fill / track - pct / 100) < 0.02  # the bar is as long as the probability
     lit = browser.execute_script(
         "const d = document.getElementById('seen').getContext('2d').getImageData(0, 0, 140, 140)"
-        ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128; return n;")
+        ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 128; return n;"
+    )
     assert lit > 100
     if name == "seven":
         assert label == 7  # a clear seven is read as one
@@ -146,5 +175,6 @@ def test_clear_empties_the_pad_and_the_answer(browser, server):
     assert browser.find_elements("css selector", "#bars li") == []
     ink = browser.execute_script(
         "const d = document.getElementById('pad').getContext('2d').getImageData(0, 0, 280, 280)"
-        ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 0; return n;")
+        ".data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 0; return n;"
+    )
     assert ink == 0

@@ -2,6 +2,7 @@
 and drawn again with thin, medium and thick pens on canvases of several sizes come out of
 preprocessing like MNIST digits (full intensity, MNIST's stroke widths and ink) and get their
 labels from a network trained on MNIST."""
+
 import json
 
 import numpy as np
@@ -32,14 +33,17 @@ def mnist_net(mnist_session_dir, tmp_path_factory):
 
 # (canvas pixels, pen pixels): the digit's 20-pixel box fills 70% of the canvas, so a pen of
 # about canvas/12 draws MNIST's median stroke (2.5 pixels); thin pens draw a tenth of that
-PENS = {"thin": [(600, 4), (1200, 6), (300, 3), (120, 1)],
-        "medium": [(600, 12), (300, 8), (120, 3)],
-        "thick": [(600, 40), (300, 20), (120, 8)]}
+PENS = {
+    "thin": [(600, 4), (1200, 6), (300, 3), (120, 1)],
+    "medium": [(600, 12), (300, 8), (120, 3)],
+    "thick": [(600, 40), (300, 20), (120, 8)],
+}
 
 
 @pytest.mark.parametrize("pen_kind,canvas,pen", [(k, c, p) for k, v in PENS.items() for c, p in v])
-def test_drawings_come_out_like_mnist_and_get_their_labels(mnist_net, tmp_path, pen_kind,
-                                                           canvas, pen):
+def test_drawings_come_out_like_mnist_and_get_their_labels(
+    mnist_net, tmp_path, pen_kind, canvas, pen
+):
     Image = pytest.importorskip("PIL.Image")
     weights, digits, labels, widths, ink = mnist_net
     files = []
@@ -63,10 +67,11 @@ def test_a_thin_stroke_is_thickened_to_mnist_width_and_a_bold_one_left_alone(tmp
     """A 4 px pen on a 600 px canvas: its stroke would come out a fifth of a pixel wide."""
     pytest.importorskip("PIL.Image")
     from bpnet.data.images import MNIST_STROKE, mnist_preprocess
+
     seven = np.zeros((28, 28), np.uint8)
     seven[5, 7:21] = seven[6, 7:21] = 255  # the bar of a 7 …
-    for y in range(7, 25):                  # … and its stem
-        seven[y, 20 - (y - 7) // 2: 22 - (y - 7) // 2] = 255
+    for y in range(7, 25):  # … and its stem
+        seven[y, 20 - (y - 7) // 2 : 22 - (y - 7) // 2] = 255
     thin = mnist_preprocess(redraw(seven, 600, 4).astype(np.float64))
     assert thin.max() == pytest.approx(255)
     assert abs(stroke_width(thin) - MNIST_STROKE) < 0.6

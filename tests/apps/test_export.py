@@ -1,5 +1,6 @@
 """bpnet export: the ONNX model against bpnet's own network on all 10,000 real MNIST test images,
 every layer kind, the CLI, refusals shared with eval, and the missing-extra hint."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def session(path):
 def bpnet_outputs(weights, x):
     """(scores, probabilities) of bpnet's own network for uint8 rows x, as `bpnet eval`."""
     net, meta = network_from_weights(weights)
-    scores = net.predict(to_input(x, input_scale(meta.get("normalize", True)), net.dtype),
-                         train_flg=False).astype(np.float64)
+    scores = net.predict(
+        to_input(x, input_scale(meta.get("normalize", True)), net.dtype), train_flg=False
+    ).astype(np.float64)
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     return scores, e / e.sum(axis=1, keepdims=True)
 
@@ -38,30 +40,38 @@ def bpnet_outputs(weights, x):
 @pytest.fixture(scope="module")
 def mnist_test(mnist_session_dir):
     from bpnet.data.idx import load_split
+
     x, t = load_split(mnist_session_dir, "mnist", "test")
     return x.reshape(len(x), -1), t
 
 
 def trained(data_dir, out, *sets):
     """A network trained briefly on real MNIST with the config overrides ``sets``."""
-    cfg = load_config("mnist", ["train.iterations=300", "data.validation=0", *sets],
-                      {"data_dir": str(data_dir)})
+    cfg = load_config(
+        "mnist", ["train.iterations=300", "data.validation=0", *sets], {"data_dir": str(data_dir)}
+    )
     Trainer(cfg, load_data(cfg), out).run()
     return out / "weights.npz"
 
 
 NETS = {
     "lesson": [],
-    "batchnorm-dropout-sigmoid": ["model.hidden=[100,60]", "model.activation=sigmoid",
-                                  "model.batchnorm=true", "model.dropout=0.2",
-                                  "train.optimizer=adam", "train.lr=0.001"],
+    "batchnorm-dropout-sigmoid": [
+        "model.hidden=[100,60]",
+        "model.activation=sigmoid",
+        "model.batchnorm=true",
+        "model.dropout=0.2",
+        "train.optimizer=adam",
+        "train.lr=0.001",
+    ],
     "unnormalized-float64": ["data.normalize=false", "train.dtype=float64", "train.lr=0.0005"],
 }
 
 
 @pytest.mark.parametrize("kind", NETS)
-def test_the_model_matches_bpnet_on_all_10000_test_images(tmp_path, mnist_session_dir,
-                                                          mnist_test, kind):
+def test_the_model_matches_bpnet_on_all_10000_test_images(
+    tmp_path, mnist_session_dir, mnist_test, kind
+):
     weights = trained(mnist_session_dir, tmp_path / "run", *NETS[kind])
     model = export_onnx(weights, tmp_path / "model.onnx")
     onnx.checker.check_model(onnx.load(tmp_path / "model.onnx"), full_check=True)
@@ -77,6 +87,7 @@ def test_the_model_matches_bpnet_on_all_10000_test_images(tmp_path, mnist_sessio
     assert json.loads(props["sizes"]) == meta["sizes"] and props["dataset"] == "mnist"
     assert json.loads(props["class_labels"]) == [str(c) for c in range(10)]
     from bpnet import __version__
+
     assert props["bpnet_version"] == __version__ == model.producer_version
     ops = {n.op_type for n in model.graph.node}
     if kind == "batchnorm-dropout-sigmoid":
@@ -100,14 +111,22 @@ def test_images_input_and_any_batch_size(tmp_path, mnist_session_dir, mnist_test
 
 def test_cli_writes_the_model_and_says_what_it_wrote(tmp_path, bpnet_exe, good_weights):
     out = tmp_path / "model.onnx"
-    r = subprocess.run([bpnet_exe, "export", str(good_weights), "-o", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "export", str(good_weights), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"wrote {out}: 784-16-10 relu network, ONNX opset 21"
     first = out.read_bytes()
     onnx.checker.check_model(onnx.load(out), full_check=True)
-    r = subprocess.run([bpnet_exe, "export", str(good_weights), "-o", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "export", str(good_weights), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and out.read_bytes() == first  # replaced, the same bytes
     assert [p.name for p in tmp_path.iterdir()] == ["good.npz", "model.onnx"]  # no temp left
 
@@ -128,12 +147,16 @@ def test_a_failing_write_leaves_the_old_model(tmp_path, bpnet_exe, good_weights)
     out.write_bytes(b"old model")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(good_weights.read_bytes()[:3000])
-    r = subprocess.run([bpnet_exe, "export", str(bad), "-o", str(out)], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "export", str(bad), "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2 and out.read_bytes() == b"old model"
-    r = subprocess.run([bpnet_exe, "export", str(good_weights), "-o",
-                        str(tmp_path / "missing" / "model.onnx")], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "export", str(good_weights), "-o", str(tmp_path / "missing" / "model.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode in (1, 2) and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
 
@@ -141,9 +164,14 @@ def test_a_failing_write_leaves_the_old_model(tmp_path, bpnet_exe, good_weights)
 def test_images_layout_needs_a_square_input(tmp_path):
     from bpnet.apps.export import onnx_model
     from bpnet.errors import InputError
+
     rng = np.random.default_rng(0)
-    arrays = {"W1": rng.random((30, 5), np.float32), "b1": np.zeros(5, np.float32),
-              "W2": rng.random((5, 3), np.float32), "b2": np.zeros(3, np.float32)}
+    arrays = {
+        "W1": rng.random((30, 5), np.float32),
+        "b1": np.zeros(5, np.float32),
+        "W2": rng.random((5, 3), np.float32),
+        "b2": np.zeros(3, np.float32),
+    }
     meta = {"sizes": [30, 5, 3], "activation": "relu", "normalize": False}
     with pytest.raises(InputError, match="not a square image"):
         onnx_model(arrays, meta, images=True)
@@ -163,14 +191,21 @@ def test_missing_onnx_names_the_extra(tmp_path, bpnet_exe, good_weights):
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'onnx' or name.startswith('onnx.'):\n"
         "            raise ImportError('No module named ' + repr(name))\n"
-        "sys.meta_path.insert(0, _NoOnnx())\n")
+        "sys.meta_path.insert(0, _NoOnnx())\n"
+    )
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([bpnet_exe, "export", str(good_weights), "-o", str(tmp_path / "m.onnx")],
-                       capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run(
+        [bpnet_exe, "export", str(good_weights), "-o", str(tmp_path / "m.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert r.returncode == 1, r.stderr
     assert r.stderr.strip().splitlines() == [
         "bpnet: error: exporting to ONNX needs the onnx package, which is not installed: "
-        "pip install 'bpnet[onnx]'"]
+        "pip install 'bpnet[onnx]'"
+    ]
     assert not (tmp_path / "m.onnx").exists()
     probe = subprocess.run([sys.executable, "-c", "import onnx"], env=env, capture_output=True)
     assert probe.returncode != 0  # the hiding works, so the test is not vacuous
@@ -183,17 +218,26 @@ def test_batchnorm_eps_is_the_networks_layers(tmp_path, monkeypatch):
     from bpnet.nn.layers import BatchNormalization
     from bpnet.nn.network import MultiLayerNet
     from bpnet.training.weights import save_weights
+
     net = MultiLayerNet(30, [6, 5], 3, batchnorm=True, rng=0, dtype=np.float32)
     rng = np.random.default_rng(1)
     for key, value in net.state_arrays().items():
         value[...] = rng.random(value.shape) + (0.5 if key.startswith("running_var") else 0)
     weights = tmp_path / "bn.npz"
-    save_weights(weights, net.state_arrays(), {"sizes": net.sizes, "activation": "relu",
-                                               "batchnorm": True, "normalize": False})
+    save_weights(
+        weights,
+        net.state_arrays(),
+        {"sizes": net.sizes, "activation": "relu", "batchnorm": True, "normalize": False},
+    )
 
     def epsilons(model):
-        return [a.f for n in model.graph.node if n.op_type == "BatchNormalization"
-                for a in n.attribute if a.name == "epsilon"]
+        return [
+            a.f
+            for n in model.graph.node
+            if n.op_type == "BatchNormalization"
+            for a in n.attribute
+            if a.name == "epsilon"
+        ]
 
     default = export_onnx(weights, tmp_path / "default.onnx")
     assert epsilons(default) == [pytest.approx(BatchNormalization.EPS, rel=1e-6)] * 2

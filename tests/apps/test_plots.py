@@ -1,5 +1,6 @@
 """Pictures: metrics curves and error grids decode as PNGs of the promised size; without
 matplotlib the commands say how to install it and exit 1."""
+
 import sys
 
 import numpy as np
@@ -18,8 +19,10 @@ def write_metrics(folder, epochs=5, val=False):
     rows = [HEADER]
     for e in range(1, epochs + 1):
         v = f"{0.5 / e:.4f},{0.9 + e / 100:.4f}" if val else ","
-        rows.append(f"{e},{e * 600},0.01,{1 / e:.4f},{0.8 + e / 50:.4f},{v},"
-                    f"{0.6 / e:.4f},{0.85 + e / 60:.4f},{e * 3.5}")
+        rows.append(
+            f"{e},{e * 600},0.01,{1 / e:.4f},{0.8 + e / 50:.4f},{v},"
+            f"{0.6 / e:.4f},{0.85 + e / 60:.4f},{e * 3.5}"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.csv").write_text("\n".join(rows) + "\n")
     return folder
@@ -53,13 +56,19 @@ def test_plot_output_option_and_validation_split(tmp_path):
     assert png_size(tmp_path / "again.png") == (1000, 400)
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "metrics.csv: no such file"),
-    (HEADER + "\n", "no evaluations recorded yet"),
-    ("a,b\n1,2\n", "expected a metrics CSV with an 'epoch' column"),
-    (HEADER + "\n1,600,0.1,0.5,0.9,,,0.4,zero,3\n", "line 2, column test_acc: expected a number"),
-    (HEADER + "\n1,600,0.1\n", "line 2 has 3 cells, expected 10"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "metrics.csv: no such file"),
+        (HEADER + "\n", "no evaluations recorded yet"),
+        ("a,b\n1,2\n", "expected a metrics CSV with an 'epoch' column"),
+        (
+            HEADER + "\n1,600,0.1,0.5,0.9,,,0.4,zero,3\n",
+            "line 2, column test_acc: expected a number",
+        ),
+        (HEADER + "\n1,600,0.1\n", "line 2 has 3 cells, expected 10"),
+    ],
+)
 def test_bad_metrics_are_one_line_exit_2(tmp_path, content, message):
     if content is not None:
         (tmp_path / "metrics.csv").write_text(content)
@@ -84,8 +93,10 @@ def test_without_matplotlib_one_line_exit_1_and_good_file_kept(tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     r = run("plot", run_dir)
     assert r.exit_code == 1
-    assert r.output == ("bpnet: error: drawing needs matplotlib, which is not installed: "
-                        "pip install 'bpnet[plot]'\n")
+    assert r.output == (
+        "bpnet: error: drawing needs matplotlib, which is not installed: "
+        "pip install 'bpnet[plot]'\n"
+    )
     assert (run_dir / "metrics.png").read_bytes() == b"an older picture"
     with pytest.raises(Exception, match="pip install 'bpnet\\[plot\\]'"):
         error_grid(np.zeros((1, 28, 28)), [1], [2], [0.9], tmp_path / "e.png")
@@ -103,8 +114,14 @@ def test_most_confident_errors_orders_wrong_rows_by_confidence():
 def test_error_grid_size_follows_the_cell_count(tmp_path, n, cols, grid):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
-    out = error_grid(images, rng.integers(0, 10, n), rng.integers(0, 10, n), rng.random(n),
-                     tmp_path / "errors.png", cols=cols)
+    out = error_grid(
+        images,
+        rng.integers(0, 10, n),
+        rng.integers(0, 10, n),
+        rng.random(n),
+        tmp_path / "errors.png",
+        cols=cols,
+    )
     assert out == tmp_path / "errors.png"
     cols, rows = grid
     assert png_size(out) == (round(cols * CELL_SIZE[0] * DPI), round(rows * CELL_SIZE[1] * DPI))
@@ -119,12 +136,13 @@ def test_metrics_png_shows_the_curves(tmp_path):
     run_dir = write_metrics(tmp_path / "run", epochs=20)
     out = plot_metrics(run_dir / "metrics.csv", tmp_path / "m.png")
     rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    coloured = (np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2) > 60)
+    coloured = np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max(axis=2) > 60
     assert coloured[:, :500].sum() > 500 and coloured[:, 500:].sum() > 500
 
 
 def test_pictures_get_ordinary_file_permissions(tmp_path):
     import os
+
     mask = os.umask(0o022)
     try:
         out = plot_metrics(write_metrics(tmp_path / "run") / "metrics.csv", tmp_path / "m.png")
@@ -136,9 +154,11 @@ def test_pictures_get_ordinary_file_permissions(tmp_path):
 def test_plot_reads_both_metrics_layouts(tmp_path):
     """A run's metrics.csv as the trainer writes it now (with train_penalty) and one from
     before that column: both plot, and the loss curves are the cross-entropy columns."""
-    from toy import run as train, toy_cfg, toy_data
+    from toy import run as train
+    from toy import toy_cfg, toy_data
 
     from bpnet.apps.plots import read_metrics
+
     new = tmp_path / "new"
     train(toy_cfg(tmp_path, **{"train.weight_decay": 0.01}), toy_data(), new)
     header = (new / "metrics.csv").read_text().splitlines()[0].split(",")

@@ -1,6 +1,7 @@
 """Reading digit images and `bpnet predict`: real MNIST test digits written as PNG, PGM and NPY
 get the labels the network gives the original pixels; inverted, transparent, large and
 off-centre copies are brought back to MNIST's form; bad files are one line and exit 2."""
+
 import json
 import sys
 
@@ -194,9 +195,17 @@ def test_bad_weights_and_networks_of_other_sizes(tmp_path):
     r = run("predict", tmp_path / "none.npz", img)
     assert r.exit_code == 2 and "none.npz: no such weights file" in r.output
     net = TwoLayerNet(64, 10, 10, rng=0)
-    save_weights(tmp_path / "w64.npz", net.params, {"sizes": net.sizes, "activation": "relu",
-                                                    "dataset": "mnist", "normalize": True,
-                                                    "dtype": "float64"})
+    save_weights(
+        tmp_path / "w64.npz",
+        net.params,
+        {
+            "sizes": net.sizes,
+            "activation": "relu",
+            "dataset": "mnist",
+            "normalize": True,
+            "dtype": "float64",
+        },
+    )
     r = run("predict", tmp_path / "w64.npz", img)
     assert r.exit_code == 2 and "takes 64 inputs, expected 784" in r.output
 
@@ -207,8 +216,10 @@ def test_png_without_pillow_says_how_to_install_it(trained, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "PIL", None)
     r = run("predict", path, tmp_path / "d.png")
     assert r.exit_code == 1
-    assert r.output == (f"bpnet: error: {tmp_path / 'd.png'}: reading PNG needs Pillow, which is "
-                        f"not installed: pip install 'bpnet[image]'\n")
+    assert r.output == (
+        f"bpnet: error: {tmp_path / 'd.png'}: reading PNG needs Pillow, which is "
+        f"not installed: pip install 'bpnet[image]'\n"
+    )
     assert run("predict", path, write_pgm(tmp_path / "d.pgm", digits[0])).exit_code == 0
 
 
@@ -227,8 +238,9 @@ def test_grid_draws_what_the_network_saw(trained, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     Image = pytest.importorskip("PIL.Image")
     path, _, digits, _ = trained
-    files = [write_pgm(tmp_path / f"digit-with-a-long-name-{i}.pgm", d)
-             for i, d in enumerate(digits[:5])]
+    files = [
+        write_pgm(tmp_path / f"digit-with-a-long-name-{i}.pgm", d) for i, d in enumerate(digits[:5])
+    ]
     r = run("predict", path, *files, "--grid", tmp_path / "seen.png")
     assert r.exit_code == 0, r.output
     with Image.open(tmp_path / "seen.png") as im:
@@ -241,8 +253,10 @@ def test_grid_draws_what_the_network_saw(trained, tmp_path, monkeypatch):
 
 # --- PNG and JPEG headers, and reading images from many threads at once ------------------------
 
+
 def encoded(img, fmt, **options):
     import io
+
     buf = io.BytesIO()
     img.save(buf, fmt, **options)
     return buf.getvalue()
@@ -255,6 +269,7 @@ def pillow_open_reference(raw):
     from PIL import Image
 
     from bpnet.data.images import _pillow_grey
+
     with Image.open(io.BytesIO(raw)) as im:
         im.load()
         return im.size, _pillow_grey(im)
@@ -282,17 +297,20 @@ def odd_images():
         "grey.jpg": jpeg,
         "progressive.jpg": encoded(rgb, "JPEG", progressive=True, quality=90),
         "cmyk.jpg": encoded(rgb.convert("CMYK"), "JPEG", quality=95),
-        "exif-comment.jpg": encoded(rgb, "JPEG", exif=b"Exif\0\0" + bytes(200),
-                                    comment=b"a digit", quality=90),
+        "exif-comment.jpg": encoded(
+            rgb, "JPEG", exif=b"Exif\0\0" + bytes(200), comment=b"a digit", quality=90
+        ),
         "fill-bytes.jpg": fill,
         "restart-markers.jpg": encoded(rgb, "JPEG", restart_marker_blocks=1),
-        "two-pictures.mpo.jpg": encoded(rgb, "MPO", save_all=True,
-                                        append_images=[Image.new("RGB", (300, 300))]),
+        "two-pictures.mpo.jpg": encoded(
+            rgb, "MPO", save_all=True, append_images=[Image.new("RGB", (300, 300))]
+        ),
     }
 
 
 def _text_info():
     from PIL import PngImagePlugin
+
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "x" * 5000, zip=True)
     return info
@@ -302,6 +320,7 @@ def test_odd_pngs_and_jpegs_read_the_same_pixels_as_before():
     """The header parsers find the size Pillow finds, and reading without ``Image.open``
     gives the very pixels ``Image.open`` gave."""
     from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+
     for name, raw in odd_images().items():
         size, pixels = pillow_open_reference(raw)
         assert (png_size if name.endswith(".png") else jpeg_size)(raw) == size, name
@@ -313,13 +332,15 @@ def test_cut_and_broken_headers_are_one_line_refusals():
     is read or refused with an InputError naming the file: never another exception, and what
     is read has the size the header parser found."""
     from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+
     images = odd_images()
     for name in ("16-bit.png", "progressive.jpg", "cmyk.jpg"):
         raw, kind = images[name], "PNG" if name.endswith(".png") else "JPEG"
         head = len(raw) if kind == "PNG" else raw.index(b"\xff\xda") + 20
         broken = [raw[:n] for n in range(3, min(head, 700))]
-        broken += [raw[:i] + bytes([b]) + raw[i + 1:] for i in range(3, min(head, 400))
-                   for b in (0, 0xFF)]
+        broken += [
+            raw[:i] + bytes([b]) + raw[i + 1 :] for i in range(3, min(head, 400)) for b in (0, 0xFF)
+        ]
         for bad in broken:
             try:
                 img = read_image_bytes(bad, name)
@@ -330,7 +351,7 @@ def test_cut_and_broken_headers_are_one_line_refusals():
             assert img.shape == size[::-1] and img.size <= 4096 * 4096, name
     with pytest.raises(ValueError, match="header cut short: 20 bytes without a whole IHDR"):
         png_size(images["16-bit.png"][:20])
-    cut = images["grey.jpg"][:images["grey.jpg"].index(b"\xff\xc0") + 6]
+    cut = images["grey.jpg"][: images["grey.jpg"].index(b"\xff\xc0") + 6]
     with pytest.raises(ValueError, match="without a whole frame header"):
         jpeg_size(cut)
     with pytest.raises(InputError, match=r"^t\.png: cannot decode PNG \(header cut short"):
@@ -342,28 +363,31 @@ def test_cut_and_broken_headers_are_one_line_refusals():
 def _claiming(raw, width, height):
     """JPEG bytes whose first frame header claims width x height."""
     sof = raw.index(b"\xff\xc0")
-    return raw[:sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + raw[sof + 9:]
+    return raw[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + raw[sof + 9 :]
 
 
 def test_jpeg_and_png_sizes_are_refused_from_the_header_bytes(monkeypatch):
     """A JPEG frame header or PNG IHDR claiming too many pixels is refused with bpnet's line
     before Pillow sees the bytes; so is a second, larger IHDR, and a segment length under 2."""
     from bpnet.data.images import jpeg_size, png_size, read_image_bytes
+
     images = odd_images()
     huge = _claiming(images["grey.jpg"], 60000, 50000)
     assert jpeg_size(huge) == (60000, 50000)
     with pytest.raises(InputError, match="JPEG of 60000x50000 = 3000000000 pixels, more than"):
         read_image_bytes(huge, "huge.jpg")
     png = images["16-bit.png"]
-    second = png[8:33].replace(b"\x00\x00\x00\x1d\x00\x00\x00\x25",
-                               (9000).to_bytes(4, "big") * 2)
+    second = png[8:33].replace(b"\x00\x00\x00\x1d\x00\x00\x00\x25", (9000).to_bytes(4, "big") * 2)
     assert png_size(png[:33] + second + png[33:]) == (9000, 9000)
     with pytest.raises(InputError, match="PNG of 9000x9000 = 81000000 pixels"):
         read_image_bytes(png[:33] + second + png[33:], "two.png")
     jpeg = images["grey.jpg"]
     bad = jpeg[:4] + b"\x00\x01" + jpeg[6:]  # APP0's length: 1
-    with pytest.raises(InputError, match=r"cannot decode JPEG \(segment 0xffe0 at byte 2 of "
-                                         r"length 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"cannot decode JPEG \(segment 0xffe0 at byte 2 of "
+        r"length 1\)",
+    ):
         read_image_bytes(bad, "bad.jpg")
     monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(InputError, match="JPEG of 29x37 = 1073 pixels, more than the 1000"):
@@ -380,6 +404,7 @@ def test_pillows_own_limit_is_neither_changed_nor_consulted(monkeypatch):
     from PIL import Image
 
     from bpnet.data.images import read_image_bytes
+
     images = odd_images()
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
     with pytest.raises(Image.DecompressionBombError):
@@ -401,6 +426,7 @@ class _Watched:
 
     def __init__(self, module, names):
         import types
+
         self.module, self.writes = module, []
         writes, names = self.writes, set(names)
 
@@ -418,6 +444,7 @@ class _Watched:
 
     def __exit__(self, *exc):
         import types
+
         self.module.__class__ = types.ModuleType
 
 
@@ -433,6 +460,7 @@ def test_images_read_in_many_threads_at_once_touch_no_global(monkeypatch):
     from PIL import Image
 
     from bpnet.data.images import read_image_bytes
+
     monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", str(60 * 60))
     big = np.zeros((70, 70), np.uint8)
     big[10:60, 30:40] = 255
@@ -456,12 +484,14 @@ def test_images_read_in_many_threads_at_once_touch_no_global(monkeypatch):
 
     def sample():
         while running.is_set():
-            if Image.MAX_IMAGE_PIXELS != limit or warnings.filters != filters:
+            if limit != Image.MAX_IMAGE_PIXELS or warnings.filters != filters:
                 seen.append((Image.MAX_IMAGE_PIXELS, len(warnings.filters)))
 
     order = [name for _ in range(480 // len(files) + 1) for name in files][:480]
-    with _Watched(Image, ["MAX_IMAGE_PIXELS"]) as pillow_writes, \
-            _Watched(warnings, ["filters"]) as warning_writes:
+    with (
+        _Watched(Image, ["MAX_IMAGE_PIXELS"]) as pillow_writes,
+        _Watched(warnings, ["filters"]) as warning_writes,
+    ):
         running.set()
         sampler = threading.Thread(target=sample)
         sampler.start()
@@ -473,7 +503,6 @@ def test_images_read_in_many_threads_at_once_touch_no_global(monkeypatch):
             sampler.join()
     for name, result in zip(order, got):
         want = expected[name]
-        assert (result == want if isinstance(want, str)
-                else np.array_equal(result, want)), name
+        assert result == want if isinstance(want, str) else np.array_equal(result, want), name
     assert pillow_writes == [] and warning_writes == [] and seen == []
-    assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
+    assert limit == Image.MAX_IMAGE_PIXELS and warnings.filters == filters

@@ -1,6 +1,7 @@
 """bpnet serve: a real server process on a free loopback port; its answers against `bpnet predict
 --json` on real MNIST digits, a battery of bad requests (each a 4xx with one line of JSON, and the
 server goes on), and Ctrl-C."""
+
 from __future__ import annotations
 
 import json
@@ -24,6 +25,7 @@ IMAGE_LIMIT = 200_000  # BPNET_MAX_IMAGE_BYTES for the server under test
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory, mnist_session_dir):
     from mnist import train_mnist_net
+
     path = tmp_path_factory.mktemp("serve") / "weights.npz"
     train_mnist_net(mnist_session_dir, 50, 600, path)
     return path
@@ -32,6 +34,7 @@ def weights(tmp_path_factory, mnist_session_dir):
 @pytest.fixture(scope="module")
 def server(bpnet_exe, weights):
     import os
+
     srv = Server(bpnet_exe, weights, env={**os.environ, "BPNET_MAX_IMAGE_BYTES": str(IMAGE_LIMIT)})
     yield srv
     srv.stop()
@@ -41,6 +44,7 @@ def server(bpnet_exe, weights):
 def digits(mnist_session_dir, tmp_path_factory):
     """Eight real MNIST test digits as PNG files, with their labels."""
     from bpnet.data.idx import load_split
+
     x, t = load_split(mnist_session_dir, "mnist", "test")
     folder = tmp_path_factory.mktemp("digits")
     paths = []
@@ -51,8 +55,12 @@ def digits(mnist_session_dir, tmp_path_factory):
 
 
 def predict_json(exe, weights, path, top=3):
-    r = subprocess.run([exe, "predict", str(weights), str(path), "--json", "--top", str(top)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [exe, "predict", str(weights), str(path), "--json", "--top", str(top)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)[0]
 
@@ -76,18 +84,21 @@ def test_png_answers_what_predict_json_prints(server, bpnet_exe, weights, digits
     assert right >= 7  # the network is a real one
 
 
-def test_json_pixels_answer_like_predict_of_the_same_array(server, bpnet_exe, weights, digits,
-                                                           tmp_path):
+def test_json_pixels_answer_like_predict_of_the_same_array(
+    server, bpnet_exe, weights, digits, tmp_path
+):
     _, _, x = digits
     np.save(tmp_path / "digit.npy", x[1])
-    status, _, body = server.post(json.dumps({"pixels": x[1].tolist()}).encode(),
-                                  "application/json", path="/predict?top=10")
+    status, _, body = server.post(
+        json.dumps({"pixels": x[1].tolist()}).encode(), "application/json", path="/predict?top=10"
+    )
     assert status == 200, body
     got = json.loads(body)
     assert got["top"] == predict_json(bpnet_exe, weights, tmp_path / "digit.npy", 10)["top"]
     assert len(got["top"]) == 10 and abs(sum(t["probability"] for t in got["top"]) - 1) < 1e-9
     # the input the network saw is predict's preprocessing of the digit
     from bpnet.data.images import mnist_preprocess
+
     assert np.allclose(got["input"], np.round(mnist_preprocess(x[1].astype(float)), 1))
 
 
@@ -104,15 +115,22 @@ def test_the_page_and_its_assets_are_served_from_the_package(server):
 
 def png_header_claiming(width, height):
     """A PNG whose header claims width x height pixels (and whose data is garbage)."""
+
     def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"\0" * 64)
 
 
 def blank_png():
     import io
+
     buf = io.BytesIO()
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(buf, "PNG")
     return buf.getvalue()
@@ -120,64 +138,113 @@ def blank_png():
 
 POST = "POST /predict HTTP/1.1\r\nHost: x\r\n"
 BAD = {
-    "oversized": ((POST + f"Content-Type: image/png\r\nContent-Length: {IMAGE_LIMIT + 1}\r\n\r\n")
-                  .encode(), 413, "more than the 200000 accepted"),
-    "oversized-json": ((POST + "Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n")
-                       .encode(), 413, "more than the 262144 accepted"),
-    "truncated": ((POST + "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n").encode()
-                  + b"\x89PNG\r\n\x1a\n", 400, "body ended after 8 of 1000 bytes"),
+    "oversized": (
+        (POST + f"Content-Type: image/png\r\nContent-Length: {IMAGE_LIMIT + 1}\r\n\r\n").encode(),
+        413,
+        "more than the 200000 accepted",
+    ),
+    "oversized-json": (
+        (POST + "Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n").encode(),
+        413,
+        "more than the 262144 accepted",
+    ),
+    "truncated": (
+        (POST + "Content-Type: image/png\r\nContent-Length: 1000\r\n\r\n").encode()
+        + b"\x89PNG\r\n\x1a\n",
+        400,
+        "body ended after 8 of 1000 bytes",
+    ),
     "no-length": ((POST + "Content-Type: image/png\r\n\r\n").encode(), 411, "no Content-Length"),
-    "bad-length": ((POST + "Content-Type: image/png\r\nContent-Length: -5\r\n\r\n").encode(),
-                   400, "expected a number of bytes"),
-    "chunked": ((POST + "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "5\r\nhello\r\n0\r\n\r\n").encode(), 411, "chunked bodies are not accepted"),
-    "wrong-type": ((POST + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello").encode(),
-                   415, "expected image/png or application/json"),
+    "bad-length": (
+        (POST + "Content-Type: image/png\r\nContent-Length: -5\r\n\r\n").encode(),
+        400,
+        "expected a number of bytes",
+    ),
+    "chunked": (
+        (
+            POST + "Content-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n0\r\n\r\n"
+        ).encode(),
+        411,
+        "chunked bodies are not accepted",
+    ),
+    "wrong-type": (
+        (POST + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello").encode(),
+        415,
+        "expected image/png or application/json",
+    ),
     "no-type": ((POST + "Content-Length: 5\r\n\r\nhello").encode(), 415, "Content-Type missing"),
-    "garbage-json": ((POST + "Content-Type: application/json\r\nContent-Length: 9\r\n\r\n"
-                      "{pixels:[").encode(), 400, "not valid JSON"),
-    "json-not-object": ((POST + "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n"
-                         "[1,2,3]").encode(), 400, 'expected an object {"pixels"'),
-    "json-deep": ((POST + "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n")
-                  .encode() + b"[" * 100000 + b"]" * 100000, 400, "JSON body"),
+    "garbage-json": (
+        (POST + "Content-Type: application/json\r\nContent-Length: 9\r\n\r\n{pixels:[").encode(),
+        400,
+        "not valid JSON",
+    ),
+    "json-not-object": (
+        (POST + "Content-Type: application/json\r\nContent-Length: 7\r\n\r\n[1,2,3]").encode(),
+        400,
+        'expected an object {"pixels"',
+    ),
+    "json-deep": (
+        (POST + "Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n").encode()
+        + b"[" * 100000
+        + b"]" * 100000,
+        400,
+        "JSON body",
+    ),
 }
 
 
 def json_case(pixels):
     body = json.dumps({"pixels": pixels}).encode()
-    return (POST + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return (
+        POST + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def png_case(raw):
     return (POST + f"Content-Type: image/png\r\nContent-Length: {len(raw)}\r\n\r\n").encode() + raw
 
 
-BAD.update({
-    "json-wrong-shape": (json_case([[0] * 28] * 27), 400, "pixels of shape (27, 28)"),
-    "json-ragged": (json_case([[0] * 28] * 27 + [[0]]), 400, "28 rows of 28 numbers"),
-    "json-out-of-range": (json_case([[300] * 28] * 28), 400, "grey levels 0..255"),
-    "json-strings": (json_case([["a"] * 28] * 28), 400, "28 rows of 28 numbers"),
-    "json-blank": (json_case([[0] * 28] * 28), 400, "JSON body:"),
-    "png-bomb-header": (png_case(png_header_claiming(100_000, 100_000)), 400,
-                        "100000x100000 = 10000000000 pixels"),
-    "png-garbage": (png_case(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10), 400, "cannot decode PNG"),
-    "not-an-image": (png_case(b"hello world"), 400, "not a PNG, JPEG, PGM (P2/P5) or NPY image"),
-    "blank-png": (png_case(blank_png()), 400, "image body"),
-    "bad-top": (b"POST /predict?top=0 HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 0"
-                b"\r\n\r\n", 400, "expected a whole number 1..10"),
-    "post-elsewhere": (b"POST /train HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 404, "POST /predict"),
-    "get-unknown": (b"GET /weights.npz HTTP/1.1\r\n\r\n", 404, "no page /weights.npz"),
-    "traversal": (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
-    "traversal-encoded": (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
-    "wrong-method": (b"DELETE /predict HTTP/1.1\r\n\r\n", 405, "expected GET or POST"),
-    "garbage-request": (b"\x00\x01\x02 nonsense\r\n\r\n", 400, ""),
-})
+BAD.update(
+    {
+        "json-wrong-shape": (json_case([[0] * 28] * 27), 400, "pixels of shape (27, 28)"),
+        "json-ragged": (json_case([[0] * 28] * 27 + [[0]]), 400, "28 rows of 28 numbers"),
+        "json-out-of-range": (json_case([[300] * 28] * 28), 400, "grey levels 0..255"),
+        "json-strings": (json_case([["a"] * 28] * 28), 400, "28 rows of 28 numbers"),
+        "json-blank": (json_case([[0] * 28] * 28), 400, "JSON body:"),
+        "png-bomb-header": (
+            png_case(png_header_claiming(100_000, 100_000)),
+            400,
+            "100000x100000 = 10000000000 pixels",
+        ),
+        "png-garbage": (png_case(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10), 400, "cannot decode PNG"),
+        "not-an-image": (
+            png_case(b"hello world"),
+            400,
+            "not a PNG, JPEG, PGM (P2/P5) or NPY image",
+        ),
+        "blank-png": (png_case(blank_png()), 400, "image body"),
+        "bad-top": (
+            b"POST /predict?top=0 HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 0\r\n\r\n",
+            400,
+            "expected a whole number 1..10",
+        ),
+        "post-elsewhere": (
+            b"POST /train HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            404,
+            "POST /predict",
+        ),
+        "get-unknown": (b"GET /weights.npz HTTP/1.1\r\n\r\n", 404, "no page /weights.npz"),
+        "traversal": (b"GET /../../etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
+        "traversal-encoded": (b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n\r\n", 404, "no page"),
+        "wrong-method": (b"DELETE /predict HTTP/1.1\r\n\r\n", 405, "expected GET or POST"),
+        "garbage-request": (b"\x00\x01\x02 nonsense\r\n\r\n", 400, ""),
+    }
+)
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_a_bad_request_is_a_4xx_with_one_line_of_json_and_the_server_goes_on(server, digits,
-                                                                              case):
+def test_a_bad_request_is_a_4xx_with_one_line_of_json_and_the_server_goes_on(server, digits, case):
     raw, status, needle = BAD[case]
     started = time.monotonic()
     got, headers, body = server.request(raw)
@@ -218,15 +285,30 @@ def test_ctrl_c_stops_the_server_with_exit_status_0(bpnet_exe, weights):
 def test_weights_that_are_not_for_28x28_digits_are_refused_at_start(bpnet_exe, tmp_path):
     from bpnet.nn.network import param_shapes
     from bpnet.training.weights import save_weights
+
     params = {k: np.zeros(s, np.float32) for k, s in param_shapes([30, 5, 3]).items()}
-    save_weights(tmp_path / "w.npz", params, {"sizes": [30, 5, 3], "activation": "relu",
-                                              "dataset": "mnist", "normalize": True,
-                                              "dtype": "float32"})
-    r = subprocess.run([bpnet_exe, "serve", str(tmp_path / "w.npz"), "--port", "0"],
-                       capture_output=True, text=True, timeout=60)
+    save_weights(
+        tmp_path / "w.npz",
+        params,
+        {
+            "sizes": [30, 5, 3],
+            "activation": "relu",
+            "dataset": "mnist",
+            "normalize": True,
+            "dtype": "float32",
+        },
+    )
+    r = subprocess.run(
+        [bpnet_exe, "serve", str(tmp_path / "w.npz"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
-    assert r.stderr.strip() == (f"bpnet: error: {tmp_path / 'w.npz'}: the network takes 30 "
-                                f"inputs, expected 784 (28x28 images)")
+    assert r.stderr.strip() == (
+        f"bpnet: error: {tmp_path / 'w.npz'}: the network takes 30 "
+        f"inputs, expected 784 (28x28 images)"
+    )
 
 
 def test_a_taken_port_is_one_line_and_exit_status_1(bpnet_exe, good_weights):
@@ -234,16 +316,22 @@ def test_a_taken_port_is_one_line_and_exit_status_1(bpnet_exe, good_weights):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = subprocess.run([bpnet_exe, "serve", str(good_weights), "--port", str(port)],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [bpnet_exe, "serve", str(good_weights), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"bpnet: error: cannot listen on "
-                                                   f"127.0.0.1:{port}"), r.stderr
+    assert len(lines) == 1 and lines[0].startswith(
+        f"bpnet: error: cannot listen on 127.0.0.1:{port}"
+    ), r.stderr
 
 
 def test_the_served_files_are_in_the_package():
     from importlib import resources
+
     static = resources.files("bpnet.apps.serve").joinpath("static")
     assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
     repo = Path(__file__).resolve().parents[2]
@@ -257,6 +345,7 @@ class InProcess:
         import threading
 
         import bpnet.apps.serve as serve
+
         self.server = serve.make_server(weights, port=0, quiet=True, **kwargs)
         self.address = self.server.server_address[:2]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -293,6 +382,7 @@ def trickle_until_answered(s, byte, seconds=10):
 
 def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, monkeypatch):
     import bpnet.apps.serve as serve
+
     monkeypatch.setattr(serve, "BODY_SECONDS", 2.0)
     with InProcess(good_weights) as srv:
         started = time.monotonic()
@@ -305,9 +395,11 @@ def test_a_body_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights, m
 
 
 @pytest.mark.parametrize("start, byte", [(POST + "X-Slow: ", b"y"), ("POST /pre", b"d")])
-def test_a_request_head_trickled_byte_by_byte_is_cut_off_by_its_deadline(good_weights,
-                                                                        monkeypatch, start, byte):
+def test_a_request_head_trickled_byte_by_byte_is_cut_off_by_its_deadline(
+    good_weights, monkeypatch, start, byte
+):
     import bpnet.apps.serve as serve
+
     monkeypatch.setattr(serve, "HEAD_SECONDS", 2.0)
     with InProcess(good_weights) as srv:
         started = time.monotonic()
@@ -334,8 +426,9 @@ def test_connections_beyond_the_limit_are_answered_503_at_once(good_weights):
         assert time.monotonic() - started < 2  # refused without waiting on anything
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.split(b"\r\n")[0] == b"HTTP/1.0 503 Service Unavailable", reply
-        assert json.loads(body) == {"error": "busy: 2 connections are open, the most served "
-                                             "at once; try again"}
+        assert json.loads(body) == {
+            "error": "busy: 2 connections are open, the most served at once; try again"
+        }
         for s in idle:
             s.close()
         deadline = time.monotonic() + 10
@@ -350,8 +443,12 @@ def test_connections_beyond_the_limit_are_answered_503_at_once(good_weights):
 
 
 def test_max_connections_must_be_a_positive_number(bpnet_exe, good_weights):
-    r = subprocess.run([bpnet_exe, "serve", str(good_weights), "--max-connections", "0"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [bpnet_exe, "serve", str(good_weights), "--max-connections", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "--max-connections" in r.stderr and "Traceback" not in r.stderr
 
@@ -362,6 +459,7 @@ class watching_assignments:
 
     def __init__(self, module, name):
         import types
+
         self.module, self.writes = module, []
 
         class Watched(types.ModuleType):
@@ -378,13 +476,16 @@ class watching_assignments:
 
     def __exit__(self, *exc):
         import types
+
         self.module.__class__ = types.ModuleType
 
 
 def post_png(address, body):
     """(status, parsed JSON) of ``POST /predict`` with a PNG body, on a connection of its own."""
-    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(address, timeout=60) as s:
         s.sendall(head + body)
         data = b""
@@ -403,6 +504,7 @@ def test_uploads_at_once_change_no_process_wide_state(good_weights, digits, monk
     import threading
     import warnings
     from concurrent.futures import ThreadPoolExecutor
+
     monkeypatch.setenv("BPNET_MAX_IMAGE_PIXELS", str(100 * 100))
     big = np.zeros((120, 90), np.uint8)
     big[20:100, 40:50] = 255
@@ -418,12 +520,14 @@ def test_uploads_at_once_change_no_process_wide_state(good_weights, digits, monk
 
         def sample():
             while running.is_set():
-                if Image.MAX_IMAGE_PIXELS != limit or warnings.filters != filters:
+                if limit != Image.MAX_IMAGE_PIXELS or warnings.filters != filters:
                     seen.append((Image.MAX_IMAGE_PIXELS, len(warnings.filters)))
 
         order = list(range(len(bodies))) * 12
-        with watching_assignments(Image, "MAX_IMAGE_PIXELS") as pillow_writes, \
-                watching_assignments(warnings, "filters") as warning_writes:
+        with (
+            watching_assignments(Image, "MAX_IMAGE_PIXELS") as pillow_writes,
+            watching_assignments(warnings, "filters") as warning_writes,
+        ):
             running.set()
             sampler = threading.Thread(target=sample)
             sampler.start()
@@ -435,4 +539,4 @@ def test_uploads_at_once_change_no_process_wide_state(good_weights, digits, monk
                 sampler.join()
         assert answers == [alone[i] for i in order]
         assert pillow_writes == [] and warning_writes == [] and seen == []
-        assert Image.MAX_IMAGE_PIXELS == limit and warnings.filters == filters
+        assert limit == Image.MAX_IMAGE_PIXELS and warnings.filters == filters

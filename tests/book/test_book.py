@@ -1,4 +1,5 @@
 """bpnet.book: the book's names, signatures and defaults, on bpnet's maths."""
+
 import importlib
 import inspect
 import os
@@ -16,20 +17,25 @@ from bpnet.book.trainer import Trainer
 from bpnet.book.util import shuffle_dataset, smooth_curve
 
 # A checkout of oreilly-japan/deep-learning-from-scratch, if one is at hand (never fetched here).
-BOOK_REPO = Path(os.environ.get("BPNET_BOOK_REPO") or
-                 Path(__file__).resolve().parents[3] / "deep-learning-from-scratch")
+BOOK_REPO = Path(
+    os.environ.get("BPNET_BOOK_REPO")
+    or Path(__file__).resolve().parents[3] / "deep-learning-from-scratch"
+)
 
 SIGNATURES = {
     MultiLayerNet: "(input_size, hidden_size_list, output_size, activation='relu', "
-                   "weight_init_std='relu', weight_decay_lambda=0, **net)",
+    "weight_init_std='relu', weight_decay_lambda=0, **net)",
     MultiLayerNetExtend: "(input_size, hidden_size_list, output_size, activation='relu', "
-                         "weight_init_std='relu', weight_decay_lambda=0, use_dropout=False, "
-                         "dropout_ration=0.5, use_batchnorm=False)",
+    "weight_init_std='relu', weight_decay_lambda=0, use_dropout=False, "
+    "dropout_ration=0.5, use_batchnorm=False)",
     Trainer: "(network, x_train, t_train, x_test, t_test, epochs=20, mini_batch_size=100, "
-             "optimizer='SGD', optimizer_param={'lr': 0.01}, evaluate_sample_num_per_epoch=None, "
-             "verbose=True)",
-    SGD: "(lr=0.01)", Momentum: "(lr=0.01, momentum=0.9)", Nesterov: "(lr=0.01, momentum=0.9)",
-    AdaGrad: "(lr=0.01)", RMSprop: "(lr=0.01, decay_rate=0.99)",
+    "optimizer='SGD', optimizer_param={'lr': 0.01}, evaluate_sample_num_per_epoch=None, "
+    "verbose=True)",
+    SGD: "(lr=0.01)",
+    Momentum: "(lr=0.01, momentum=0.9)",
+    Nesterov: "(lr=0.01, momentum=0.9)",
+    AdaGrad: "(lr=0.01)",
+    RMSprop: "(lr=0.01, decay_rate=0.99)",
     Adam: "(lr=0.001, beta1=0.9, beta2=0.999)",
 }
 
@@ -43,19 +49,45 @@ def test_other_signatures():
     from bpnet.book.layers import BatchNormalization, Dropout
     from bpnet.book.mnist import load_mnist
     from bpnet.book.two_layer_net import TwoLayerNet
-    assert str(inspect.signature(load_mnist)) == "(normalize=True, flatten=True, one_hot_label=False)"
-    assert str(inspect.signature(TwoLayerNet)) == ("(input_size, hidden_size, output_size, "
-                                                   "weight_init_std=0.01)")
+
+    assert (
+        str(inspect.signature(load_mnist)) == "(normalize=True, flatten=True, one_hot_label=False)"
+    )
+    assert str(inspect.signature(TwoLayerNet)) == (
+        "(input_size, hidden_size, output_size, weight_init_std=0.01)"
+    )
     assert str(inspect.signature(Dropout)) == "(dropout_ratio=0.5)"
     assert str(inspect.signature(BatchNormalization)).startswith(
-        "(gamma, beta, momentum=0.9, running_mean=None, running_var=None")
+        "(gamma, beta, momentum=0.9, running_mean=None, running_var=None"
+    )
 
 
 STAR_NAMES = {
-    "functions": {"np", "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu",
-                  "relu_grad", "softmax", "sum_squared_error", "cross_entropy_error", "softmax_loss"},
-    "layers": {"np", "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization",
-               "softmax", "cross_entropy_error", "sigmoid"},
+    "functions": {
+        "np",
+        "identity_function",
+        "step_function",
+        "sigmoid",
+        "sigmoid_grad",
+        "relu",
+        "relu_grad",
+        "softmax",
+        "sum_squared_error",
+        "cross_entropy_error",
+        "softmax_loss",
+    },
+    "layers": {
+        "np",
+        "Relu",
+        "Sigmoid",
+        "Affine",
+        "SoftmaxWithLoss",
+        "Dropout",
+        "BatchNormalization",
+        "softmax",
+        "cross_entropy_error",
+        "sigmoid",
+    },
     "optimizer": {"np", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop", "Adam"},
     "layer_naive": {"MulLayer", "AddLayer"},
 }
@@ -75,14 +107,17 @@ def test_book_defaults_numbers():
     net = MultiLayerNet(784, [400], 10)
     assert net.params["W1"].std() == pytest.approx(np.sqrt(2 / 784), rel=0.02)
     np.random.seed(0)
-    assert MultiLayerNet(784, [400], 10, weight_init_std="sigmoid").params["W2"].std() == \
-        pytest.approx(np.sqrt(1 / 400), rel=0.05)
+    assert MultiLayerNet(784, [400], 10, weight_init_std="sigmoid").params[
+        "W2"
+    ].std() == pytest.approx(np.sqrt(1 / 400), rel=0.05)
     np.random.seed(0)
     same = MultiLayerNet(784, [400], 10, weight_init_std="he")
     assert np.array_equal(same.params["W1"], net.params["W1"])  # NumPy's global generator
     np.random.seed(0)
     assert np.array_equal(np.random.randn(784, 400) * np.sqrt(2 / 784), net.params["W1"])
-    assert MultiLayerNet(4, [3], 2, weight_init_std=0.5, weight_decay_lambda=0.1).weight_decay == 0.1
+    assert (
+        MultiLayerNet(4, [3], 2, weight_init_std=0.5, weight_decay_lambda=0.1).weight_decay == 0.1
+    )
     # eps 1e-7: the first AdaGrad step of g is lr·g/(|g| + 1e-7)
     g = np.array([1e-6, -2e-7, 3.0])
     p = {"w": np.zeros(3)}
@@ -93,8 +128,9 @@ def test_book_defaults_numbers():
     np.testing.assert_allclose(p["w"], -0.1 * g / (np.abs(g) + 1e-7 / np.sqrt(0.001)))
     # step 1e-4: centered differences of x³ are 3x² + h² exactly (up to rounding)
     x = np.array([0.5, 2.0])
-    np.testing.assert_allclose(numerical_gradient(lambda v: np.sum(v ** 3), x), 3 * x ** 2 + 1e-8,
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        numerical_gradient(lambda v: np.sum(v**3), x), 3 * x**2 + 1e-8, rtol=1e-9
+    )
 
 
 def test_util_helpers():
@@ -115,8 +151,15 @@ def test_util_helpers():
 @pytest.mark.parametrize("use_bn,use_do", [(True, False), (False, True), (True, True)])
 def test_extend_gradients_match_numerical(use_bn, use_do):
     np.random.seed(3)
-    net = MultiLayerNetExtend(12, [7, 5], 4, use_batchnorm=use_bn, use_dropout=use_do,
-                              dropout_ration=0.3, weight_decay_lambda=0.05)
+    net = MultiLayerNetExtend(
+        12,
+        [7, 5],
+        4,
+        use_batchnorm=use_bn,
+        use_dropout=use_do,
+        dropout_ration=0.3,
+        weight_decay_lambda=0.05,
+    )
     x, t = np.random.randn(6, 12), np.random.randint(0, 4, 6)
     with net.fixed_masks():  # the same masks for both, as in a gradient check
         num = net.numerical_gradient(x, t)
@@ -136,19 +179,32 @@ def test_extend_predicts_in_inference_mode_by_default():
 
 
 # The keys of common/multi_layer_net_extend.py's layers, and of chapter 5's two_layer_net.py.
-BOOK_KEYS = ["Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
-             "Affine2", "BatchNorm2", "Activation_function2", "Dropout2", "Affine3"]
+BOOK_KEYS = [
+    "Affine1",
+    "BatchNorm1",
+    "Activation_function1",
+    "Dropout1",
+    "Affine2",
+    "BatchNorm2",
+    "Activation_function2",
+    "Dropout2",
+    "Affine3",
+]
 
 
 def test_layers_are_keyed_as_the_books():
     from collections import OrderedDict
 
     from bpnet.book.two_layer_net import TwoLayerNet
+
     np.random.seed(0)
     net = MultiLayerNetExtend(6, [5, 4], 3, use_batchnorm=True, use_dropout=True)
     assert isinstance(net.layers, OrderedDict) and list(net.layers) == BOOK_KEYS
     assert list(MultiLayerNet(6, [5], 3, activation="sigmoid").layers) == [
-        "Affine1", "Activation_function1", "Affine2"]
+        "Affine1",
+        "Activation_function1",
+        "Affine2",
+    ]
     two = TwoLayerNet(6, 5, 3)
     assert list(two.layers) == ["Affine1", "Relu1", "Affine2"]
     assert two.lastLayer is two.last_layer
@@ -161,6 +217,7 @@ def test_layers_are_keyed_as_the_books():
 
 def test_relu_mask_is_the_books():
     from bpnet.book.layers import Relu
+
     relu = Relu()
     assert relu.mask is None  # declared, as the book's __init__ does
     x = np.array([[-1.0, 0.0, 2.0], [3.0, -0.5, 0.0]])
@@ -180,6 +237,7 @@ def test_relu_mask_is_the_books():
 
 def test_book_layers_declare_their_state():
     from bpnet.book.layers import Dropout, Relu
+
     for layer, args in ((Relu(), ()), (Dropout(0.4), (True,)), (Dropout(0.4), (False,))):
         declared = set(vars(layer))
         layer.forward(np.random.randn(3, 4), *args)
@@ -194,24 +252,36 @@ def test_trainer_trains_and_prints_the_books_lines(capsys):
     x = rng.standard_normal((300, 6)) + 3 * np.eye(3)[t] @ rng.standard_normal((3, 6))
     np.random.seed(0)
     net = MultiLayerNetExtend(6, [10], 3, use_batchnorm=True)
-    tr = Trainer(net, x[:200], t[:200], x[200:], t[200:], epochs=4, mini_batch_size=50,
-                 optimizer="Adam", optimizer_param={"lr": 0.01})
+    tr = Trainer(
+        net,
+        x[:200],
+        t[:200],
+        x[200:],
+        t[200:],
+        epochs=4,
+        mini_batch_size=50,
+        optimizer="Adam",
+        optimizer_param={"lr": 0.01},
+    )
     tr.train()
     out = capsys.readouterr().out
     assert len(tr.train_acc_list) == len(tr.test_acc_list) == 4 and len(tr.train_loss_list) == 16
     assert tr.test_acc_list[-1] > 0.8
     assert re.search(r"^=== epoch:4, train acc:[0-9.]+, test acc:[0-9.]+ ===$", out, re.M)
-    assert out.splitlines()[-2:] == ["=============== Final Test Accuracy ===============",
-                                     f"test acc:{net.accuracy(x[200:], t[200:])}"]
+    assert out.splitlines()[-2:] == [
+        "=============== Final Test Accuracy ===============",
+        f"test acc:{net.accuracy(x[200:], t[200:])}",
+    ]
     with pytest.raises(KeyError):
         Trainer(net, x, t, x, t, optimizer="lbfgs")
 
 
 def test_load_mnist_returns_the_books_tuples(mnist_session_dir, monkeypatch):
     from bpnet.book.mnist import load_mnist
+
     monkeypatch.setenv("BPNET_DATA_DIR", str(mnist_session_dir))
     (x, t), (xt, tt) = load_mnist()
-    assert x.shape == (60000, 784) and x.dtype == np.float32 and 0 <= x.min() and x.max() == 1
+    assert x.shape == (60000, 784) and x.dtype == np.float32 and x.min() >= 0 and x.max() == 1
     assert t.shape == (60000,) and xt.shape == (10000, 784) and tt[:3].tolist() == [7, 2, 1]
     (x, t), _ = load_mnist(normalize=False, flatten=False, one_hot_label=True)
     assert x.shape == (60000, 1, 28, 28) and x.dtype == np.uint8 and x.max() == 255
@@ -222,6 +292,7 @@ def test_load_mnist_downloads_when_missing(tmp_path, monkeypatch):
     """Nothing in the data dir: the download is attempted (and here fails: no network)."""
     from bpnet.book.mnist import load_mnist
     from bpnet.errors import BpnetError
+
     monkeypatch.setenv("BPNET_DATA_DIR", str(tmp_path))
     with pytest.raises(BpnetError, match="mirror"):
         load_mnist()
@@ -232,6 +303,7 @@ def test_no_maths_of_its_own():
     from bpnet.book import layers, optimizer
     from bpnet.nn import layers as nn_layers
     from bpnet.nn import optim
+
     for name in ("Sigmoid", "Affine", "SoftmaxWithLoss", "BatchNormalization"):
         assert getattr(layers, name) is getattr(nn_layers, name)
     for name in ("Relu", "Dropout"):
@@ -245,19 +317,25 @@ def test_no_maths_of_its_own():
 
 # Every import line of the book's chapter 5 and 6 scripts, with the rule applied.
 BOOK_IMPORTS = [
-    "from common.gradient import numerical_gradient", "from common.layers import *",
+    "from common.gradient import numerical_gradient",
+    "from common.layers import *",
     "from common.multi_layer_net import MultiLayerNet",
     "from common.multi_layer_net_extend import MultiLayerNetExtend",
-    "from common.optimizer import *", "from common.optimizer import SGD",
-    "from common.optimizer import SGD, Adam", "from common.trainer import Trainer",
-    "from common.util import shuffle_dataset", "from common.util import smooth_curve",
-    "from dataset.mnist import load_mnist", "from layer_naive import *",
+    "from common.optimizer import *",
+    "from common.optimizer import SGD",
+    "from common.optimizer import SGD, Adam",
+    "from common.trainer import Trainer",
+    "from common.util import shuffle_dataset",
+    "from common.util import smooth_curve",
+    "from dataset.mnist import load_mnist",
+    "from layer_naive import *",
     "from two_layer_net import TwoLayerNet",
 ]
 
 
 def _rule(line):
     import sys
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     try:
         return importlib.import_module("book_scripts").apply_import_rule(line)

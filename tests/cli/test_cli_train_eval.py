@@ -1,4 +1,5 @@
 """`bpnet train` and `bpnet eval` end to end on real MNIST, and every way their input can be bad."""
+
 import gzip
 import json
 import os
@@ -32,7 +33,9 @@ SMALL = ["--config", "quick", "--set", "model.hidden=[20]", "--set", "data.valid
 def quick_run(mnist_session_dir, tmp_path_factory):
     """One real-data run of quick.yaml, shared by the eval tests."""
     out = tmp_path_factory.mktemp("runs") / "quick"
-    r = cli("train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out, "--offline")
+    r = cli(
+        "train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out, "--offline"
+    )
     assert r.exit_code == 0, r.output
     return out, r.output
 
@@ -63,8 +66,9 @@ def test_eval_accuracy_equals_an_independent_computation(quick_run, mnist_sessio
     r = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    assert doc["accuracy"] == pytest.approx(_independent_accuracy(out / "weights.npz",
-                                                                  mnist_session_dir), abs=1e-4)
+    assert doc["accuracy"] == pytest.approx(
+        _independent_accuracy(out / "weights.npz", mnist_session_dir), abs=1e-4
+    )
     cm = np.array(doc["confusion_matrix"])
     assert cm.shape == (10, 10) and cm.sum() == 10000
     assert doc["correct"] == np.trace(cm)
@@ -72,8 +76,17 @@ def test_eval_accuracy_equals_an_independent_computation(quick_run, mnist_sessio
     table = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir)
     assert table.exit_code == 0 and "confusion matrix" in table.output
     assert f"accuracy {doc['accuracy']:.4f}" in table.output
-    train = json.loads(cli("eval", out / "weights.npz", "--split", "train", "--json",
-                           "--data-dir", mnist_session_dir).output)
+    train = json.loads(
+        cli(
+            "eval",
+            out / "weights.npz",
+            "--split",
+            "train",
+            "--json",
+            "--data-dir",
+            mnist_session_dir,
+        ).output
+    )
     assert train["images"] == 60000
 
 
@@ -86,14 +99,17 @@ def test_run_dir_is_never_overwritten_without_force(quick_run, mnist_session_dir
     assert (out / "weights.npz").read_bytes() == before
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--set", "train.lr=-1"], "train.lr"),
-    (["--set", "train.lerning_rate=0.1"], "did you mean train.lr"),
-    (["--set", "nonsense"], "KEY=VALUE"),
-    (["--config", "no-such-config"], "no-such-config"),
-    (["--epochs", "0"], "--epochs"),
-    (["--set", "train.dtype=float16"], "train.dtype"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--set", "train.lr=-1"], "train.lr"),
+        (["--set", "train.lerning_rate=0.1"], "did you mean train.lr"),
+        (["--set", "nonsense"], "KEY=VALUE"),
+        (["--config", "no-such-config"], "no-such-config"),
+        (["--epochs", "0"], "--epochs"),
+        (["--set", "train.dtype=float16"], "train.dtype"),
+    ],
+)
 def test_bad_config_or_override_is_one_line_exit_2(tmp_path, args, needle):
     r = cli("train", *args, "--out", tmp_path / "r", "--data-dir", tmp_path)
     one_line_error(r, 2)
@@ -109,8 +125,16 @@ def test_resume_cannot_change_the_config(quick_run):
 
 
 def test_missing_data_offline_says_how_to_fetch_it(tmp_path):
-    r = cli("train", "--config", "quick", "--data-dir", tmp_path / "empty", "--out", tmp_path / "r",
-            "--offline")
+    r = cli(
+        "train",
+        "--config",
+        "quick",
+        "--data-dir",
+        tmp_path / "empty",
+        "--out",
+        tmp_path / "r",
+        "--offline",
+    )
     one_line_error(r, 1)
     assert "bpnet download" in r.output
 
@@ -171,18 +195,38 @@ def _wait_for_training(run_dir, proc, timeout=120):
 
 
 def _train_cmd(exe, data_dir, out, *extra):
-    return [exe, "train", *SMALL, "--epochs", "3", "--data-dir", str(data_dir), "--out", str(out),
-            "--offline", *extra]
+    return [
+        exe,
+        "train",
+        *SMALL,
+        "--epochs",
+        "3",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--offline",
+        *extra,
+    ]
 
 
 def test_sigint_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
-        bpnet_exe, mnist_session_dir, tmp_path):
-    full = subprocess.run(_train_cmd(bpnet_exe, mnist_session_dir, tmp_path / "full"),
-                          capture_output=True, text=True, timeout=300)
+    bpnet_exe, mnist_session_dir, tmp_path
+):
+    full = subprocess.run(
+        _train_cmd(bpnet_exe, mnist_session_dir, tmp_path / "full"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert full.returncode == 0, full.stderr
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, cut), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(bpnet_exe, mnist_session_dir, cut),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for_training(cut, proc)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -190,9 +234,20 @@ def test_sigint_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
     assert "checkpoint saved" in stderr and f"bpnet train --resume {cut}" in stderr
     assert "Traceback" not in stderr
     assert not (cut / "weights.npz").exists()
-    resumed = subprocess.run([bpnet_exe, "train", "--resume", str(cut), "--offline",
-                              "--data-dir", str(mnist_session_dir)],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [
+            bpnet_exe,
+            "train",
+            "--resume",
+            str(cut),
+            "--offline",
+            "--data-dir",
+            str(mnist_session_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     a, _ = load_weights(tmp_path / "full" / "weights.npz")
@@ -202,8 +257,13 @@ def test_sigint_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
 
 def test_sigterm_also_checkpoints(bpnet_exe, mnist_session_dir, tmp_path):
     out = tmp_path / "term"
-    proc = subprocess.Popen(_train_cmd(bpnet_exe, mnist_session_dir, out), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ})
+    proc = subprocess.Popen(
+        _train_cmd(bpnet_exe, mnist_session_dir, out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
+    )
     _wait_for_training(out, proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
@@ -215,50 +275,100 @@ def test_eval_draws_the_most_confident_errors(quick_run, mnist_session_dir, tmp_
     from pngs import png_size
 
     from bpnet.apps.plots import CELL_SIZE, DPI
+
     out, _ = quick_run
     png = tmp_path / "errors.png"
-    r = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors", png,
-            "--errors-count", "12")
+    r = cli(
+        "eval",
+        out / "weights.npz",
+        "--data-dir",
+        mnist_session_dir,
+        "--errors",
+        png,
+        "--errors-count",
+        "12",
+    )
     assert r.exit_code == 0, r.output
     assert f"wrote the 12 most confident errors to {png}" in r.output
     width, height = png_size(png)
     assert (width, height) == (round(8 * CELL_SIZE[0] * DPI), round(2 * CELL_SIZE[1] * DPI))
-    bad = cli("eval", out / "weights.npz", "--data-dir", mnist_session_dir, "--errors",
-              tmp_path / "errors.jpg")
+    bad = cli(
+        "eval",
+        out / "weights.npz",
+        "--data-dir",
+        mnist_session_dir,
+        "--errors",
+        tmp_path / "errors.jpg",
+    )
     one_line_error(bad, 2)
 
 
 def test_missing_data_leaves_no_run_directory_behind(tmp_path):
-    r = cli("train", "--config", "quick", "--data-dir", tmp_path / "empty", "--out", tmp_path / "r",
-            "--offline")
+    r = cli(
+        "train",
+        "--config",
+        "quick",
+        "--data-dir",
+        tmp_path / "empty",
+        "--out",
+        tmp_path / "r",
+        "--offline",
+    )
     one_line_error(r, 1)
     assert not (tmp_path / "r").exists()
 
 
-def test_batchnorm_dropout_config_trains_evaluates_and_predicts(mnist_session_dir, tmp_path,
-                                                               bpnet_exe):
+def test_batchnorm_dropout_config_trains_evaluates_and_predicts(
+    mnist_session_dir, tmp_path, bpnet_exe
+):
     """Real MNIST through the installed command: train, eval and predict a BN + dropout net."""
     out = tmp_path / "bn"
     env = {**os.environ, "BPNET_DATA_DIR": str(mnist_session_dir)}
-    r = subprocess.run([bpnet_exe, "train", "--config", "mnist-bn", "--set", "model.hidden=[64,32]",
-                        "--set", "train.iterations=300", "--set", "data.validation=1000",
-                        "--out", str(out), "--offline"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [
+            bpnet_exe,
+            "train",
+            "--config",
+            "mnist-bn",
+            "--set",
+            "model.hidden=[64,32]",
+            "--set",
+            "train.iterations=300",
+            "--set",
+            "data.validation=1000",
+            "--out",
+            str(out),
+            "--offline",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "784-64-32-10 relu, batchnorm, dropout 0.2" in r.stdout
     params, meta = load_weights(out / "weights.npz")
     assert meta["batchnorm"] is True and meta["dropout"] == 0.2
     assert params["running_var2"].shape == (32,) and np.all(params["running_var2"] > 0)
-    r = subprocess.run([bpnet_exe, "eval", str(out / "weights.npz"), "--json"], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(
+        [bpnet_exe, "eval", str(out / "weights.npz"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["accuracy"] == meta["metrics"]["test_acc"] > 0.9  # eval in inference mode
     # predict: an MNIST test digit saved as .npy gets its label
     from bpnet.data.idx import load_split
+
     images, labels = load_split(mnist_session_dir, "mnist", "test")
     np.save(tmp_path / "digit.npy", images[0])
-    r = subprocess.run([bpnet_exe, "predict", str(out / "weights.npz"), str(tmp_path / "digit.npy"),
-                        "--json"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [bpnet_exe, "predict", str(out / "weights.npz"), str(tmp_path / "digit.npy"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["top"][0]["label"] == int(labels[0])
     # a file whose BN arrays are missing is refused with one line

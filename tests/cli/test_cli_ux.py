@@ -1,5 +1,6 @@
 """One step off the lesson's path: option clashes, an existing run, Ctrl-C at any moment, and the
 lines `bpnet train` prints (the same loss for every split, no figure selected on the test set)."""
+
 import csv
 import os
 import re
@@ -23,22 +24,44 @@ def cli(*args):
 
 
 def test_epochs_with_iterations_is_a_usage_error(tmp_path):
-    r = cli("train", "--epochs", "1", "--iterations", "100", "--out", tmp_path / "r",
-            "--data-dir", tmp_path, "--offline")
+    r = cli(
+        "train",
+        "--epochs",
+        "1",
+        "--iterations",
+        "100",
+        "--out",
+        tmp_path / "r",
+        "--data-dir",
+        tmp_path,
+        "--offline",
+    )
     assert r.exit_code == 2, r.output
     assert "--epochs and --iterations cannot be combined" in r.output
     assert not (tmp_path / "r").exists()
     # one of them, or a --set of the other, stays fine (a later source clears the earlier one)
-    r = cli("train", "--set", "train.epochs=2", "--iterations", "100", "--out", tmp_path / "r",
-            "--data-dir", tmp_path / "none", "--offline")
+    r = cli(
+        "train",
+        "--set",
+        "train.epochs=2",
+        "--iterations",
+        "100",
+        "--out",
+        tmp_path / "r",
+        "--data-dir",
+        tmp_path / "none",
+        "--offline",
+    )
     assert r.exit_code == 1 and "cannot be combined" not in r.output  # gets as far as the data
 
 
 def test_resume_of_a_folder_that_is_no_run_says_so(tmp_path):
     r = cli("train", "--resume", tmp_path)
     assert r.exit_code == 2
-    assert r.output == (f"bpnet: error: {tmp_path}: not a run directory (no config.yaml); --resume "
-                        f"takes a folder that bpnet train or Trainer.run() wrote\n")
+    assert r.output == (
+        f"bpnet: error: {tmp_path}: not a run directory (no config.yaml); --resume "
+        f"takes a folder that bpnet train or Trainer.run() wrote\n"
+    )
 
 
 def _env_with_bpnet(bpnet_exe):
@@ -46,15 +69,28 @@ def _env_with_bpnet(bpnet_exe):
     return {**os.environ, "PATH": f"{Path(bpnet_exe).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def test_an_existing_run_suggests_commands_that_work_as_typed(bpnet_exe, mnist_session_dir,
-                                                              tmp_path):
+def test_an_existing_run_suggests_commands_that_work_as_typed(
+    bpnet_exe, mnist_session_dir, tmp_path
+):
     env = _env_with_bpnet(bpnet_exe)
-    cmd = ["bpnet", "train", "--config", "quick", "--iterations", "20", "--data-dir",
-           str(mnist_session_dir), "--out", "runs/q", "--quiet"]
+    cmd = [
+        "bpnet",
+        "train",
+        "--config",
+        "quick",
+        "--iterations",
+        "20",
+        "--data-dir",
+        str(mnist_session_dir),
+        "--out",
+        "runs/q",
+        "--quiet",
+    ]
 
     def sh(argv):
-        return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
 
     assert sh(cmd).returncode == 0
     again = sh(cmd)
@@ -79,9 +115,22 @@ def test_train_lines_report_cross_entropy_and_no_test_selected_best(mnist_sessio
     line shows the train cross-entropy (the quantity of metrics.csv's train_loss, like
     test_loss) and the penalty apart."""
     out = tmp_path / "wd"
-    r = cli("train", "--config", "quick", "--set", "data.validation=0", "--set",
-            "train.weight_decay=0.01", "--iterations", "40", "--data-dir", mnist_session_dir,
-            "--out", out, "--offline")
+    r = cli(
+        "train",
+        "--config",
+        "quick",
+        "--set",
+        "data.validation=0",
+        "--set",
+        "train.weight_decay=0.01",
+        "--iterations",
+        "40",
+        "--data-dir",
+        mnist_session_dir,
+        "--out",
+        out,
+        "--offline",
+    )
     assert r.exit_code == 0, r.output
     row = next(csv.DictReader(open(out / "metrics.csv")))
     epoch_line = next(ln for ln in r.output.splitlines() if ln.startswith("epoch "))
@@ -116,22 +165,30 @@ else:
 """
 
 
-@pytest.mark.parametrize("module", ["importlib.metadata", "numpy", "click", "yaml",
-                                    "bpnet.cli.common", "bpnet.nn.gradcheck"])
+@pytest.mark.parametrize(
+    "module",
+    ["importlib.metadata", "numpy", "click", "yaml", "bpnet.cli.common", "bpnet.nn.gradcheck"],
+)
 @pytest.mark.parametrize("how", ["script", "module"])
 def test_ctrl_c_while_loading_is_one_line_and_130(bpnet_exe, module, how):
     """importlib.metadata: once a NameError about PackageNotFoundError from bpnet/__init__.py."""
     target = bpnet_exe if how == "script" else "module"
-    p = subprocess.run([sys.executable, "-c", INTERRUPT_DRIVER, module, target, "gradcheck"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_DRIVER, module, target, "gradcheck"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode != 99, f"{module} is loaded before bpnet starts"
     assert (p.returncode, p.stderr, p.stdout) == (130, "bpnet: error: interrupted\n", "")
 
 
 def test_ctrl_c_while_parsing_is_one_line_and_130(monkeypatch):
     """click would say "Aborted!" with exit status 1."""
+
     def interrupt():
         raise KeyboardInterrupt
+
     monkeypatch.setattr("bpnet.training.sources.list_configs", interrupt)
     r = cli("train", "--list-configs")
     assert (r.exit_code, r.output) == (130, "bpnet: error: interrupted\n")
@@ -140,9 +197,22 @@ def test_ctrl_c_while_parsing_is_one_line_and_130(monkeypatch):
 def test_ctrl_c_while_running_is_one_line_and_130(bpnet_exe, tmp_path):
     """Interrupted while it waits for a server that never answers: one line, exit status 130."""
     with FaultServer({}, {name: ["silent"] for name in MNIST_FILES}, stall=60) as srv:
-        proc = subprocess.Popen([bpnet_exe, "download", "--mirror", srv.url, "--mirrors-only",
-                                 "--data-dir", str(tmp_path), "--timeout", "60"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                bpnet_exe,
+                "download",
+                "--mirror",
+                srv.url,
+                "--mirrors-only",
+                "--data-dir",
+                str(tmp_path),
+                "--timeout",
+                "60",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
         while not srv.requests:  # the command is running once its first request arrives
             assert proc.poll() is None and time.time() < deadline, proc.communicate()
@@ -161,8 +231,10 @@ def test_bpnet_train_resume_continues_a_library_run(mnist_session_dir, tmp_path)
     from bpnet.training.sources import load_config
     from bpnet.training.trainer import Progress, Trainer, TrainingInterrupted
     from bpnet.training.weights import load_weights
-    cfg = load_config("quick", ["train.iterations=30", "model.hidden=[20]"],
-                      {"data_dir": str(mnist_session_dir)})
+
+    cfg = load_config(
+        "quick", ["train.iterations=30", "model.hidden=[20]"], {"data_dir": str(mnist_session_dir)}
+    )
     data = load_data(cfg)
     Trainer(cfg, data, tmp_path / "whole").run()
     trainer = Trainer(cfg, data, tmp_path / "lib")

@@ -3,6 +3,7 @@ printed (in order, each in its own process, from one temporary working directory
 BPNET_DATA_DIR on a copy of real MNIST, after the main job, as a reader would), a block followed by
 a plain ``` block prints exactly that, and every `bpnet ...` line it shows names commands and
 options that exist."""
+
 import os
 import re
 import shlex
@@ -29,8 +30,11 @@ def blocks(language):
 def main_job():
     """The bpnet commands of the README's main job line (after the install)."""
     line = README.split("# install and run the main job\n", 1)[1].split("\n", 1)[0]
-    return [shlex.split(part.strip())[1:] for part in line.split("&&")
-            if part.strip().startswith(".venv/bin/bpnet ")]
+    return [
+        shlex.split(part.strip())[1:]
+        for part in line.split("&&")
+        if part.strip().startswith(".venv/bin/bpnet ")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +46,16 @@ def reader(mnist_session_dir, tmp_path_factory, bpnet_exe):
     data = cwd.parent / (cwd.name + "-data")
     shutil.copytree(mnist_session_dir, data)
     shutil.copytree(REPO / "docs", cwd / "docs")
-    env = {**os.environ, "BPNET_DATA_DIR": str(data),
-           "PATH": f"{Path(bpnet_exe).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "BPNET_DATA_DIR": str(data),
+        "PATH": f"{Path(bpnet_exe).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     outputs = []
     for args in main_job():
-        p = subprocess.run([bpnet_exe, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                           timeout=600)
+        p = subprocess.run(
+            [bpnet_exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        )
         assert p.returncode == 0, (args, p.stdout, p.stderr)
         outputs.append((args, p.stdout))
     return cwd, env, outputs
@@ -59,10 +67,13 @@ def test_the_main_job_matches_the_readme(reader):
     assert [a[0] for a, _ in outputs] == ["download", "train", "eval"]
     done = outputs[1][1].splitlines()[-1]
     shown = re.search(r"^(done in .*)$", README, re.M).group(1)
-    acc, shown_acc = (float(re.search(r"test accuracy (\d\.\d+)", d).group(1)) for d in (done, shown))
+    acc, shown_acc = (
+        float(re.search(r"test accuracy (\d\.\d+)", d).group(1)) for d in (done, shown)
+    )
     assert abs(acc - shown_acc) <= 0.0005, (done, shown)
-    assert done.split(" s: ", 1)[1].replace(f"{acc:.4f}", "") == \
-        shown.split(" s: ", 1)[1].replace(f"{shown_acc:.4f}", "")
+    assert done.split(" s: ", 1)[1].replace(f"{acc:.4f}", "") == shown.split(" s: ", 1)[1].replace(
+        f"{shown_acc:.4f}", ""
+    )
     assert f"accuracy {acc:.4f}" in outputs[2][1]
 
 
@@ -73,8 +84,9 @@ PYTHON = blocks("python")
 def test_python_blocks_run_as_printed(reader, index):
     cwd, env, _ = reader
     code, shown = PYTHON[index]
-    p = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, f"README python block {index + 1}:\n{code}\n{p.stderr}"
     if shown is not None:
         assert p.stdout == shown, f"README python block {index + 1} printed:\n{p.stdout}"
@@ -82,16 +94,19 @@ def test_python_blocks_run_as_printed(reader, index):
 
 def test_the_readme_has_the_lessons_first_graph():
     code, shown = next(b for b in PYTHON if "MulLayer()" in b[0])
-    assert "price 715" in shown and "dapple 2.2  dapple_num 110  dorange 3.3  dorange_num 165  " \
-                                   "dtax 650" in shown
+    assert (
+        "price 715" in shown
+        and "dapple 2.2  dapple_num 110  dorange 3.3  dorange_num 165  dtax 650" in shown
+    )
 
 
 def test_predict_example_runs_as_typed(reader):
     """The example's command, through a shell (it uses a glob), gives the labels shown."""
     cwd, env, _ = reader
     m = re.search(r"^\$ (bpnet predict .*)\n((?:docs/.*\n)+)", README, re.M)
-    p = subprocess.run(["bash", "-c", m.group(1)], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        ["bash", "-c", m.group(1)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     top = [line.split()[:2] for line in p.stdout.splitlines()]
     assert top == [line.split()[:2] for line in m.group(2).splitlines()]
@@ -108,8 +123,9 @@ def shown_commands():
                 if words and Path(words[0]).name == "bpnet":
                     found.append(words[1:])
     for text, _ in blocks(""):
-        found += [shlex.split(line[2:])[1:] for line in text.splitlines()
-                  if line.startswith("$ bpnet ")]
+        found += [
+            shlex.split(line[2:])[1:] for line in text.splitlines() if line.startswith("$ bpnet ")
+        ]
     return found
 
 

@@ -1,10 +1,11 @@
 """Augmenter: exact integer shifts, identity, shapes, bounds, determinism, conserved mass."""
+
 import numpy as np
 import pytest
 
 from bpnet.data.augment import Augmenter, gaussian_matrix
-from bpnet.training.config import defaults
 from bpnet.errors import InputError
+from bpnet.training.config import defaults
 
 
 def dots(n, dtype=np.float32, value=1.0):
@@ -27,12 +28,16 @@ def test_shift_moves_a_pixel_by_whole_pixels_within_two():
 
 def test_shift_of_a_real_digit_is_a_translation(mnist_session_dir):
     from bpnet.data.idx import load_split
+
     x = load_split(mnist_session_dir, "mnist", "test")[0][:50].astype(np.float32)
     y = Augmenter(shift=2, rng=5)(x.reshape(50, -1)).reshape(50, 28, 28)
     for a, b in zip(x, y):
         padded = np.pad(a, 2)
-        assert any(np.array_equal(b, padded[2 - dy:30 - dy, 2 - dx:30 - dx])
-                   for dy in range(-2, 3) for dx in range(-2, 3))
+        assert any(
+            np.array_equal(b, padded[2 - dy : 30 - dy, 2 - dx : 30 - dx])
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        )
 
 
 def test_shift_only_path_equals_the_general_warp():
@@ -88,6 +93,7 @@ def test_small_affine_roughly_conserves_ink(mnist_session_dir):
     within 3%. An elastic field compresses and stretches strokes locally: it keeps the ink on
     average and for a typical digit."""
     from bpnet.data.idx import load_split
+
     x = load_split(mnist_session_dir, "mnist", "test")[0][:400].reshape(400, -1) / 255.0
     rows = np.arange(28).repeat(28)
     com = lambda im: (im * rows).sum(1) / im.sum(1)  # noqa: E731  (row of the centre of mass)
@@ -126,7 +132,7 @@ def test_coarse_noise_gives_the_same_elastic_field_statistics():
         g = gaussian_matrix(28, 4.0, step, np.float64)
         assert g.shape == (28, 28 // step)
         fields[step] = g @ rng.uniform(-1, 1, (3000, 28 // step, 28 // step)) @ g.T
-    for step, f in fields.items():
+    for f in fields.values():
         assert f[:, 14, 14].std() == pytest.approx(fields[1][:, 14, 14].std(), rel=0.05)
         assert np.corrcoef(f[:, 14, 14], f[:, 14, 18])[0, 1] == pytest.approx(0.78, abs=0.04)
 
@@ -134,14 +140,24 @@ def test_coarse_noise_gives_the_same_elastic_field_statistics():
 def test_from_config_defaults_and_bad_values():
     """The defaults are the config's (AugmentSettings, stated once): every strength 0."""
     aug = Augmenter.from_config({"rotate": 8, "elastic_alpha": 30})
-    assert aug.settings == {"shift": 0, "rotate": 8.0, "scale": 0.0, "shear": 0.0,
-                            "elastic_alpha": 30.0, "elastic_sigma": 4.0}
+    assert aug.settings == {
+        "shift": 0,
+        "rotate": 8.0,
+        "scale": 0.0,
+        "shear": 0.0,
+        "elastic_alpha": 30.0,
+        "elastic_sigma": 4.0,
+    }
     assert Augmenter().settings == defaults()["augment"]
     assert not Augmenter().active
     for config, message in [
-            ({"rotaet": 5}, "augment.rotaet: unknown key"), ({"shift": 1.5}, "augment.shift"),
-            ({"scale": 1.0}, "augment.scale"), ({"rotate": -1}, "augment.rotate"),
-            ({"elastic_sigma": 0}, "augment.elastic_sigma"), ({"shear": True}, "augment.shear"),
-            ([1, 2], "augment: expected a mapping")]:
+        ({"rotaet": 5}, "augment.rotaet: unknown key"),
+        ({"shift": 1.5}, "augment.shift"),
+        ({"scale": 1.0}, "augment.scale"),
+        ({"rotate": -1}, "augment.rotate"),
+        ({"elastic_sigma": 0}, "augment.elastic_sigma"),
+        ({"shear": True}, "augment.shear"),
+        ([1, 2], "augment: expected a mapping"),
+    ]:
         with pytest.raises(InputError, match=message):
             Augmenter.from_config(config)

@@ -1,4 +1,5 @@
 """Loading datasets: IDX decoding, labels, and the cache of decoded arrays."""
+
 import dataclasses
 import gzip
 import os
@@ -11,8 +12,17 @@ from synthetic import synthetic_dataset, write_dataset
 
 from bpnet.base.files import atomic_write
 from bpnet.data import idx
-from bpnet.data.idx import (CACHE_NAME, DataCorrupt, DataMissing, check_idx, decode_idx,
-                            load_arrays, load_dataset, load_split, read_idx)
+from bpnet.data.idx import (
+    CACHE_NAME,
+    DataCorrupt,
+    DataMissing,
+    check_idx,
+    decode_idx,
+    load_arrays,
+    load_dataset,
+    load_split,
+    read_idx,
+)
 from bpnet.data.specs import idx_size
 from bpnet.errors import BpnetError
 
@@ -35,6 +45,7 @@ def decodes(monkeypatch):
     def spy(path, *args, **kw):
         seen.append(os.path.basename(path))
         return read_idx(path, *args, **kw)
+
     monkeypatch.setattr(idx, "read_idx", spy)
     return seen
 
@@ -51,17 +62,25 @@ def test_load_dataset_scales_flattens_and_encodes_labels(ds, folder):
     assert np.allclose(x * 255, ds.arrays["x_train"].reshape(6, -1))
     assert t.dtype == np.int64 and np.array_equal(tt, ds.arrays["t_test"])
     x, t, _, _ = load_dataset("mnist", folder.parent, False, np.float64, False, True, spec=ds.spec)
-    assert x.shape == (6, 1, 28, 28) and x.dtype == np.float64 and x.max() == ds.arrays["x_train"].max()
+    assert (
+        x.shape == (6, 1, 28, 28)
+        and x.dtype == np.float64
+        and x.max() == ds.arrays["x_train"].max()
+    )
     assert t.shape == (6, 10) and np.array_equal(t.argmax(1), ds.arrays["t_train"])
     images, labels = load_split(folder.parent, "mnist", "test", spec=ds.spec)
-    assert np.array_equal(images, ds.arrays["x_test"]) and np.array_equal(labels, ds.arrays["t_test"])
+    assert np.array_equal(images, ds.arrays["x_test"]) and np.array_equal(
+        labels, ds.arrays["t_test"]
+    )
 
 
 def test_first_load_writes_a_uint8_cache_that_later_loads_use(ds, folder, decodes):
     assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
     assert len(decodes) == 4
     with np.load(folder / CACHE_NAME, allow_pickle=False) as z:
-        assert {z[k].dtype for k in ("x_train", "t_train", "x_test", "t_test")} == {np.dtype(np.uint8)}
+        assert {z[k].dtype for k in ("x_train", "t_train", "x_test", "t_test")} == {
+            np.dtype(np.uint8)
+        }
         assert [row.split()[0] for row in z["sources"]] == list(ds.files)
         assert [row.split()[3] for row in z["sources"]] == [f.sha256 for f in ds.spec.files]
     assert sorted(os.listdir(folder)) == sorted([*ds.files, CACHE_NAME])  # no temp files left
@@ -107,8 +126,9 @@ def test_changed_source_files_rebuild_the_cache(ds, folder, decodes):
 def test_cache_is_not_used_for_a_spec_with_other_checksums(ds, folder):
     load_arrays(data_dir=folder.parent, spec=ds.spec)
     other = synthetic_dataset(seed=1)
-    fix = re.escape(f"(run `bpnet download --dataset mnist --data-dir {folder.parent}` to fetch it "
-                    "again)")
+    fix = re.escape(
+        f"(run `bpnet download --dataset mnist --data-dir {folder.parent}` to fetch it again)"
+    )
     with pytest.raises(DataCorrupt, match=r"SHA-256 mismatch .* " + fix):
         load_arrays(data_dir=folder.parent, spec=other.spec)
 
@@ -118,9 +138,13 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
     with pytest.raises(DataCorrupt, match="train-labels-idx1-ubyte.gz: corrupt gzip"):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     (folder / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataMissing, match=re.escape(
+    with pytest.raises(
+        DataMissing,
+        match=re.escape(
             f"train-labels-idx1-ubyte.gz: no such file (run `bpnet download --dataset mnist "
-            f"--data-dir {folder.parent}` to fetch it)")):
+            f"--data-dir {folder.parent}` to fetch it)"
+        ),
+    ):
         load_dataset(data_dir=folder.parent, spec=ds.spec)
     assert not (folder / CACHE_NAME).exists()
 
@@ -128,6 +152,7 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
 def test_unwritable_folder_loads_without_a_cache(ds, folder, monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied", str(path))
+
     monkeypatch.setattr(idx, "atomic_write", refuse)
     assert_arrays(load_arrays(data_dir=folder.parent, spec=ds.spec), ds)
     assert not (folder / CACHE_NAME).exists()
@@ -135,7 +160,7 @@ def test_unwritable_folder_loads_without_a_cache(ds, folder, monkeypatch):
 
 def test_real_mnist_loads_then_comes_from_the_cache(mnist_data_dir, decodes):
     x, t, xt, tt = load_dataset(data_dir=mnist_data_dir)
-    assert x.shape == (60000, 784) and xt.shape == (10000, 784) and 0 <= x.min() and x.max() == 1
+    assert x.shape == (60000, 784) and xt.shape == (10000, 784) and x.min() >= 0 and x.max() == 1
     assert np.bincount(t).tolist()[:3] == [5923, 6742, 5958] and tt[:5].tolist() == [7, 2, 1, 0, 4]
     again = load_dataset(data_dir=mnist_data_dir)
     assert all(np.array_equal(a, b) for a, b in zip((x, t, xt, tt), again))
@@ -149,14 +174,20 @@ def test_unknown_names_are_input_errors(tmp_path):
         load_split(tmp_path, "mnist", "val")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda raw: raw[:6], "6 bytes, too short for an IDX header"),
-    (lambda raw: (2049).to_bytes(4, "big") + raw[4:], "IDX magic number 2049, expected 2051"),
-    (lambda raw: raw[:4] + (7).to_bytes(4, "big") + raw[8:], "7 items, expected 6"),
-    (lambda raw: raw[:8] + (27).to_bytes(4, "big") + raw[12:], "images of [27, 28] pixels"),
-    (lambda raw: raw[:-1], "4703 data bytes, expected 4704"),
-    (lambda raw: b"\x00\x00\x08\x02" + raw[4:], "not gzip/IDX (starts with b'\\x00\\x00\\x08\\x02"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda raw: raw[:6], "6 bytes, too short for an IDX header"),
+        (lambda raw: (2049).to_bytes(4, "big") + raw[4:], "IDX magic number 2049, expected 2051"),
+        (lambda raw: raw[:4] + (7).to_bytes(4, "big") + raw[8:], "7 items, expected 6"),
+        (lambda raw: raw[:8] + (27).to_bytes(4, "big") + raw[12:], "images of [27, 28] pixels"),
+        (lambda raw: raw[:-1], "4703 data bytes, expected 4704"),
+        (
+            lambda raw: b"\x00\x00\x08\x02" + raw[4:],
+            "not gzip/IDX (starts with b'\\x00\\x00\\x08\\x02",
+        ),
+    ],
+)
 def test_idx_header_checks(ds, edit, message):
     f = ds.spec.files[0]
     raw = ds.raw[f.name]
@@ -168,10 +199,9 @@ def test_idx_header_checks(ds, edit, message):
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     target = tmp_path / "weights.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_write(target) as fh:
-            fh.write(b"half of the new")
-            raise RuntimeError("disk trouble")
+    with pytest.raises(RuntimeError), atomic_write(target) as fh:
+        fh.write(b"half of the new")
+        raise RuntimeError("disk trouble")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["weights.bin"]
     with atomic_write(target) as fh:
         fh.write(b"new")
@@ -179,7 +209,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 
 
 def chunked(data, size):
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 @pytest.mark.parametrize("size", [1, 3, 1000, 1 << 16])
@@ -191,8 +221,10 @@ def test_check_idx_streams_gzip_members_and_raw_idx_in_any_chunking(ds, size):
         out = np.empty(idx_size(f), np.uint8)
         assert check_idx(chunked(content, size), f, "x", out) == (16, [6, 28, 28])
         assert out.tobytes() == raw
-    for bad, message in [(ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
-                         (ds.files[f.name][:-9], "corrupt gzip (Compressed file ended")]:
+    for bad, message in [
+        (ds.files[f.name] + b"junk", "corrupt gzip (data after the end"),
+        (ds.files[f.name][:-9], "corrupt gzip (Compressed file ended"),
+    ]:
         with pytest.raises(DataCorrupt, match="^x: " + re.escape(message)):
             check_idx(chunked(bad, size), f, "x")
 
@@ -208,8 +240,9 @@ def test_load_split_with_only_that_splits_files_reads_them_without_a_cache(ds, f
         load_split(folder.parent, "mnist", "train", spec=ds.spec)
 
 
-def test_load_split_with_the_whole_dataset_reads_only_its_arrays_from_the_cache(ds, folder,
-                                                                               decodes):
+def test_load_split_with_the_whole_dataset_reads_only_its_arrays_from_the_cache(
+    ds, folder, decodes
+):
     load_arrays(data_dir=folder.parent, spec=ds.spec)
     x, t = load_split(folder.parent, "mnist", "test", spec=ds.spec)
     assert np.array_equal(x, ds.arrays["x_test"]) and len(decodes) == 4
@@ -226,6 +259,7 @@ def test_a_fifo_in_place_of_a_file_is_refused_at_once(ds, folder):
 def test_an_unwritable_temporary_folder_is_one_clear_error(ds, folder, monkeypatch, tmp_path):
     (tmp_path / "a file").write_bytes(b"")
     monkeypatch.setattr(idx.tempfile, "gettempdir", lambda: str(tmp_path / "a file" / "tmp"))
-    with pytest.raises(BpnetError, match="cannot create the lock for .*; point TMPDIR at a "
-                                         "writable folder"):
+    with pytest.raises(
+        BpnetError, match="cannot create the lock for .*; point TMPDIR at a writable folder"
+    ):
         load_arrays(data_dir=folder.parent, spec=ds.spec)

@@ -1,5 +1,6 @@
 """Digits as people draw them: real MNIST digits reduced to their centre lines and drawn again
 with a round pen of any width on a canvas of any size (Pillow)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,13 +14,20 @@ def skeleton(mask):
         changed = False
         for step in (0, 1):
             p = np.pad(mask, 1)
-            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:],  # P2 … P9, clockwise from
-                 p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]  # the pixel above
+            n = [
+                p[:-2, 1:-1],
+                p[:-2, 2:],
+                p[1:-1, 2:],
+                p[2:, 2:],  # P2 … P9, clockwise from
+                p[2:, 1:-1],
+                p[2:, :-2],
+                p[1:-1, :-2],
+                p[:-2, :-2],
+            ]  # the pixel above
             neighbours = sum(v.astype(int) for v in n)
             rises = sum((~a & b).astype(int) for a, b in zip(n, n[1:] + n[:1]))
             p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
-            keep = (p2 & p4 & p6) | (p4 & p6 & p8) if step == 0 else \
-                (p2 & p4 & p8) | (p2 & p6 & p8)
+            keep = (p2 & p4 & p6) | (p4 & p6 & p8) if step == 0 else (p2 & p4 & p8) | (p2 & p6 & p8)
             remove = mask & (neighbours >= 2) & (neighbours <= 6) & (rises == 1) & ~keep
             if remove.any():
                 mask &= ~remove
@@ -33,6 +41,7 @@ def redraw(digit, canvas, pen, dark_on_light=True, fill=0.7, up=4):
     the digit is enlarged ``up`` times, thresholded and thinned to its centre lines, which are
     drawn as line segments between neighbouring pixels with round joints."""
     from PIL import Image, ImageDraw
+
     big = Image.fromarray(digit).resize((28 * up, 28 * up), Image.BILINEAR)
     ys, xs = np.nonzero(skeleton(np.asarray(big) > 127))
     f = canvas * fill / (20 * up)  # canvas pixels per enlarged pixel
@@ -45,6 +54,9 @@ def redraw(digit, canvas, pen, dark_on_light=True, fill=0.7, up=4):
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=ink)
         for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
             if (y + dy, x + dx) in points:
-                draw.line([cx, cy, off + (x + dx + 0.5) * f, off + (y + dy + 0.5) * f], fill=ink,
-                          width=max(1, round(pen)))
+                draw.line(
+                    [cx, cy, off + (x + dx + 0.5) * f, off + (y + dy + 0.5) * f],
+                    fill=ink,
+                    width=max(1, round(pen)),
+                )
     return np.asarray(im)

@@ -1,4 +1,5 @@
 """A loopback HTTP server that serves files with injected faults, for the download tests."""
+
 from __future__ import annotations
 
 import http.server
@@ -31,8 +32,10 @@ def gzip_bomb(head, inflated):
     block = z.compress(bytes(mib)) + z.flush(zlib.Z_FULL_FLUSH)  # decodes alone: window reset
     end = z.flush()
     n = inflated // mib - 1
-    return Stream(len(first) + n * len(block) + len(end),
-                  lambda: iter([first, *(block for _ in range(n)), end]))
+    return Stream(
+        len(first) + n * len(block) + len(end),
+        lambda: iter([first, *(block for _ in range(n)), end]),
+    )
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -105,8 +108,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         owner = self.server.owner
         name = self.path.lstrip("/")
-        record = {"name": name, "range": self.headers.get("Range"), "sent": 0,
-                  "agent": self.headers.get("User-Agent")}
+        record = {
+            "name": name,
+            "range": self.headers.get("Range"),
+            "sent": 0,
+            "agent": self.headers.get("User-Agent"),
+        }
         action = owner._arrived(record)
         try:
             record["sent"] = self._respond(owner, action, owner.files.get(name), record["range"])
@@ -144,7 +151,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for i in range(len(data)):
                 if owner.release.wait(owner.drip):
                     return i
-                self.wfile.write(data[i:i + 1])
+                self.wfile.write(data[i : i + 1])
             return len(data)
         if action == "html":
             self._head(200, len(HTML), [("Content-Type", "text/html")])
@@ -156,9 +163,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._head(416, 0, [("Content-Range", f"bytes */{len(data)}")])
             return 0
         body = data[start:]
-        extra = [("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")] if m and start else []
+        extra = (
+            [("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")] if m and start else []
+        )
         if action in ("truncate", "reset", "stall", "short"):
-            body, length = body[: len(body) // 2], len(body) if action != "short" else len(body) // 2
+            body, length = (
+                body[: len(body) // 2],
+                len(body) if action != "short" else len(body) // 2,
+            )
         else:
             length = len(body)
         self._head(206 if extra else 200, length, extra + [("Accept-Ranges", "bytes")])

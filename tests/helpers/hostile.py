@@ -2,6 +2,7 @@
 process (exit status, output, own peak memory, time), ``refused`` checks its one error line and
 its cost. Also the weights files several test modules start from: a good one, and files that are
 not weights at all."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,7 +15,7 @@ from peak import run_measured
 from bpnet.nn.network import param_shapes
 from bpnet.training.weights import save_weights
 
-AS_LIMIT = 2 * 1024 ** 3  # address space a child may map: far above a good input's needs
+AS_LIMIT = 2 * 1024**3  # address space a child may map: far above a good input's needs
 PEAK_MB = 150  # resident memory a refused input may cost (a good predict of one digit: ~100)
 
 
@@ -42,8 +43,17 @@ def write_good_weights(path):
     rng = np.random.default_rng(0)
     sizes = [784, 16, 10]
     params = {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in param_shapes(sizes).items()}
-    save_weights(path, params, {"sizes": sizes, "activation": "relu", "dataset": "mnist",
-                                "normalize": True, "dtype": "float32"})
+    save_weights(
+        path,
+        params,
+        {
+            "sizes": sizes,
+            "activation": "relu",
+            "dataset": "mnist",
+            "normalize": True,
+            "dtype": "float32",
+        },
+    )
     return path
 
 

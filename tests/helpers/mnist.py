@@ -1,5 +1,6 @@
 """Where the real MNIST files are (../shared/mnist next to the repo, or $BPNET_SHARED_MNIST), and
 a small network trained on them."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def have_shared_mnist():
@@ -24,6 +29,7 @@ def train_mnist_net(data_dir, hidden, steps, path):
     from bpnet.nn import TwoLayerNet
     from bpnet.nn.optim import make_optimizer
     from bpnet.training.weights import save_weights
+
     x, t = load_split(data_dir, "mnist", "train")
     rng = np.random.default_rng(0)
     net = TwoLayerNet(784, hidden, 10, weight_init_std="he", dtype=np.float32, rng=0)
@@ -32,6 +38,15 @@ def train_mnist_net(data_dir, hidden, steps, path):
         idx = rng.integers(0, len(x), 100)
         xb = (x[idx].reshape(100, -1) / 255.0).astype(np.float32)
         opt.update(net.params, net.gradient(xb, t[idx].astype(np.int64)))
-    save_weights(path, net.params, {"sizes": net.sizes, "activation": "relu", "dataset": "mnist",
-                                    "normalize": True, "dtype": "float32"})
+    save_weights(
+        path,
+        net.params,
+        {
+            "sizes": net.sizes,
+            "activation": "relu",
+            "dataset": "mnist",
+            "normalize": True,
+            "dtype": "float32",
+        },
+    )
     return net

@@ -5,6 +5,7 @@ exec, so wait4's ``ru_maxrss`` of a child forked straight from a large test proc
 about the parent than the child. Here a small launcher interpreter forks the command instead,
 under an optional address-space limit (RLIMIT_AS), and reports the child's ``ru_maxrss``.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,14 +47,26 @@ class Result:
 def run_measured(cmd, cwd=None, env=None, timeout=120, as_limit=None, stdin=None):
     """Run ``cmd`` (a list); its exit status, output, peak resident MB and wall time. The
     whole process group is killed after ``timeout`` seconds."""
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, \
-            open(os.devnull, "rb") as null:
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(os.devnull, "rb") as null:
         started = time.monotonic()
-        p = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, rss.name,
-                              str(as_limit or 0), *map(str, cmd)],
-                             cwd=cwd, env={**os.environ, **(env or {})}, stdin=stdin or null,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                LAUNCHER,
+                rss.name,
+                str(as_limit or 0),
+                *map(str, cmd),
+            ],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=stdin or null,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             out, err = p.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -61,5 +74,10 @@ def run_measured(cmd, cwd=None, env=None, timeout=120, as_limit=None, stdin=None
             out, err = p.communicate()
         seconds = time.monotonic() - started
         text = rss.read().strip()
-    return Result(p.returncode, out.decode(), err.decode(),
-                  int(text) / 1024 if text else float("nan"), seconds)
+    return Result(
+        p.returncode,
+        out.decode(),
+        err.decode(),
+        int(text) / 1024 if text else float("nan"),
+        seconds,
+    )

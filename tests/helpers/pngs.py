@@ -1,4 +1,5 @@
 """PNG files as the tests check them."""
+
 from __future__ import annotations
 
 import struct

@@ -1,4 +1,5 @@
 """`bpnet serve` as a real process on a free loopback port, and raw HTTP requests to it."""
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,13 @@ class Server:
     """`bpnet serve WEIGHTS --port 0` in a process of its own; ``url`` once it listens."""
 
     def __init__(self, exe, weights, *args, env=None):
-        self.proc = subprocess.Popen([exe, "serve", str(weights), "--port", "0", "--quiet", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
+        self.proc = subprocess.Popen(
+            [exe, "serve", str(weights), "--port", "0", "--quiet", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         line = self.proc.stderr.readline()
         m = re.match(r"serving .* at (http://([\d.]+):(\d+)/) \(Ctrl-C to stop\)$", line.strip())
         assert m, (line, self.proc.poll())
@@ -32,8 +37,14 @@ class Server:
         return int(lines[0].split()[1]), headers, body
 
     def post(self, body, content_type, path="/predict", extra=b""):
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n").encode() + extra + b"\r\n"
+        head = (
+            (
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"
+            ).encode()
+            + extra
+            + b"\r\n"
+        )
         return self.request(head + body)
 
     def get(self, path):

@@ -1,4 +1,5 @@
 """A toy dataset a small network learns in a second, a config for it, and a training run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def toy_data(n_train=600, n_test=200, seed=0):
         t = rng.integers(0, 10, n)
         x = rng.integers(0, 60, (n, 784)).astype(np.uint8)
         for c in range(10):
-            x[t == c, c * 78:(c + 1) * 78] += 150
+            x[t == c, c * 78 : (c + 1) * 78] += 150
         return x, t
 
     x, t = make(n_train)
@@ -25,9 +26,17 @@ def toy_data(n_train=600, n_test=200, seed=0):
 
 
 def toy_cfg(tmp_path, **sets):
-    overrides = [f"{k}={v}" for k, v in {"model.hidden": "[16]", "train.epochs": 3,
-                                         "train.batch_size": 32, "train.lr": 0.05,
-                                         "data.validation": 100, **sets}.items()]
+    overrides = [
+        f"{k}={v}"
+        for k, v in {
+            "model.hidden": "[16]",
+            "train.epochs": 3,
+            "train.batch_size": 32,
+            "train.lr": 0.05,
+            "data.validation": 100,
+            **sets,
+        }.items()
+    ]
     return load_config("quick", overrides, {"output.dir": str(tmp_path)})
 
 

@@ -1,4 +1,5 @@
 """`bpnet gradcheck` through click's runner and as the installed command."""
+
 import json
 import subprocess
 
@@ -18,9 +19,21 @@ def run(*args, env=None):
 def test_all_checks_pass_and_table_lists_every_layer(tmp_path):
     r = run("gradcheck", "--data-dir", str(tmp_path))
     assert r.exit_code == 0, r.output
-    for name in ("MulLayer dx", "AddLayer dy", "Relu dx", "Sigmoid dx", "Affine dW", "Affine db",
-                 "SoftmaxWithLoss(indices) dx", "net W1", "net b2", "Dropout dx",
-                 "BatchNormalization dx", "BatchNormalization dgamma", "BatchNormalization dbeta"):
+    for name in (
+        "MulLayer dx",
+        "AddLayer dy",
+        "Relu dx",
+        "Sigmoid dx",
+        "Affine dW",
+        "Affine db",
+        "SoftmaxWithLoss(indices) dx",
+        "net W1",
+        "net b2",
+        "Dropout dx",
+        "BatchNormalization dx",
+        "BatchNormalization dgamma",
+        "BatchNormalization dbeta",
+    ):
         assert name in r.output
     assert "FAIL" not in r.output
     assert "synthetic" in r.output
@@ -28,8 +41,16 @@ def test_all_checks_pass_and_table_lists_every_layer(tmp_path):
 
 
 def test_json_output_is_machine_readable(tmp_path):
-    r = run("gradcheck", "--json", "--data-dir", str(tmp_path), "--hidden", "8,6",
-            "--activation", "sigmoid")
+    r = run(
+        "gradcheck",
+        "--json",
+        "--data-dir",
+        str(tmp_path),
+        "--hidden",
+        "8,6",
+        "--activation",
+        "sigmoid",
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["passed"] is True and doc["network"] == "784-8-6-10 sigmoid"
@@ -43,8 +64,11 @@ def test_full_checks_every_coordinate(tmp_path):
     doc = json.loads(r.output)
     w1 = next(c for c in doc["checks"] if c["name"] == "net W1")
     assert w1["checked"] == 784 * 20
-    sampled = json.loads(run("gradcheck", "--json", "--coords", "100", "--hidden", "20",
-                             "--data-dir", str(tmp_path)).output)
+    sampled = json.loads(
+        run(
+            "gradcheck", "--json", "--coords", "100", "--hidden", "20", "--data-dir", str(tmp_path)
+        ).output
+    )
     assert next(c for c in sampled["checks"] if c["name"] == "net W1")["checked"] == 100
 
 
@@ -54,9 +78,18 @@ def test_uses_real_mnist_when_present(mnist_data_dir):
     assert "5 MNIST training images" in r.output
 
 
-@pytest.mark.parametrize("args", [["--samples", "0"], ["--tol", "-1"], ["--tol", "0"],
-                                  ["--hidden", "10,x"], ["--hidden", "0"], ["--coords", "0"],
-                                  ["--activation", "tanh"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--samples", "0"],
+        ["--tol", "-1"],
+        ["--tol", "0"],
+        ["--hidden", "10,x"],
+        ["--hidden", "0"],
+        ["--coords", "0"],
+        ["--activation", "tanh"],
+    ],
+)
 def test_bad_options_exit_2(args):
     r = run("gradcheck", *args)
     assert r.exit_code == 2, r.output
@@ -67,6 +100,7 @@ def test_wrong_affine_backward_fails(monkeypatch, tmp_path):
         self.dW = 1.001 * (self.x.T @ dout)
         self.db = dout.sum(axis=0)
         return (dout @ self.W.T).reshape(self.x_shape)
+
     monkeypatch.setattr(layers.Affine, "backward", bad_backward)
     r = run("gradcheck", "--data-dir", str(tmp_path))
     assert r.exit_code == 1, r.output
@@ -91,8 +125,12 @@ def test_tiny_floor_only_forgives_differences_at_float64_resolution():
 
 
 def test_installed_command_runs_as_subprocess(bpnet_exe, tmp_path):
-    p = subprocess.run([bpnet_exe, "gradcheck", "--data-dir", str(tmp_path)], capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [bpnet_exe, "gradcheck", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "all 19 checks passed" in p.stdout
     p = subprocess.run([bpnet_exe, "gradcheck", "--samples", "0"], capture_output=True, text=True)
@@ -103,6 +141,7 @@ def test_version_and_module_entry(bpnet_exe):
     import sys
 
     from bpnet import __version__
+
     p = subprocess.run([bpnet_exe, "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and __version__ in p.stdout
     p = subprocess.run([sys.executable, "-m", "bpnet", "--version"], capture_output=True, text=True)
@@ -110,9 +149,20 @@ def test_version_and_module_entry(bpnet_exe):
 
 
 def test_config_with_batchnorm_and_dropout_checks_gamma_and_beta(tmp_path):
-    r = run("gradcheck", "--json", "--config", "quick", "--data-dir", str(tmp_path),
-            "--set", "model.hidden=[12, 8]", "--set", "model.batchnorm=true",
-            "--set", "model.dropout=0.3")
+    r = run(
+        "gradcheck",
+        "--json",
+        "--config",
+        "quick",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "model.hidden=[12, 8]",
+        "--set",
+        "model.batchnorm=true",
+        "--set",
+        "model.dropout=0.3",
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["passed"] and "batchnorm, dropout 0.3" in doc["network"]
@@ -122,10 +172,12 @@ def test_config_with_batchnorm_and_dropout_checks_gamma_and_beta(tmp_path):
 
 def test_a_wrong_batchnorm_backward_fails(tmp_path, monkeypatch):
     """Dropping the variance path of BN's dx (a classic slip) must be caught."""
+
     def wrong(self, dout):
         self.dgamma, self.dbeta = np.sum(self.xn * dout, axis=0), dout.sum(axis=0)
         dxn = self.gamma * dout
         return (dxn - dxn.mean(axis=0)) / self.std
+
     monkeypatch.setattr(layers.BatchNormalization, "backward", wrong)
     r = run("gradcheck", "--json", "--data-dir", str(tmp_path))
     assert r.exit_code == 1

@@ -1,5 +1,6 @@
 """Each layer's forward/backward, against hand values and numerical gradients; the one call
 every chained layer answers and the state each declares."""
+
 import inspect
 
 import numpy as np
@@ -7,8 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bpnet.nn import (AddLayer, Affine, BatchNormalization, Dropout, MulLayer, Relu, Sigmoid,
-                      SoftmaxWithLoss, cross_entropy_error, numerical_gradient, sigmoid, softmax)
+from bpnet.nn import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Dropout,
+    MulLayer,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+    cross_entropy_error,
+    numerical_gradient,
+    sigmoid,
+    softmax,
+)
 
 
 def test_apple_orange_graph():
@@ -134,9 +147,12 @@ def test_softmax_with_loss_is_stable_for_huge_logits(scale):
         dx = layer.backward(1.0)
     assert np.isfinite(loss) and np.all(np.isfinite(dx))
     # The row that is right by a huge margin costs nothing, the others cost the margin.
-    expected = [0.0 if scale > 0 else 2 * abs(scale),
-                scale - 1.0 if scale > 0 else np.log1p(np.exp(-1.0)), np.log(3)]
-    per_row = [SoftmaxWithLoss().forward(x[i:i + 1], t[i:i + 1]) for i in range(3)]
+    expected = [
+        0.0 if scale > 0 else 2 * abs(scale),
+        scale - 1.0 if scale > 0 else np.log1p(np.exp(-1.0)),
+        np.log(3),
+    ]
+    per_row = [SoftmaxWithLoss().forward(x[i : i + 1], t[i : i + 1]) for i in range(3)]
     np.testing.assert_allclose(per_row, expected, rtol=1e-12)
     assert loss == pytest.approx(np.mean(expected), rel=1e-12)
 
@@ -148,17 +164,24 @@ def test_sigmoid_is_stable_for_huge_inputs():
     np.testing.assert_allclose(y, [0.0, 1 / (1 + np.exp(50)), 0.5, 1 / (1 + np.exp(-50)), 1.0])
 
 
-@pytest.mark.parametrize("make", [
-    lambda rng: (Relu(), (rng.standard_normal((3, 4)),)),
-    lambda rng: (Sigmoid(), (rng.standard_normal((3, 4)),)),
-    lambda rng: (Affine(rng.standard_normal((4, 4)), rng.standard_normal(4)),
-                 (rng.standard_normal((3, 4)),)),
-    lambda rng: (MulLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
-    lambda rng: (AddLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
-    lambda rng: (Dropout(0.5, rng), (rng.standard_normal((3, 4)),)),
-    lambda rng: (BatchNormalization(rng.standard_normal(4), rng.standard_normal(4)),
-                 (rng.standard_normal((3, 4)),)),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rng: (Relu(), (rng.standard_normal((3, 4)),)),
+        lambda rng: (Sigmoid(), (rng.standard_normal((3, 4)),)),
+        lambda rng: (
+            Affine(rng.standard_normal((4, 4)), rng.standard_normal(4)),
+            (rng.standard_normal((3, 4)),),
+        ),
+        lambda rng: (MulLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
+        lambda rng: (AddLayer(), (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)))),
+        lambda rng: (Dropout(0.5, rng), (rng.standard_normal((3, 4)),)),
+        lambda rng: (
+            BatchNormalization(rng.standard_normal(4), rng.standard_normal(4)),
+            (rng.standard_normal((3, 4)),),
+        ),
+    ],
+)
 def test_backward_never_mutates_its_inputs(make):
     rng = np.random.default_rng(2)
     layer, inputs = make(rng)
@@ -189,12 +212,13 @@ def test_numerical_gradient_restores_x_exactly():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((3, 5))
     saved = x.copy()
-    g = numerical_gradient(lambda v: float(np.sum(v ** 3)), x)
+    g = numerical_gradient(lambda v: float(np.sum(v**3)), x)
     assert np.array_equal(x, saved)  # bit for bit, not approximately
-    np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(g, 3 * x**2, rtol=1e-7, atol=1e-8)
 
 
 # --- Dropout and BatchNormalization ---------------------------------------------------------
+
 
 def test_dropout_masks_in_training_and_scales_in_inference():
     x = np.arange(1.0, 2001.0).reshape(40, 50)
@@ -228,8 +252,9 @@ def test_batchnorm_normalizes_updates_running_stats_and_matches_numerical():
     np.testing.assert_allclose(bn.running_mean, 0.1 * x.mean(axis=0))
     np.testing.assert_allclose(bn.running_var, 0.1 * x.var(axis=0))
     inf = bn.forward(x, train_flg=False)
-    np.testing.assert_allclose(inf, bn.gamma * (x - bn.running_mean) / np.sqrt(bn.running_var + 1e-6)
-                               + bn.beta)
+    np.testing.assert_allclose(
+        inf, bn.gamma * (x - bn.running_mean) / np.sqrt(bn.running_var + 1e-6) + bn.beta
+    )
     r = rng.standard_normal(x.shape)
     bn.forward(x)
     dout = r.copy()
@@ -253,12 +278,16 @@ def test_every_chained_layer_takes_the_books_train_flg(cls):
     assert [p.name for p in params[:3]] == ["self", "x", "train_flg"]
     assert params[2].default is True
     extra = [(p.name, p.default, p.kind) for p in params[3:]]
-    assert extra == ([("cols", None, inspect.Parameter.POSITIONAL_OR_KEYWORD)] if cls is Affine
-                     else [])
+    assert extra == (
+        [("cols", None, inspect.Parameter.POSITIONAL_OR_KEYWORD)] if cls is Affine else []
+    )
 
 
-@pytest.mark.parametrize("cls, names", [(MulLayer, ["x", "y"]), (AddLayer, ["x", "y"]),
-                                        (SoftmaxWithLoss, ["x", "t"])], ids=lambda c: str(c))
+@pytest.mark.parametrize(
+    "cls, names",
+    [(MulLayer, ["x", "y"]), (AddLayer, ["x", "y"]), (SoftmaxWithLoss, ["x", "t"])],
+    ids=lambda c: str(c),
+)
 def test_nodes_and_the_loss_keep_their_operands(cls, names):
     assert list(inspect.signature(cls.forward).parameters)[1:] == names
 
@@ -283,20 +312,29 @@ def _runs(rng):
         ("BatchNormalization", lambda: BatchNormalization(g, be), (x,), {}, (4, 6)),
         ("BatchNormalization inference", lambda: BatchNormalization(g, be), (x, False), {}, None),
         ("SoftmaxWithLoss", lambda: SoftmaxWithLoss(), (x, rng.integers(0, 6, 4)), {}, ()),
-        ("SoftmaxWithLoss one-hot", lambda: SoftmaxWithLoss(), (x, np.eye(6)[[0, 1, 2, 3]]), {},
-         ()),
+        (
+            "SoftmaxWithLoss one-hot",
+            lambda: SoftmaxWithLoss(),
+            (x, np.eye(6)[[0, 1, 2, 3]]),
+            {},
+            (),
+        ),
     ]
 
 
-@pytest.mark.parametrize("case", range(len(_runs(np.random.default_rng(0)))),
-                         ids=[r[0] for r in _runs(np.random.default_rng(0))])
+@pytest.mark.parametrize(
+    "case",
+    range(len(_runs(np.random.default_rng(0)))),
+    ids=[r[0] for r in _runs(np.random.default_rng(0))],
+)
 def test_init_declares_everything_forward_and_backward_keep(case):
     _, make, args, kwargs, dout_shape = _runs(np.random.default_rng(9))[case]
     layer = make()
     declared = dict(vars(layer))
-    assert all(v is None or k in ("W", "b", "gamma", "beta", "momentum", "eps", "ratio", "rng",
-                                  "fixed")
-               for k, v in declared.items()), declared  # caches start empty
+    assert all(
+        v is None or k in ("W", "b", "gamma", "beta", "momentum", "eps", "ratio", "rng", "fixed")
+        for k, v in declared.items()
+    ), declared  # caches start empty
     saved = [np.array(a, copy=True) for a in args]
     layer.forward(*args, **kwargs)
     if dout_shape is not None:
@@ -325,6 +363,7 @@ def test_layers_without_a_mode_ignore_train_flg():
 
 def test_a_network_takes_batch_norms_momentum_and_eps_from_the_layer():
     from bpnet.nn.network import MultiLayerNet
+
     net = MultiLayerNet(6, [5, 4], 3, batchnorm=True, rng=0)
     assert len(net.batchnorm_layers) == 2
     for layer in net.batchnorm_layers:

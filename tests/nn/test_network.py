@@ -1,5 +1,6 @@
 """The network: backprop equals numerical gradients for any depth and activation; its layers
 as the book keeps them."""
+
 from collections import OrderedDict
 
 import numpy as np
@@ -25,13 +26,20 @@ def test_two_layer_net_has_the_lessons_interface():
     assert set(net.gradient(x, t)) == set(net.params)
 
 
-@pytest.mark.parametrize("hidden,activation,decay", [
-    ([7], "relu", 0.0), ([7], "sigmoid", 0.0), ([6, 5], "relu", 0.1), ([6, 5, 4], "sigmoid", 0.01),
-])
+@pytest.mark.parametrize(
+    "hidden,activation,decay",
+    [
+        ([7], "relu", 0.0),
+        ([7], "sigmoid", 0.0),
+        ([6, 5], "relu", 0.1),
+        ([6, 5, 4], "sigmoid", 0.01),
+    ],
+)
 def test_gradient_matches_numerical_gradient(hidden, activation, decay):
     rng = np.random.default_rng(5)
-    net = MultiLayerNet(12, hidden, 5, activation=activation, weight_init_std=0.5,
-                        weight_decay=decay, rng=rng)
+    net = MultiLayerNet(
+        12, hidden, 5, activation=activation, weight_init_std=0.5, weight_decay=decay, rng=rng
+    )
     x, t = _data(rng)
     grads = net.gradient(x, t)
     num = net.numerical_gradient(x, t)
@@ -95,12 +103,28 @@ def test_parameters_and_gradients_are_views_of_two_flat_arrays():
 def test_layers_are_the_books_ordered_dict():
     net = MultiLayerNet(12, [7, 6], 5, batchnorm=True, dropout=0.3, rng=0)
     assert isinstance(net.layers, OrderedDict)
-    assert list(net.layers) == ["Affine1", "BatchNorm1", "Relu1", "Dropout1",
-                                "Affine2", "BatchNorm2", "Relu2", "Dropout2", "Affine3"]
+    assert list(net.layers) == [
+        "Affine1",
+        "BatchNorm1",
+        "Relu1",
+        "Dropout1",
+        "Affine2",
+        "BatchNorm2",
+        "Relu2",
+        "Dropout2",
+        "Affine3",
+    ]
     assert [type(layer).__name__ for layer in net.layers.values()] == [
-        "Affine", "BatchNormalization", "Relu", "Dropout"] * 2 + ["Affine"]
+        "Affine",
+        "BatchNormalization",
+        "Relu",
+        "Dropout",
+    ] * 2 + ["Affine"]
     assert list(MultiLayerNet(12, [7], 5, activation="sigmoid", rng=0).layers) == [
-        "Affine1", "Sigmoid1", "Affine2"]
+        "Affine1",
+        "Sigmoid1",
+        "Affine2",
+    ]
     assert net.affine_layers == [net.layers[f"Affine{i}"] for i in (1, 2, 3)]
     assert net.batchnorm_layers == [net.layers["BatchNorm1"], net.layers["BatchNorm2"]]
     assert net.dropout_layers == [net.layers["Dropout1"], net.layers["Dropout2"]]
@@ -114,6 +138,7 @@ def test_layers_are_the_books_ordered_dict():
 
 def test_predict_calls_every_layer_the_same_way():
     """Whatever stands under a key of ``layers`` is called forward(x, train_flg)."""
+
     class Spy(Relu):
         def forward(self, x, train_flg=True):
             calls.append(train_flg)

@@ -1,5 +1,6 @@
 """The thread policy: split products are the same bits on any thread count, the library applies
 it, one knob sets it."""
+
 import os
 
 import numpy as np
@@ -22,16 +23,20 @@ def blas_threads():
 
 # The products of training 784-800-10 and 784-50-10 at batch 100 and 128 (forward, weight
 # gradient through a transposed view, hidden-layer input gradient through a transposed view).
-PRODUCTS = [((100, 784), (784, 800), False, False), ((784, 100), (100, 800), True, False),
-            ((100, 800), (800, 784), False, True), ((784, 128), (128, 50), True, False),
-            ((128, 784), (784, 800), False, False), ((1000, 784), (784, 800), False, False)]
+PRODUCTS = [
+    ((100, 784), (784, 800), False, False),
+    ((784, 100), (100, 800), True, False),
+    ((100, 800), (800, 784), False, True),
+    ((784, 128), (128, 50), True, False),
+    ((128, 784), (784, 800), False, False),
+    ((1000, 784), (784, 800), False, False),
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
 @pytest.mark.parametrize("a_shape, b_shape, a_t, b_t", PRODUCTS)
-def test_split_products_are_the_same_bits_on_any_thread_count(dtype, n, a_shape, b_shape,
-                                                              a_t, b_t):
+def test_split_products_are_the_same_bits_on_any_thread_count(dtype, n, a_shape, b_shape, a_t, b_t):
     rng = np.random.default_rng(1)
     a = rng.standard_normal(a_shape[::-1] if a_t else a_shape).astype(dtype)
     b = rng.standard_normal(b_shape[::-1] if b_t else b_shape).astype(dtype)
@@ -45,8 +50,12 @@ def test_split_products_are_the_same_bits_on_any_thread_count(dtype, n, a_shape,
     assert split.dtype == one.dtype and split.shape == one.shape
     assert np.array_equal(split, one) and np.array_equal(out, one)
     # and the blocks are the product: close to BLAS's own result for the whole
-    np.testing.assert_allclose(split, np.matmul(a, b), rtol=1e-4 if dtype == np.float32 else 1e-12,
-                               atol=1e-3 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(
+        split,
+        np.matmul(a, b),
+        rtol=1e-4 if dtype == np.float32 else 1e-12,
+        atol=1e-3 if dtype == np.float32 else 1e-10,
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 4])
@@ -69,12 +78,22 @@ def test_products_on_some_rows_are_the_same_bits_as_gathering_them_first(n, m, h
     assert np.array_equal(dW[cols], rows) and not np.delete(dW, cols, axis=0).any()
 
 
-@pytest.mark.parametrize("a_shape, b_shape, axis", [
-    ((100, 784), (784, 800), 1), ((784, 100), (100, 800), 1), ((1000, 784), (784, 800), 0),
-    ((100, 800), (800, 784), 1)])
+@pytest.mark.parametrize(
+    "a_shape, b_shape, axis",
+    [
+        ((100, 784), (784, 800), 1),
+        ((784, 100), (100, 800), 1),
+        ((1000, 784), (784, 800), 0),
+        ((100, 800), (800, 784), 1),
+    ],
+)
 def test_a_large_product_is_cut_across_the_cheaper_operand(a_shape, b_shape, axis):
     # as in training: a weight gradient's left operand is the transposed input batch
-    a = np.ones(a_shape[::-1], np.float32).T if a_shape == (784, 100) else np.ones(a_shape, np.float32)
+    a = (
+        np.ones(a_shape[::-1], np.float32).T
+        if a_shape == (784, 100)
+        else np.ones(a_shape, np.float32)
+    )
     b = np.ones(b_shape, np.float32)
     got_axis, bounds = threads.plan(a, b)
     size = (a_shape[0], b_shape[1])[axis]
@@ -95,8 +114,15 @@ def test_training_with_any_thread_count_gives_the_same_weights(tmp_path):
     data = toy_data()
     weights = []
     for n in (1, 2, 3, 2):
-        cfg = toy_cfg(tmp_path / str(n), **{"model.hidden": "[800]", "train.threads": n,
-                                            "train.epochs": 1, "train.batch_size": 100})
+        cfg = toy_cfg(
+            tmp_path / str(n),
+            **{
+                "model.hidden": "[800]",
+                "train.threads": n,
+                "train.epochs": 1,
+                "train.batch_size": 100,
+            },
+        )
         Trainer(cfg, data, tmp_path / f"{n}-{len(weights)}").run()
         weights.append(load_weights(tmp_path / f"{n}-{len(weights)}" / "weights.npz")[0])
     for w in weights[1:]:
@@ -114,15 +140,18 @@ class Spy(Progress):
         self.seen.add((threads.current(), tuple(blas_threads())))
 
 
-@pytest.mark.parametrize("setting, env, expected", [
-    (3, None, 3), (None, "2", 2), (None, None, threads.available_cores()), (1, "2", 1)])
+@pytest.mark.parametrize(
+    "setting, env, expected",
+    [(3, None, 3), (None, "2", 2), (None, None, threads.available_cores()), (1, "2", 1)],
+)
 def test_trainer_applies_the_policy_itself(tmp_path, monkeypatch, setting, env, expected):
     if env is None:
         monkeypatch.delenv(threads.ENV, raising=False)
     else:
         monkeypatch.setenv(threads.ENV, env)
-    cfg = toy_cfg(tmp_path, **{"train.threads": "null" if setting is None else setting,
-                               "train.epochs": 1})
+    cfg = toy_cfg(
+        tmp_path, **{"train.threads": "null" if setting is None else setting, "train.epochs": 1}
+    )
     spy = Spy()
     Trainer(cfg, toy_data(), tmp_path / "run", spy).run()
     assert spy.seen == {(expected, (1,) * len(blas_threads()))}
@@ -174,14 +203,48 @@ def test_available_cores_follows_the_affinity():
 
 def test_cli_threads_option_and_environment(tmp_path, bpnet_exe, mnist_data_dir):
     import subprocess
+
     env = dict(os.environ, BPNET_THREADS="zero")
-    bad = subprocess.run([bpnet_exe, "train", "--config", "quick", "--data-dir", str(mnist_data_dir),
-                          "--out", str(tmp_path / "bad"), "--offline", "--quiet"],
-                         capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "$BPNET_THREADS: expected an integer >= 1, got 'zero'" in bad.stderr
+    bad = subprocess.run(
+        [
+            bpnet_exe,
+            "train",
+            "--config",
+            "quick",
+            "--data-dir",
+            str(mnist_data_dir),
+            "--out",
+            str(tmp_path / "bad"),
+            "--offline",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert (
+        bad.returncode == 2 and "$BPNET_THREADS: expected an integer >= 1, got 'zero'" in bad.stderr
+    )
     assert "Traceback" not in bad.stderr
-    ok = subprocess.run([bpnet_exe, "train", "--config", "quick", "--data-dir", str(mnist_data_dir),
-                         "--out", str(tmp_path / "ok"), "--offline", "--quiet", "--threads", "2",
-                         "--iterations", "20"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            bpnet_exe,
+            "train",
+            "--config",
+            "quick",
+            "--data-dir",
+            str(mnist_data_dir),
+            "--out",
+            str(tmp_path / "ok"),
+            "--offline",
+            "--quiet",
+            "--threads",
+            "2",
+            "--iterations",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "threads: 2" in (tmp_path / "ok" / "config.yaml").read_text()

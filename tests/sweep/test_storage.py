@@ -3,12 +3,13 @@ has what it calls (checked with inspect, so an upgrade fails here with one clear
 pin in pyproject.toml keeps Optuna below its next major release, nothing else in bpnet names a
 private Optuna attribute, and claiming, failing and attributes behave as sweeps rely on, on a
 journal file, SQLite and in memory."""
+
 from __future__ import annotations
 
 import re
-import tomllib
 
 import pytest
+import tomllib
 from mnist import REPO
 
 optuna = pytest.importorskip("optuna", reason="pip install 'bpnet[sweep]'")
@@ -21,8 +22,10 @@ def test_the_installed_optuna_has_what_the_adapter_calls():
     """Every storage method the adapter calls exists on every storage class a study may hold,
     taking the parameters the adapter passes, and optuna.Trial is made from (study, trial_id)."""
     problems = adapter.broken_assumptions()
-    assert problems == [], (f"Optuna {optuna.__version__} changed the private API "
-                            f"bpnet/sweep/storage.py relies on:\n" + "\n".join(problems))
+    assert problems == [], (
+        f"Optuna {optuna.__version__} changed the private API "
+        f"bpnet/sweep/storage.py relies on:\n" + "\n".join(problems)
+    )
     names = {c.__name__ for c in adapter.storage_classes()}
     assert {"BaseStorage", "RDBStorage", "JournalStorage", "InMemoryStorage"} <= names
     # what get_storage really wraps a relational storage in (the _CachedStorage of today)
@@ -51,16 +54,22 @@ def test_a_changed_signature_is_reported_in_one_line(monkeypatch):
         "Renamed.set_trial_user_attr(self, trial_id, key, value, *, overwrite) -> 'None' no "
         "longer takes (trial_id, key, value) as bpnet calls it",
         "Returns.set_trial_state_values now returns None, not bool",
-        "Returns.set_trial_user_attr is gone"]
+        "Returns.set_trial_user_attr is gone",
+    ]
     # at run time: the first use of a storage class that changed stops with that line
     study = optuna.create_study()
     study.enqueue_trial({})
     cls = type(adapter.storage_of(study))
     monkeypatch.setattr(adapter, "_checked", set())
     monkeypatch.setattr(cls, "set_trial_state_values", Renamed.set_trial_state_values)
-    with pytest.raises(adapter.OptunaChanged, match=re.escape(
+    with pytest.raises(
+        adapter.OptunaChanged,
+        match=re.escape(
             f"Optuna {optuna.__version__} is not the Optuna bpnet's sweeps were written for: "
-            f"InMemoryStorage.set_trial_state_values") + r".*; pip install 'optuna>=4\.0,<6'$"):
+            f"InMemoryStorage.set_trial_state_values"
+        )
+        + r".*; pip install 'optuna>=4\.0,<6'$",
+    ):
         adapter.claim_waiting(study)
     monkeypatch.delattr(study, "_storage")
     with pytest.raises(adapter.OptunaChanged, match="no longer keeps its storage as _storage"):
@@ -71,7 +80,8 @@ def test_optuna_is_pinned_below_its_next_major_release():
     """pyproject's sweep and postgres extras pin Optuna as the adapter says (its message names
     the pin), and the installed Optuna is within it."""
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     for extra in ("sweep", "postgres"):
         pins = [d for d in extras[extra] if re.match(r"optuna\b", d)]
         assert pins == [adapter.PIN], (extra, pins)
@@ -80,13 +90,18 @@ def test_optuna_is_pinned_below_its_next_major_release():
 
 
 def test_no_other_module_names_a_private_optuna_attribute():
-    private = re.compile(r"\._storage\b|\._trial_id\b|\.set_trial_state_values\b|"
-                         r"\.set_trial_user_attr\b|optuna\.Trial\(|optuna\.storages\._")
-    found = [f"{p.relative_to(REPO)}:{n}: {line.strip()}"
-             for p in sorted(REPO.glob("**/*.py"))
-             if not {".venv", "tests", "build"} & set(p.relative_to(REPO).parts)
-             and p != REPO / "sweep" / "storage.py"
-             for n, line in enumerate(p.read_text().splitlines(), 1) if private.search(line)]
+    private = re.compile(
+        r"\._storage\b|\._trial_id\b|\.set_trial_state_values\b|"
+        r"\.set_trial_user_attr\b|optuna\.Trial\(|optuna\.storages\._"
+    )
+    found = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+        for p in sorted(REPO.glob("**/*.py"))
+        if not {".venv", "tests", "build"} & set(p.relative_to(REPO).parts)
+        and p != REPO / "sweep" / "storage.py"
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if private.search(line)
+    ]
     assert found == []
 
 
@@ -95,12 +110,16 @@ def two_handles(request, tmp_path):
     """Two Study objects on one study, each through a storage of its own where the backend
     allows it (as two processes would have), with three enqueued trials."""
     from bpnet.sweep.study import open_storage
+
     if request.param == "memory":
         shared = optuna.storages.InMemoryStorage()
         urls = [shared, shared]
     else:
-        url = str(tmp_path / "j.log") if request.param == "journal" else \
-            f"sqlite:///{tmp_path / 'db.sqlite'}"
+        url = (
+            str(tmp_path / "j.log")
+            if request.param == "journal"
+            else f"sqlite:///{tmp_path / 'db.sqlite'}"
+        )
         urls = [open_storage(url), open_storage(url)]
     first = optuna.create_study(storage=urls[0], study_name="s")
     for _ in range(3):

@@ -1,5 +1,6 @@
 """bpnet sweep: sweep-file validation, real processes sharing one study on a journal file and on a
 real PostgreSQL server, a SIGKILLed worker, results files."""
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,6 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -41,23 +41,47 @@ def sweep_file(tmp_path, n=10, epochs=2, name="tiny"):
 
 
 def run(bpnet_exe, args, cwd, data_dir, **kw):
-    return subprocess.run([bpnet_exe, "sweep", *map(str, args), "--data-dir", str(data_dir),
-                           "--offline", "--quiet"], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [bpnet_exe, "sweep", *map(str, args), "--data-dir", str(data_dir), "--offline", "--quiet"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
 
 
 def two_processes(bpnet_exe, tmp_path, data_dir, args):
     """Two `bpnet sweep ARGS --jobs 1` at once, each with its own --out; both must succeed."""
-    procs = [subprocess.Popen([bpnet_exe, "sweep", *map(str, args), "--jobs", "1", "--out",
-                               str(tmp_path / f"out{i}"), "--data-dir", str(data_dir),
-                               "--offline", "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                bpnet_exe,
+                "sweep",
+                *map(str, args),
+                "--jobs",
+                "1",
+                "--out",
+                str(tmp_path / f"out{i}"),
+                "--data-dir",
+                str(data_dir),
+                "--offline",
+                "--quiet",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
 
 
 def trials(storage, name):
     from bpnet.sweep.study import open_storage
+
     return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
 
 
@@ -76,26 +100,44 @@ MISTAKES = [
     ("pruner: hyperband\n", "pruner: expected one of none, median"),
     ("config: nothere.yaml\n", "config: nothere.yaml: no such file"),
     ("set: {train.lr: -1}\n", "set.train.lr: expected a number > 0, got -1"),
-    ("set: {train.learning_rate: 0.1}\n",
-     "set.train.learning_rate: unknown config key (did you mean train.lr?)"),
+    (
+        "set: {train.learning_rate: 0.1}\n",
+        "set.train.learning_rate: unknown config key (did you mean train.lr?)",
+    ),
     ("set: {data.validation: 0}\n", "data.validation: a sweep selects on validation images"),
     ("space: {train.lr: {normal: [0, 1]}}\n", "space.train.lr: expected one of {log_uniform"),
-    ("space: {train.lr: {log_uniform: [0, 1]}}\n",
-     "space.train.lr.log_uniform: expected [low, high] numbers with low < high and low > 0"),
-    ("space: {train.lr: {uniform: [0.5, 0.1]}}\n",
-     "space.train.lr.uniform: expected [low, high] numbers with low < high"),
-    ("space: {train.epochs: {int: [1.5, 3]}}\n",
-     "space.train.epochs.int: expected [low, high] integers"),
-    ("space: {model.hidden: {choice: []}}\n",
-     "space.model.hidden.choice: expected a non-empty list"),
-    ("space: {model.hidden: {choice: [[50], [0]]}}\n",
-     "space.model.hidden: expected a list of integers > 0"),
-    ("space: {train.momentum: {uniform: [0.5, 1.5]}}\n",
-     "space.train.momentum: expected a number in [0, 1)"),
-    ("space: {lr: {uniform: [0.1, 0.2]}}\n",
-     "space.lr: unknown config key (did you mean train.lr?)"),
-    ("sampler: grid\nspace: {train.lr: {uniform: [0.1, 0.2]}}\n",
-     "space.train.lr: the grid sampler needs choice or int"),
+    (
+        "space: {train.lr: {log_uniform: [0, 1]}}\n",
+        "space.train.lr.log_uniform: expected [low, high] numbers with low < high and low > 0",
+    ),
+    (
+        "space: {train.lr: {uniform: [0.5, 0.1]}}\n",
+        "space.train.lr.uniform: expected [low, high] numbers with low < high",
+    ),
+    (
+        "space: {train.epochs: {int: [1.5, 3]}}\n",
+        "space.train.epochs.int: expected [low, high] integers",
+    ),
+    (
+        "space: {model.hidden: {choice: []}}\n",
+        "space.model.hidden.choice: expected a non-empty list",
+    ),
+    (
+        "space: {model.hidden: {choice: [[50], [0]]}}\n",
+        "space.model.hidden: expected a list of integers > 0",
+    ),
+    (
+        "space: {train.momentum: {uniform: [0.5, 1.5]}}\n",
+        "space.train.momentum: expected a number in [0, 1)",
+    ),
+    (
+        "space: {lr: {uniform: [0.1, 0.2]}}\n",
+        "space.lr: unknown config key (did you mean train.lr?)",
+    ),
+    (
+        "sampler: grid\nspace: {train.lr: {uniform: [0.1, 0.2]}}\n",
+        "space.train.lr: the grid sampler needs choice or int",
+    ),
     ("space: [train.lr]\n", "space: expected a mapping of dotted config keys"),
     ("n_trials: [3\n", "invalid YAML"),
     ("- 1\n", "expected a mapping of keys"),
@@ -107,8 +149,9 @@ def test_sweep_file_mistakes_are_one_line_exit_2(bpnet_exe, tmp_path, text, expe
     path = tmp_path / "bad.yaml"
     own_config = text.startswith(("config", "- "))
     path.write_text(text if own_config else "config: quick.yaml\n" + text)
-    r = subprocess.run([bpnet_exe, "sweep", str(path)], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [bpnet_exe, "sweep", str(path)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -118,6 +161,7 @@ def test_sweep_file_mistakes_are_one_line_exit_2(bpnet_exe, tmp_path, text, expe
 
 def test_list_and_shipped_sweeps_validate():
     from bpnet.sweep.spec import list_sweeps, load_sweep
+
     names = dict(list_sweeps())
     assert "book-ch6" in names
     for name in names:
@@ -128,7 +172,8 @@ def test_list_and_shipped_sweeps_validate():
     assert book.base["model"]["hidden"] == [100] * 6 and book.base["train"]["epochs"] == 50
     assert {d.key: (d.kind, d.values) for d in book.space} == {
         "train.lr": ("log_uniform", [1e-6, 1e-2]),
-        "train.weight_decay": ("log_uniform", [1e-8, 1e-4])}
+        "train.weight_decay": ("log_uniform", [1e-8, 1e-4]),
+    }
 
 
 def test_subset_takes_validation_from_its_end(mnist_session_dir):
@@ -136,8 +181,12 @@ def test_subset_takes_validation_from_its_end(mnist_session_dir):
     from bpnet.errors import ConfigError
     from bpnet.training.batches import load_data
     from bpnet.training.sources import load_config
-    cfg = load_config("quick.yaml", ["data.subset=500", "data.validation=100"],
-                      {"data_dir": str(mnist_session_dir)})
+
+    cfg = load_config(
+        "quick.yaml",
+        ["data.subset=500", "data.validation=100"],
+        {"data_dir": str(mnist_session_dir)},
+    )
     a = load_arrays("mnist", mnist_session_dir)
     d = load_data(cfg, a)
     assert len(d.train) == 400 and len(d.val) == 100
@@ -149,13 +198,15 @@ def test_subset_takes_validation_from_its_end(mnist_session_dir):
 
 def test_each_trial_trains_from_its_own_seed_unless_the_sweep_fixes_one(tmp_path):
     from bpnet.sweep.spec import load_sweep
+
     sweep = load_sweep(str(sweep_file(tmp_path)))
     params = {"train.lr": 0.1, "train.weight_decay": 1e-6}
     seeds = {sweep.trial_config(params, number=k)["train"]["seed"] for k in range(5)}
     assert seeds == {0, 1, 2, 3, 4}  # as the book's loop: fresh random weights per trial
     fixed = tmp_path / "fixed.yaml"
-    fixed.write_text(TINY.format(n=3, epochs=1).replace("  train.epochs", "  train.seed: 7\n"
-                                                                          "  train.epochs"))
+    fixed.write_text(
+        TINY.format(n=3, epochs=1).replace("  train.epochs", "  train.seed: 7\n  train.epochs")
+    )
     sweep = load_sweep(str(fixed))
     assert {sweep.trial_config(params, number=k)["train"]["seed"] for k in range(3)} == {7}
 
@@ -187,9 +238,23 @@ def test_best_yaml_trains(bpnet_exe, tmp_path, mnist_session_dir):
     out = tmp_path / "sweeps" / "tiny"
     assert {"journal.log", "trials.csv", "best.yaml", "sweep.png"} <= set(os.listdir(out))
     assert "trial  val_acc  train.lr  train.weight_decay" in r.stdout
-    r = subprocess.run([bpnet_exe, "train", "--config", str(out / "best.yaml"), "--iterations",
-                        "5", "--quiet", "--out", str(tmp_path / "retrain")], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            bpnet_exe,
+            "train",
+            "--config",
+            str(out / "best.yaml"),
+            "--iterations",
+            "5",
+            "--quiet",
+            "--out",
+            str(tmp_path / "retrain"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     meta_cfg = yaml.safe_load(open(tmp_path / "retrain" / "config.yaml"))
     assert meta_cfg["data"]["subset"] is None
@@ -214,9 +279,23 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     other processes: the killed trial is FAIL, the total exact."""
     path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
     args = [str(path), "--storage", storage, "--grace", "3"]
-    victim = subprocess.Popen([bpnet_exe, "sweep", *args, "--jobs", "1", "--data-dir",
-                               str(data_dir), "--offline", "--quiet"], cwd=tmp_path, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [
+            bpnet_exe,
+            "sweep",
+            *args,
+            "--jobs",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "--offline",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _wait_running(storage, "tiny", victim)
     os.killpg(victim.pid, signal.SIGKILL)  # the command and its worker process
     victim.wait()
@@ -228,17 +307,32 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     assert sum(t.state.name == "COMPLETE" for t in ts) == 3
 
 
-def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(bpnet_exe, tmp_path,
-                                                                mnist_session_dir):
+def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(
+    bpnet_exe, tmp_path, mnist_session_dir
+):
     sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, str(tmp_path / "j.log"))
 
 
 def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_session_dir):
     path = sweep_file(tmp_path, n=4, epochs=400)
-    cmd = [bpnet_exe, "sweep", str(path), "--jobs", "1", "--data-dir", str(mnist_session_dir),
-           "--offline"]
-    p = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+    cmd = [
+        bpnet_exe,
+        "sweep",
+        str(path),
+        "--jobs",
+        "1",
+        "--data-dir",
+        str(mnist_session_dir),
+        "--offline",
+    ]
+    p = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     journal = str(tmp_path / "sweeps" / "tiny" / "journal.log")
     _wait_running(journal, "tiny", p)
     os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
@@ -246,21 +340,22 @@ def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_sessio
     assert p.returncode == 130, err
     assert "run the same command to continue" in err and "of 4 trials" in out
     assert (tmp_path / "sweeps" / "tiny" / "trials.csv").is_file()
-    r = subprocess.run(cmd + ["--quiet"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(cmd + ["--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     ts = trials(journal, "tiny")
     assert_exact(ts, 4)
     assert [t.user_attrs.get("error") for t in ts if t.state.name == "FAIL"] == ["interrupted"]
 
 
-def test_a_ctrl_c_right_after_a_claim_marks_that_trial_interrupted(tmp_path, monkeypatch,
-                                                                   mnist_session_dir):
+def test_a_ctrl_c_right_after_a_claim_marks_that_trial_interrupted(
+    tmp_path, monkeypatch, mnist_session_dir
+):
     # the moment between taking a trial and starting its heartbeat, where a loaded machine
     # can deliver the interrupt: the trial must not stay RUNNING until it is called lost
     from bpnet.sweep.spec import load_sweep
     from bpnet.sweep.study import open_study
     from bpnet.sweep.workers import _Heartbeat, work
+
     sweep = load_sweep(str(sweep_file(tmp_path, n=2)))
     journal = str(tmp_path / "j.log")
     open_study(sweep, journal, "tiny")
@@ -297,6 +392,7 @@ def postgres(tmp_path):
     base.mkdir()
     if os.geteuid() == 0:  # the server refuses to run as root
         import pwd
+
         try:
             user = pwd.getpwnam("postgres")
         except KeyError:
@@ -310,20 +406,36 @@ def postgres(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = base / "data"
-    subprocess.run(prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "bpnet"], check=True,
-                   capture_output=True)
-    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                             f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "bpnet"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefix
+        + [
+            pg_ctl,
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(base / "log"),
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {base}",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://bpnet@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
 
 
-def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_session_dir,
-                                                postgres):
+def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_session_dir, postgres):
     path = sweep_file(tmp_path, n=10)
     two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", postgres])
     ts = trials(postgres, "tiny")
@@ -331,8 +443,9 @@ def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_sessi
     assert all(t.state.name == "COMPLETE" for t in ts)
 
 
-def test_sigkilled_worker_trial_fails_and_study_goes_on_postgres(bpnet_exe, tmp_path,
-                                                                 mnist_session_dir, postgres):
+def test_sigkilled_worker_trial_fails_and_study_goes_on_postgres(
+    bpnet_exe, tmp_path, mnist_session_dir, postgres
+):
     sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, postgres)
 
 
@@ -343,6 +456,7 @@ def test_claims_racing_on_postgres_never_take_a_trial_twice(postgres):
 
     from bpnet.sweep.storage import claim_waiting
     from bpnet.sweep.study import open_storage
+
     study = optuna.create_study(storage=open_storage(postgres), study_name="race")
     for _ in range(40):
         study.enqueue_trial({})

@@ -1,4 +1,5 @@
 """Configs: shipped files, schema checks with one-line errors, overrides, round trip, CLI use."""
+
 import json
 import re
 import subprocess
@@ -18,8 +19,16 @@ from bpnet.training.sources import list_configs, load_config, parse_override, re
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Config.model_fields  # the config's top-level keys, in their order
-SHIPPED = ("fashion-mnist", "mnist", "mnist-augment", "mnist-augment-fast", "mnist-best", "mnist-bn",
-           "mnist-fast", "quick")
+SHIPPED = (
+    "fashion-mnist",
+    "mnist",
+    "mnist-augment",
+    "mnist-augment-fast",
+    "mnist-best",
+    "mnist-bn",
+    "mnist-fast",
+    "quick",
+)
 
 
 def write(tmp_path, text, name="cfg.yaml"):
@@ -38,6 +47,7 @@ def config_error(*args, **kwargs):
 
 # --- shipped configs ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_config_loads_with_every_key(name):
     cfg = load_config(name)
@@ -52,8 +62,13 @@ def test_every_shipped_config_loads_with_every_key(name):
 
 def test_mnist_config_is_the_lessons_run():
     cfg = load_config("mnist")
-    assert cfg["model"] == {"hidden": [50], "activation": "relu", "weight_init": 0.01,
-                            "batchnorm": False, "dropout": 0.0}
+    assert cfg["model"] == {
+        "hidden": [50],
+        "activation": "relu",
+        "weight_init": 0.01,
+        "batchnorm": False,
+        "dropout": 0.0,
+    }
     train = cfg["train"]
     assert (train["iterations"], train["epochs"], train["batch_size"]) == (10000, None, 100)
     assert (train["optimizer"], train["lr"], train["schedule"]) == ("sgd", 0.1, "none")
@@ -87,6 +102,7 @@ def test_list_configs_gives_names_and_first_comment_line():
 
 # --- lookup: a path first, then a shipped name --------------------------------------------
 
+
 def test_shipped_config_found_by_bare_name_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for spelling in ("mnist", "mnist.yaml"):
@@ -107,8 +123,10 @@ def test_an_existing_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
 def test_missing_config_lists_the_shipped_names(tmp_path):
     message = config_error(str(tmp_path / "nope.yaml"))
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
-    assert "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, " \
-           "mnist-bn, mnist-fast, quick" in message
+    assert (
+        "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, "
+        "mnist-bn, mnist-fast, quick" in message
+    )
     assert "no such file" in config_error("mnist-worst")
 
 
@@ -117,6 +135,7 @@ def test_a_directory_is_not_a_config(tmp_path):
 
 
 # --- defaults, empty files, and the epochs/iterations rule -------------------------------
+
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "train:\n  # nothing set\n"])
 def test_empty_file_or_section_means_all_defaults(tmp_path, text):
@@ -144,14 +163,18 @@ def test_a_later_source_switches_between_epochs_and_iterations(tmp_path):
 
 def test_one_source_setting_both_lengths_is_an_error(tmp_path):
     path = write(tmp_path, "train:\n  epochs: 5\n  iterations: 100\n")
-    assert config_error(path) == (f"{path}: train.iterations: expected train.epochs or "
-                                  "train.iterations, not both (got epochs 5, iterations 100)")
+    assert config_error(path) == (
+        f"{path}: train.iterations: expected train.epochs or "
+        "train.iterations, not both (got epochs 5, iterations 100)"
+    )
 
 
 def test_clearing_the_only_length_is_an_error_naming_that_source(tmp_path):
     path = write(tmp_path, "train: {epochs: null}\n")
-    assert config_error(path) == (f"{path}: train.epochs: expected a value for train.epochs or "
-                                  "train.iterations, got null for both")
+    assert config_error(path) == (
+        f"{path}: train.epochs: expected a value for train.epochs or "
+        "train.iterations, got null for both"
+    )
     message = config_error(write(tmp_path, "train: {epochs: 4}\n"), ["train.epochs=null"])
     assert message.startswith("--set train.epochs=null: train.epochs: expected a value")
 
@@ -170,11 +193,15 @@ BAD_FILES = [
     ("train: {epoch: 3}", "train.epoch: unknown key (did you mean train.epochs?)"),
     ("train: {zzz: 1}", "train.zzz: unknown key"),
     ("eval: {evry: 2}", "eval.evry: unknown key (did you mean eval.every?)"),
-    ("early_stopping: {patiense: 3}",
-     "early_stopping.patiense: unknown key (did you mean early_stopping.patience?)"),
+    (
+        "early_stopping: {patiense: 3}",
+        "early_stopping.patiense: unknown key (did you mean early_stopping.patience?)",
+    ),
     ("output: {directory: x}", "output.directory: unknown key (did you mean output.dir?)"),
-    ("model: {batch_size: 5}",
-     "model.batch_size: unknown key (did you mean eval.batch_size or train.batch_size?)"),
+    (
+        "model: {batch_size: 5}",
+        "model.batch_size: unknown key (did you mean eval.batch_size or train.batch_size?)",
+    ),
     # wrong types: no booleans or text for numbers, no floats for integers
     ("train: {lr: true}", "train.lr: expected a number > 0, got true"),
     ("train: {lr: '0.1'}", "train.lr: expected a number > 0, got '0.1' (text, not a number"),
@@ -187,16 +214,24 @@ BAD_FILES = [
     ("train: {epochs: true}", "train.epochs: expected an integer > 0 or null, got true"),
     ("train: {shuffle: 1}", "train.shuffle: expected true or false, got 1"),
     ("data: {normalize: 'yes'}", "data.normalize: expected true or false, got 'yes'"),
-    ("model: {hidden: [100, 0]}",
-     "model.hidden: expected a list of integers > 0 (or one integer > 0), got [100, 0]"),
+    (
+        "model: {hidden: [100, 0]}",
+        "model.hidden: expected a list of integers > 0 (or one integer > 0), got [100, 0]",
+    ),
     ("model: {hidden: [100.5]}", "model.hidden: expected a list of integers > 0"),
     ("model: {hidden: '100'}", "model.hidden: expected a list of integers > 0"),
-    ("model: {weight_init: kaiming}",
-     "model.weight_init: expected a number > 0, he or xavier, got kaiming"),
+    (
+        "model: {weight_init: kaiming}",
+        "model.weight_init: expected a number > 0, he or xavier, got kaiming",
+    ),
     ("model: {weight_init: 0}", "model.weight_init: expected a number > 0, he or xavier, got 0"),
     ("data_dir: 5", "data_dir: expected a folder path or null, got 5"),
     ("name: runs/x", "name: expected a name (no slashes) or null, got runs/x"),
-    ("model: [50]", "model: expected a mapping of hidden, activation, weight_init, batchnorm, dropout, got [50]"),
+    (
+        "model: [50]",
+        "model: expected a mapping of hidden, activation, weight_init, batchnorm, dropout, "
+        "got [50]",
+    ),
     # out of range
     ("train: {lr: -1}", "train.lr: expected a number > 0, got -1"),
     ("train: {lr: 0}", "train.lr: expected a number > 0, got 0"),
@@ -212,22 +247,34 @@ BAD_FILES = [
     # bad choices
     ("dataset: cifar10", "dataset: expected one of mnist, fashion-mnist, got cifar10"),
     ("model: {activation: tanh}", "model.activation: expected one of relu, sigmoid, got tanh"),
-    ("train: {optimizer: rmsprop2}",
-     "train.optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, got rmsprop2"),
-    ("train: {schedule: linear}", "train.schedule: expected one of none, step, cosine, onecycle, got linear"),
+    (
+        "train: {optimizer: rmsprop2}",
+        "train.optimizer: expected one of sgd, momentum, nesterov, adagrad, rmsprop, adam, "
+        "got rmsprop2",
+    ),
+    (
+        "train: {schedule: linear}",
+        "train.schedule: expected one of none, step, cosine, onecycle, got linear",
+    ),
     ("train: {dtype: float16}", "train.dtype: expected one of float32, float64, got float16"),
     # rules between keys
-    ("data: {validation: 0}\nearly_stopping: {patience: 3}",
-     "early_stopping.patience: 3 conflicts with data.validation = 0: early stopping (patience > 0) "
-     "needs validation images (data.validation > 0)"),
-    ("train: {schedule: cosine, lr: 0.1, min_lr: 0.1}",
-     "train.min_lr: 0.1 conflicts with train.lr = 0.1, train.schedule = cosine: "
-     "the cosine schedule needs train.min_lr < train.lr"),
+    (
+        "data: {validation: 0}\nearly_stopping: {patience: 3}",
+        "early_stopping.patience: 3 conflicts with data.validation = 0: early stopping "
+        "(patience > 0) "
+        "needs validation images (data.validation > 0)",
+    ),
+    (
+        "train: {schedule: cosine, lr: 0.1, min_lr: 0.1}",
+        "train.min_lr: 0.1 conflicts with train.lr = 0.1, train.schedule = cosine: "
+        "the cosine schedule needs train.min_lr < train.lr",
+    ),
 ]
 
 
-@pytest.mark.parametrize("text,expected", BAD_FILES, ids=[e.split(":")[0] + "|" + t[:24]
-                                                           for t, e in BAD_FILES])
+@pytest.mark.parametrize(
+    "text,expected", BAD_FILES, ids=[e.split(":")[0] + "|" + t[:24] for t, e in BAD_FILES]
+)
 def test_bad_config_file_names_file_key_value_and_expectation(tmp_path, text, expected):
     path = write(tmp_path, text + "\n")
     message = config_error(path)
@@ -240,16 +287,28 @@ def test_errors_are_input_errors_with_exit_status_2():
     assert issubclass(ConfigError, InputError) and ConfigError.exit_code == 2
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("train:\n  lr: [0.1\n",
-     r": line 3, column 1: invalid YAML \(while parsing a flow sequence, expected ',' or ']'"),
-    ("train:\n  lr: 0.1\n bad: 1\n", r": line 3, column 2: invalid YAML"),
-    ("a: 1\n---\nb: 2\n", r": line 2, column 1: invalid YAML \(expected a single document in "
-                         r"the stream, but found another document\)$"),
-    ("- mnist\n- quick\n", r": expected a mapping of keys \(name, dataset, .*\) at the top level, "
-                           r"got \[mnist, quick\]"),
-    ("just words\n", r": expected a mapping of keys .* at the top level, got just words"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            "train:\n  lr: [0.1\n",
+            r": line 3, column 1: invalid YAML \(while parsing a flow sequence, "
+            r"expected ',' or ']'",
+        ),
+        ("train:\n  lr: 0.1\n bad: 1\n", r": line 3, column 2: invalid YAML"),
+        (
+            "a: 1\n---\nb: 2\n",
+            r": line 2, column 1: invalid YAML \(expected a single document in "
+            r"the stream, but found another document\)$",
+        ),
+        (
+            "- mnist\n- quick\n",
+            r": expected a mapping of keys \(name, dataset, .*\) at the top level, "
+            r"got \[mnist, quick\]",
+        ),
+        ("just words\n", r": expected a mapping of keys .* at the top level, got just words"),
+    ],
+)
 def test_unreadable_yaml_is_one_line_with_its_position(tmp_path, text, expected):
     path = write(tmp_path, text)
     assert re.match(re.escape(str(path)) + expected, config_error(path))
@@ -263,17 +322,21 @@ def test_undecodable_file(tmp_path):
 
 # --- overrides --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,key,value", [
-    ("train.lr=0.05", "train.lr", 0.05),
-    ("train.epochs=5", "train.epochs", 5),
-    ("model.hidden=[100, 50]", "model.hidden", [100, 50]),
-    ("model.hidden=[100,50]", "model.hidden", [100, 50]),
-    ("data_dir=null", "data_dir", None),
-    ("model.weight_init=he", "model.weight_init", "he"),
-    ("train.shuffle=false", "train.shuffle", False),
-    ("output.dir=runs/a=b", "output.dir", "runs/a=b"),
-    (" train.lr = 0.5", "train.lr", 0.5),
-])
+
+@pytest.mark.parametrize(
+    "text,key,value",
+    [
+        ("train.lr=0.05", "train.lr", 0.05),
+        ("train.epochs=5", "train.epochs", 5),
+        ("model.hidden=[100, 50]", "model.hidden", [100, 50]),
+        ("model.hidden=[100,50]", "model.hidden", [100, 50]),
+        ("data_dir=null", "data_dir", None),
+        ("model.weight_init=he", "model.weight_init", "he"),
+        ("train.shuffle=false", "train.shuffle", False),
+        ("output.dir=runs/a=b", "output.dir", "runs/a=b"),
+        (" train.lr = 0.5", "train.lr", 0.5),
+    ],
+)
 def test_override_values_are_yaml_scalars(text, key, value):
     assert parse_override(text) == (key, value)
 
@@ -282,16 +345,18 @@ def test_override_values_are_yaml_scalars(text, key, value):
 def test_malformed_override(text):
     with pytest.raises(ConfigError) as info:
         parse_override(text)
-    assert str(info.value) == (f"--set {text}: expected KEY=VALUE with a dotted key, "
-                               "e.g. --set train.lr=0.05")
+    assert str(info.value) == (
+        f"--set {text}: expected KEY=VALUE with a dotted key, e.g. --set train.lr=0.05"
+    )
 
 
 def test_overrides_apply_in_order_then_command_line_values(tmp_path):
     path = write(tmp_path, "train: {lr: 0.3, seed: 7}\n")
     cfg = load_config(path, ["train.lr=0.5", "model.hidden=[20, 10]", "train.lr=0.2"])
     assert cfg["train"]["lr"] == 0.2 and cfg["model"]["hidden"] == [20, 10]
-    cfg = load_config(path, ["train.lr=0.5"], {"train.lr": 0.4, "train.seed": None,
-                                                "output.dir": "out/here"})
+    cfg = load_config(
+        path, ["train.lr=0.5"], {"train.lr": 0.4, "train.seed": None, "output.dir": "out/here"}
+    )
     assert cfg["train"]["lr"] == 0.4 and cfg["train"]["seed"] == 7
     assert cfg["output"]["dir"] == "out/here"
 
@@ -303,16 +368,24 @@ def test_a_single_hidden_size_becomes_a_list_and_ints_become_floats(tmp_path):
     assert load_config(write(tmp_path, "model: {hidden: []}\n"))["model"]["hidden"] == []
 
 
-@pytest.mark.parametrize("override,expected", [
-    ("train.lr=abc", "--set train.lr=abc: train.lr: expected a number > 0, got abc"),
-    ("train.lr=[0.1", "--set train.lr=[0.1: train.lr: expected a YAML value, got '[0.1'"),
-    ("train.lerning_rate=0.1",
-     "--set train.lerning_rate=0.1: train.lerning_rate: unknown key (did you mean train.lr?)"),
-    ("model.hidden.x=1", "--set model.hidden.x=1: model.hidden: expected a list of integers"),
-    ("early_stopping.patience=2",
-     "--set early_stopping.patience=2: early_stopping.patience: 2 conflicts with "
-     "data.validation = 0"),
-])
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("train.lr=abc", "--set train.lr=abc: train.lr: expected a number > 0, got abc"),
+        ("train.lr=[0.1", "--set train.lr=[0.1: train.lr: expected a YAML value, got '[0.1'"),
+        (
+            "train.lerning_rate=0.1",
+            "--set train.lerning_rate=0.1: train.lerning_rate: unknown key "
+            "(did you mean train.lr?)",
+        ),
+        ("model.hidden.x=1", "--set model.hidden.x=1: model.hidden: expected a list of integers"),
+        (
+            "early_stopping.patience=2",
+            "--set early_stopping.patience=2: early_stopping.patience: 2 conflicts with "
+            "data.validation = 0",
+        ),
+    ],
+)
 def test_bad_override_names_the_override_and_key(tmp_path, override, expected):
     path = write(tmp_path, "data: {validation: 0}\n")
     assert config_error(path, [override]).startswith(expected)
@@ -321,14 +394,22 @@ def test_bad_override_names_the_override_and_key(tmp_path, override, expected):
 def test_a_conflict_is_blamed_on_whichever_key_was_set_last(tmp_path):
     path = write(tmp_path, "early_stopping: {patience: 3}\n")
     assert config_error(path, ["data.validation=0"]).startswith(
-        "--set data.validation=0: data.validation: 0 conflicts with early_stopping.patience = 3")
+        "--set data.validation=0: data.validation: 0 conflicts with early_stopping.patience = 3"
+    )
     assert config_error(path, [], {"data.validation": 0}).startswith(
-        "command line: data.validation: 0 conflicts with")
+        "command line: data.validation: 0 conflicts with"
+    )
 
 
 def test_command_line_shortcuts_are_keys_spelled_with_underscores():
-    cfg = load_config_from_cli("quick", ["train.lr=0.5"], train_epochs=2, train_seed=None,
-                               output_dir="elsewhere", data_dir="/data")
+    cfg = load_config_from_cli(
+        "quick",
+        ["train.lr=0.5"],
+        train_epochs=2,
+        train_seed=None,
+        output_dir="elsewhere",
+        data_dir="/data",
+    )
     assert cfg["train"]["epochs"] == 2 and cfg["train"]["seed"] == 0
     assert cfg["train"]["lr"] == 0.5 and cfg["output"]["dir"] == "elsewhere"
     assert cfg["data_dir"] == "/data"
@@ -337,6 +418,7 @@ def test_command_line_shortcuts_are_keys_spelled_with_underscores():
 
 
 # --- dump / load round trip, network arguments -------------------------------------------
+
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_dump_then_load_gives_the_same_config(tmp_path, name):
@@ -361,6 +443,7 @@ def test_network_kwargs_build_the_configs_model():
 
 # --- README documents every key -----------------------------------------------------------
 
+
 def test_readme_lists_the_shipped_configs_and_its_key_table_is_the_schema():
     readme = (REPO / "README.md").read_text()
     for name in SHIPPED:
@@ -374,14 +457,26 @@ def test_readme_lists_the_shipped_configs_and_its_key_table_is_the_schema():
 
 # --- through the command line ---------------------------------------------------------------
 
+
 def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
 def test_gradcheck_checks_the_configs_model(tmp_path):
-    r = run("gradcheck", "--json", "--config", "quick", "--data-dir", str(tmp_path),
-            "--set", "model.hidden=[8, 6]", "--set", "model.activation=sigmoid",
-            "--set", "train.weight_decay=0.1")
+    r = run(
+        "gradcheck",
+        "--json",
+        "--config",
+        "quick",
+        "--data-dir",
+        str(tmp_path),
+        "--set",
+        "model.hidden=[8, 6]",
+        "--set",
+        "model.activation=sigmoid",
+        "--set",
+        "train.weight_decay=0.1",
+    )
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["passed"] and doc["config"] == "quick"
@@ -396,11 +491,14 @@ def test_gradcheck_uses_the_configs_dataset(tmp_path):
     assert "784-256-10 relu" in r.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--config", "mnist", "--hidden", "5"], "--hidden cannot be combined with --config"),
-    (["--config", "mnist", "--activation", "relu"], "--activation cannot be combined"),
-    (["--set", "train.lr=0.1"], "--set needs --config"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--config", "mnist", "--hidden", "5"], "--hidden cannot be combined with --config"),
+        (["--config", "mnist", "--activation", "relu"], "--activation cannot be combined"),
+        (["--set", "train.lr=0.1"], "--set needs --config"),
+    ],
+)
 def test_gradcheck_option_conflicts_are_usage_errors(args, message):
     r = run("gradcheck", *args)
     assert r.exit_code == 2 and message in r.output
@@ -414,13 +512,19 @@ def test_gradcheck_lists_shipped_configs():
 
 
 def test_installed_gradcheck_with_config(bpnet_exe, tmp_path):
-    p = subprocess.run([bpnet_exe, "gradcheck", "--config", "mnist.yaml", "--data-dir",
-                        str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    p = subprocess.run(
+        [bpnet_exe, "gradcheck", "--config", "mnist.yaml", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "(config mnist)" in p.stdout and "all 19 checks passed" in p.stdout
     bad = write(tmp_path, "train:\n  lr: -1\n", "bad.yaml")
-    p = subprocess.run([bpnet_exe, "gradcheck", "--config", str(bad)], capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [bpnet_exe, "gradcheck", "--config", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr == f"bpnet: error: {bad}: train.lr: expected a number > 0, got -1\n"
 

@@ -1,6 +1,7 @@
 """The run-directory policy from Python alone: a Trainer is as safe as `bpnet train`. A run is
 refused where one already is (naming the same ways out), replace=True replaces it whole and only
 once the new run has started, --resume's check, and what killed replacements leave behind."""
+
 import errno
 import os
 import subprocess
@@ -34,20 +35,25 @@ def files_of(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
-def test_a_new_run_where_one_is_refused_naming_the_commands_bpnet_train_names(old_run, data,
-                                                                               tmp_path):
+def test_a_new_run_where_one_is_refused_naming_the_commands_bpnet_train_names(
+    old_run, data, tmp_path
+):
     run_dir, before = old_run
     with pytest.raises(RunExists) as exc:
         Trainer(toy_cfg(tmp_path), data, run_dir).run()
     python = str(exc.value)
     assert exc.value.exit_code == 2 and isinstance(exc.value, InputError)
-    assert python.startswith(f"{run_dir} already holds a run (weights.npz, best.npz, "
-                             f"checkpoint.npz, metrics.csv, config.yaml, metrics.png): ")
+    assert python.startswith(
+        f"{run_dir} already holds a run (weights.npz, best.npz, "
+        f"checkpoint.npz, metrics.csv, config.yaml, metrics.png): "
+    )
     assert f"continue it with `bpnet train --resume {run_dir}`" in python
     assert "replace it with Trainer(..., replace=True) (bpnet train --force)" in python
     assert python.endswith(f"or train a new run beside it in {run_dir.parent / 'old-2'}")
-    assert (exc.value.resume, exc.value.beside) == (f"bpnet train --resume {run_dir}",
-                                                    run_dir.parent / "old-2")
+    assert (exc.value.resume, exc.value.beside) == (
+        f"bpnet train --resume {run_dir}",
+        run_dir.parent / "old-2",
+    )
     with pytest.raises(RunExists) as cli:  # the check `bpnet train` makes, in its words
         check_new_run(run_dir, command=True)
     assert (cli.value.resume, cli.value.beside) == (exc.value.resume, exc.value.beside)
@@ -55,7 +61,8 @@ def test_a_new_run_where_one_is_refused_naming_the_commands_bpnet_train_names(ol
         f"{run_dir} already holds a run (weights.npz, best.npz, checkpoint.npz, metrics.csv, "
         f"config.yaml, metrics.png): continue it with `bpnet train --resume {run_dir}`, replace "
         f"it by adding --force to this command, or train a new run beside it by adding --out "
-        f"{run_dir.parent / 'old-2'}")
+        f"{run_dir.parent / 'old-2'}"
+    )
     assert files_of(run_dir) == before
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["old"]
 
@@ -83,7 +90,8 @@ def test_replace_from_python_replaces_every_file_of_the_old_run(old_run, data, t
 
 
 def test_replace_from_python_leaves_the_old_run_whole_when_the_new_one_fails_to_start(
-        old_run, data, tmp_path, monkeypatch):
+    old_run, data, tmp_path, monkeypatch
+):
     """The first checkpoint cannot be written (a full disk): the new run never started."""
     run_dir, before = old_run
 
@@ -106,24 +114,32 @@ def test_replace_from_python_swaps_in_once_the_new_run_has_started(old_run, data
     cfg = toy_cfg(tmp_path, **{"train.lr": 1e6, "train.optimizer": "sgd"})
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as exc:
         Trainer(cfg, data, run_dir, replace=True).run()
-    assert f"the last good checkpoint is {run_dir / 'checkpoint.npz'} (iteration 0)" in str(exc.value)
+    assert f"the last good checkpoint is {run_dir / 'checkpoint.npz'} (iteration 0)" in str(
+        exc.value
+    )
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "config.yaml"]
     assert "lr: 1000000.0" in (run_dir / "config.yaml").read_text()
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["old"]
 
 
-def test_replace_from_python_refuses_a_folder_with_files_that_are_not_a_run(old_run, data,
-                                                                            tmp_path):
+def test_replace_from_python_refuses_a_folder_with_files_that_are_not_a_run(
+    old_run, data, tmp_path
+):
     run_dir, before = old_run
     (run_dir / "notes.txt").write_text("mine")
     with pytest.raises(InputError) as exc:
         Trainer(toy_cfg(tmp_path), data, run_dir, replace=True).run()
-    assert str(exc.value) == (f"{run_dir} holds files that are not part of a run (notes.txt); "
-                              f"replace=True replaces a run directory whole: move them, or "
-                              f"train into another folder")
+    assert str(exc.value) == (
+        f"{run_dir} holds files that are not part of a run (notes.txt); "
+        f"replace=True replaces a run directory whole: move them, or "
+        f"train into another folder"
+    )
     assert files_of(run_dir) == {**before, "notes.txt": b"mine"}
-    with pytest.raises(InputError, match=r"\(notes.txt\); --force replaces a run directory "
-                                         r"whole: move them, or train into another --out"):
+    with pytest.raises(
+        InputError,
+        match=r"\(notes.txt\); --force replaces a run directory "
+        r"whole: move them, or train into another --out",
+    ):
         check_new_run(run_dir, replace=True, command=True)
 
 
@@ -132,8 +148,7 @@ def test_a_folder_without_a_run_is_written_in_place_keeping_other_files(data, tm
     run_dir.mkdir()
     (run_dir / "notes.txt").write_text("mine")
     for replace in (False, True):  # nothing to replace: --force changes nothing
-        Trainer(toy_cfg(tmp_path, **{"train.iterations": 3}), data, run_dir,
-                replace=replace).run()
+        Trainer(toy_cfg(tmp_path, **{"train.iterations": 3}), data, run_dir, replace=replace).run()
         assert (run_dir / "notes.txt").read_text() == "mine"
         assert (run_dir / "weights.npz").is_file()
         for f in rundir.run_files(run_dir):  # no run there again
@@ -154,8 +169,10 @@ def test_resume_takes_only_a_run_directory(tmp_path, old_run):
     assert check_resumable(str(run_dir)) == run_dir
     with pytest.raises(InputError) as exc:
         check_resumable(tmp_path)
-    assert str(exc.value) == (f"{tmp_path}: not a run directory (no config.yaml); --resume takes "
-                              f"a folder that bpnet train or Trainer.run() wrote")
+    assert str(exc.value) == (
+        f"{tmp_path}: not a run directory (no config.yaml); --resume takes "
+        f"a folder that bpnet train or Trainer.run() wrote"
+    )
 
 
 def dead_pid():

@@ -1,4 +1,5 @@
 """The training loop as a library: determinism, resume, NaN stop, early stopping, optimizers."""
+
 import csv
 import json
 import threading
@@ -10,7 +11,7 @@ from toy import run, toy_cfg, toy_data
 from bpnet.nn.optim import SGD, AdaGrad, Adam, Momentum, learning_rate
 from bpnet.training.batches import BatchStream, Data, Split, split_validation
 from bpnet.training.sources import load_config
-from bpnet.training.trainer import Progress, TrainingDiverged, TrainingInterrupted, Trainer
+from bpnet.training.trainer import Progress, Trainer, TrainingDiverged, TrainingInterrupted
 from bpnet.training.weights import load_npz, load_weights
 
 
@@ -37,9 +38,19 @@ def test_learns_and_writes_a_complete_run_dir(tmp_path):
     assert {"weights.npz", "best.npz", "checkpoint.npz", "metrics.csv"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert lines[0].split(",") == ["epoch", "iteration", "lr", "train_loss", "train_acc",
-                                   "train_penalty", "val_loss", "val_acc", "test_loss", "test_acc",
-                                   "elapsed"]
+    assert lines[0].split(",") == [
+        "epoch",
+        "iteration",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "train_penalty",
+        "val_loss",
+        "val_acc",
+        "test_loss",
+        "test_acc",
+        "elapsed",
+    ]
     assert len(lines) == 1 + 3  # one row per epoch
     _, meta = load_weights(tmp_path / "run" / "weights.npz")
     assert meta["sizes"] == [784, 16, 10] and meta["dataset"] == "mnist"
@@ -50,8 +61,10 @@ def test_learns_and_writes_a_complete_run_dir(tmp_path):
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adagrad", "adam"])
 def test_same_seed_gives_bit_identical_weights(tmp_path, optimizer):
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"train.optimizer": optimizer, "train.schedule": "cosine",
-                               "train.weight_decay": 1e-3})
+    cfg = toy_cfg(
+        tmp_path,
+        **{"train.optimizer": optimizer, "train.schedule": "cosine", "train.weight_decay": 1e-3},
+    )
     run(cfg, data, tmp_path / "a")
     run(cfg, data, tmp_path / "b")
     a, b = params_of(tmp_path / "a" / "weights.npz"), params_of(tmp_path / "b" / "weights.npz")
@@ -64,8 +77,9 @@ def test_same_seed_gives_bit_identical_weights(tmp_path, optimizer):
 @pytest.mark.parametrize("stop_at", [5, 15, 16, 30])  # mid-epoch, epoch ends (16 per epoch)
 def test_resume_equals_uninterrupted_run(tmp_path, stop_at):
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"train.optimizer": "adam", "train.lr": 0.01,
-                               "train.schedule": "cosine"})
+    cfg = toy_cfg(
+        tmp_path, **{"train.optimizer": "adam", "train.lr": 0.01, "train.schedule": "cosine"}
+    )
     full = run(cfg, data, tmp_path / "full")
     run_dir = tmp_path / "cut"
     run_dir.mkdir()
@@ -81,8 +95,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, stop_at):
     a, b = params_of(tmp_path / "full" / "weights.npz"), params_of(run_dir / "weights.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert result["test_acc"] == full["test_acc"] and result["train_loss"] == full["train_loss"]
-    assert ((tmp_path / "full" / "metrics.csv").read_text().count("\n")
-            == (run_dir / "metrics.csv").read_text().count("\n"))
+    assert (tmp_path / "full" / "metrics.csv").read_text().count("\n") == (
+        run_dir / "metrics.csv"
+    ).read_text().count("\n")
 
 
 def test_train_step_alone_trains_the_weights_the_loop_trains(tmp_path):
@@ -90,16 +105,32 @@ def test_train_step_alone_trains_the_weights_the_loop_trains(tmp_path):
     weights of the whole loop (evaluations, saves and all), and the schedule's learning rate of
     each iteration; with schedule none there is no schedule and lr stays train.lr."""
     from concurrent.futures import ThreadPoolExecutor
+
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"train.optimizer": "adam", "train.lr": 0.01,
-                               "train.schedule": "cosine", "model.dropout": 0.2,
-                               "train.weight_decay": 1e-3})
+    cfg = toy_cfg(
+        tmp_path,
+        **{
+            "train.optimizer": "adam",
+            "train.lr": 0.01,
+            "train.schedule": "cosine",
+            "model.dropout": 0.2,
+            "train.weight_decay": 1e-3,
+        },
+    )
     run(cfg, data, tmp_path / "loop")
     trainer = Trainer(cfg, data, None)
     per_epoch = trainer.iters_per_epoch
     with ThreadPoolExecutor(1) as pool:
-        batches = BatchStream(data.train.x, data.train.t, trainer.seed, True, trainer.batch_size,
-                              trainer.scale, trainer.dtype, pool)
+        batches = BatchStream(
+            data.train.x,
+            data.train.t,
+            trainer.seed,
+            True,
+            trainer.batch_size,
+            trainer.scale,
+            trainer.dtype,
+            pool,
+        )
         for i in range(trainer.total):
             loss = trainer.train_step(*batches.batch(i // per_epoch, i % per_epoch))
             assert trainer.state.iteration == i + 1 and loss == trainer.net.cross_entropy
@@ -115,7 +146,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = toy_cfg(tmp_path, **{"train.lr": 1e6, "train.optimizer": "sgd"})
     run_dir = tmp_path / "nan"
     run_dir.mkdir()
-    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="training diverged: loss is"):
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(TrainingDiverged, match="training diverged: loss is"),
+    ):
         Trainer(cfg, data, run_dir).run()
     ckpt = load_npz(run_dir / "checkpoint.npz")
     params = [v for k, v in ckpt.items() if k.startswith("param.")]
@@ -125,8 +159,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_early_stopping_stops_after_patience(tmp_path):
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"train.lr": 1e-12, "train.epochs": 20,
-                               "early_stopping.patience": 2, "early_stopping.min_delta": 0.01})
+    cfg = toy_cfg(
+        tmp_path,
+        **{
+            "train.lr": 1e-12,
+            "train.epochs": 20,
+            "early_stopping.patience": 2,
+            "early_stopping.min_delta": 0.01,
+        },
+    )
     messages = []
 
     class Log(Progress):
@@ -151,8 +192,13 @@ def test_iterations_count_across_epochs_and_end_with_an_evaluation(tmp_path):
 
 def test_without_validation_nothing_is_selected_on_test(tmp_path):
     data = toy_data()
-    data = Data(Split(np.concatenate([data.train.x, data.val.x]),
-                      np.concatenate([data.train.t, data.val.t])), None, data.test)
+    data = Data(
+        Split(
+            np.concatenate([data.train.x, data.val.x]), np.concatenate([data.train.t, data.val.t])
+        ),
+        None,
+        data.test,
+    )
     cfg = toy_cfg(tmp_path, **{"data.validation": 0})
     run(cfg, data, tmp_path / "nv")
     assert not (tmp_path / "nv" / "best.npz").exists()
@@ -181,12 +227,14 @@ def test_train_loss_is_cross_entropy_and_the_penalty_its_own_column(tmp_path):
     small to move the weights, train and test cross-entropy agree and the penalty is exactly
     the one of the (unchanged) weights."""
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"train.weight_decay": 0.05, "train.lr": 1e-9,
-                               "model.weight_init": "he"})
+    cfg = toy_cfg(
+        tmp_path, **{"train.weight_decay": 0.05, "train.lr": 1e-9, "model.weight_init": "he"}
+    )
     result = run(cfg, data, tmp_path / "wd")
     params, _ = load_weights(tmp_path / "wd" / "weights.npz")
-    penalty = 0.5 * 0.05 * sum(float(np.sum(params[k].astype(np.float64) ** 2))
-                               for k in ("W1", "W2"))
+    penalty = (
+        0.5 * 0.05 * sum(float(np.sum(params[k].astype(np.float64) ** 2)) for k in ("W1", "W2"))
+    )
     assert penalty > 0.5  # large beside the difference of two cross-entropies below
     assert result["train_penalty"] == pytest.approx(penalty, rel=1e-4)
     assert abs(result["train_loss"] - result["test_loss"]) < 0.1
@@ -209,7 +257,8 @@ def test_a_library_run_writes_its_config_and_resumes_like_a_cli_run(tmp_path):
     saved = load_config(run_dir / "config.yaml")
     assert saved["output"]["dir"] == str(run_dir)  # the run's own directory, not cfg's
     assert {k: v for k, v in saved.items() if k != "output"} == {
-        k: v for k, v in cfg.items() if k != "output"}
+        k: v for k, v in cfg.items() if k != "output"
+    }
     resumed = Trainer(saved, data, run_dir)  # what `bpnet train --resume` builds from it
     resumed.load_checkpoint()
     resumed.run()
@@ -231,14 +280,14 @@ def test_optimizer_steps_match_their_formulas():
     np.testing.assert_allclose(step(SGD(0.1)), p0 - 0.2 * g0)
     # momentum: v1 = -lr g, v2 = m v1 - lr g
     np.testing.assert_allclose(step(Momentum(0.1, 0.9)), p0 - 0.1 * g0 + (-0.09 * g0 - 0.1 * g0))
-    h = g0 ** 2
+    h = g0**2
     expected = p0 - 0.1 * g0 / (np.sqrt(h) + 1e-8) - 0.1 * g0 / (np.sqrt(2 * h) + 1e-8)
     np.testing.assert_allclose(step(AdaGrad(0.1, 1e-8)), expected)
     m, v, p = np.zeros(5), np.zeros(5), p0.copy()
     for t in (1, 2):
         m = 0.9 * m + 0.1 * g0
-        v = 0.999 * v + 0.001 * g0 ** 2
-        p = p - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        v = 0.999 * v + 0.001 * g0**2
+        p = p - 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     np.testing.assert_allclose(step(Adam(0.01)), p, rtol=1e-6)
 
 
@@ -257,8 +306,12 @@ def test_checkpoint_holds_parameters_optimizer_state_and_counters(tmp_path):
     ckpt = load_npz(tmp_path / "ck" / "checkpoint.npz")
     state = json.loads(str(ckpt["state"][()]))
     assert state["state"]["iteration"] == 48 and state["opt_step"] == 48
-    assert {k for k in ckpt if k.startswith("param.")} == {"param.W1", "param.b1", "param.W2",
-                                                            "param.b2"}
+    assert {k for k in ckpt if k.startswith("param.")} == {
+        "param.W1",
+        "param.b1",
+        "param.W2",
+        "param.b2",
+    }
     # Adam's moments, kept for all parameters at once (the net's flat parameter vector)
     assert {k for k in ckpt if k.startswith("opt.")} == {"opt.m.all", "opt.v.all"}
     assert ckpt["opt.m.all"].shape == (784 * 16 + 16 + 16 * 10 + 10,)
@@ -270,13 +323,15 @@ def test_batches_follow_each_epochs_permutation_fixed_by_seed_and_epoch(n, bs, c
     t = np.arange(n)
     per_epoch = -(-n // bs)
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(1) as pool:
         a = BatchStream(x, t, 3, True, bs, 0.5, np.float32, pool, chunk)
-        epochs = [np.concatenate([a.batch(e, p)[1].copy() for p in range(per_epoch)])
-                  for e in range(3)]  # copies: a batch is a view into a reused buffer
+        epochs = [
+            np.concatenate([a.batch(e, p)[1].copy() for p in range(per_epoch)]) for e in range(3)
+        ]  # copies: a batch is a view into a reused buffer
         b = BatchStream(x, t, 3, True, bs, 0.5, np.float32, pool, chunk)
         xb, tb, _ = b.batch(2, per_epoch - 1)  # straight to the last batch of epoch 2, as a resume
-        assert np.array_equal(tb, epochs[2][(per_epoch - 1) * bs:])
+        assert np.array_equal(tb, epochs[2][(per_epoch - 1) * bs :])
         assert np.array_equal(xb[:, 0], 0.5 * tb) and xb.dtype == np.float32  # converted, scaled
         for e in range(3):
             assert sorted(epochs[e]) == list(range(n))  # every image once per epoch
@@ -305,10 +360,12 @@ def test_batches_hold_only_the_columns_not_blank_in_every_image(augmented):
     x[1, :10] = 9  # image 1 lights 10 of them: batches with it keep fewer than 64/8 blank
     augment = (lambda xb, iteration: xb * 2.0) if augmented else None
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(1) as pool:
         full = BatchStream(x, t, 5, True, 8, 0.5, np.float32, pool, 3, augment=augment)
-        part = BatchStream(x, t, 5, True, 8, 0.5, np.float32, pool, 3, augment=augment,
-                           columns=True)
+        part = BatchStream(
+            x, t, 5, True, 8, 0.5, np.float32, pool, 3, augment=augment, columns=True
+        )
         seen = set()
         for e in range(2):
             for p in range(5):
@@ -333,20 +390,24 @@ def test_training_on_the_non_blank_columns_equals_training_on_whole_images(tmp_p
     x = rng.integers(1, 40, (600, 784)).astype(np.uint8)
     x[:, :200] = x[:, -100:] = 0  # blank in every image: the first and last rows of pixels
     for c in range(10):  # class c lights a block of its own
-        x[t == c, 220 + 45 * c:250 + 45 * c] += 150
+        x[t == c, 220 + 45 * c : 250 + 45 * c] += 150
     data = Data(*split_validation(x, t, 100), Split(x[:200], t[:200]))
     cfg = toy_cfg(tmp_path, **{"train.dtype": "float64", "model.hidden": "[100]"})
     found, blank_free = [], BatchStream._blank_free
-    monkeypatch.setattr(BatchStream, "_blank_free",
-                        lambda self, xb: found.append(blank_free(self, xb)) or found[-1])
+    monkeypatch.setattr(
+        BatchStream, "_blank_free", lambda self, xb: found.append(blank_free(self, xb)) or found[-1]
+    )
     part = run(cfg, data, tmp_path / "part")
     assert sum(c is not None and len(c) < 600 for c in found) > 20  # blank-free batches ran
     found.clear()
     run(toy_cfg(tmp_path, **{"model.hidden": "[99]"}), data, tmp_path / "narrow")
     assert found and all(c is None for c in found)  # narrower: whole images (COLUMNS_MIN_WIDTH)
     found.clear()
-    run(toy_cfg(tmp_path, **{"model.hidden": "[100]", "augment.shift": 1}), data,
-        tmp_path / "augmented")
+    run(
+        toy_cfg(tmp_path, **{"model.hidden": "[100]", "augment.shift": 1}),
+        data,
+        tmp_path / "augmented",
+    )
     assert found and all(c is None for c in found)  # nor with augmentation
     b = params_of(tmp_path / "part" / "weights.npz")
     monkeypatch.setattr(BatchStream, "_blank_free", lambda self, xb: None)
@@ -369,6 +430,7 @@ def test_batches_are_augmented_by_their_iteration_on_the_preparing_thread(n, bs,
         return xb + 1000.0 * iteration
 
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(1, thread_name_prefix="prep") as pool:
         a = BatchStream(x, t, 3, True, bs, 1.0, np.float32, pool, chunk, augment=augment)
         for e in range(2):
@@ -383,12 +445,16 @@ def test_batches_are_augmented_by_their_iteration_on_the_preparing_thread(n, bs,
 
 def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"augment.shift": 2, "augment.rotate": 10.0,
-                               "augment.elastic_alpha": 8.0})
+    cfg = toy_cfg(
+        tmp_path, **{"augment.shift": 2, "augment.rotate": 10.0, "augment.elastic_alpha": 8.0}
+    )
     plain = run(toy_cfg(tmp_path), data, tmp_path / "plain")
     full = run(cfg, data, tmp_path / "full")
     run(cfg, data, tmp_path / "again")
-    a, b = params_of(tmp_path / "full" / "weights.npz"), params_of(tmp_path / "again" / "weights.npz")
+    a, b = (
+        params_of(tmp_path / "full" / "weights.npz"),
+        params_of(tmp_path / "again" / "weights.npz"),
+    )
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert full["train_loss"] != plain["train_loss"]  # the distortions did reach the batches
     run_dir = tmp_path / "cut"
@@ -406,6 +472,7 @@ def test_augmented_runs_are_reproducible_and_resume_bit_identically(tmp_path):
 
 def test_new_rules_match_their_formulas_and_no_optimizer_writes_into_grads():
     from bpnet.nn.optim import OPTIMIZERS, Nesterov, RMSprop
+
     rng = np.random.default_rng(0)
     p0, g0 = rng.standard_normal(5), rng.standard_normal(5)
     p, v = p0.copy(), np.zeros(5)
@@ -418,7 +485,7 @@ def test_new_rules_match_their_formulas_and_no_optimizer_writes_into_grads():
     np.testing.assert_allclose(q["w"], p)
     p, h = p0.copy(), np.zeros(5)
     for _ in range(2):
-        h = 0.99 * h + 0.01 * g0 ** 2
+        h = 0.99 * h + 0.01 * g0**2
         p = p - 0.1 * g0 / (np.sqrt(h) + 1e-7)
     q = {"w": p0.copy()}
     opt = RMSprop(0.1, 0.99, 1e-7)
@@ -435,9 +502,16 @@ def test_new_rules_match_their_formulas_and_no_optimizer_writes_into_grads():
 @pytest.mark.parametrize("stop_at", [7, 16])
 def test_batchnorm_dropout_run_resumes_bit_identically(tmp_path, stop_at):
     data = toy_data()
-    cfg = toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
-                               "model.dropout": 0.2, "train.optimizer": "rmsprop",
-                               "train.lr": 0.01})
+    cfg = toy_cfg(
+        tmp_path,
+        **{
+            "model.hidden": "[16, 12]",
+            "model.batchnorm": "true",
+            "model.dropout": 0.2,
+            "train.optimizer": "rmsprop",
+            "train.lr": 0.01,
+        },
+    )
     full = run(cfg, data, tmp_path / "full")
     assert full["test_acc"] > 0.9
     run_dir = tmp_path / "cut"
@@ -450,27 +524,66 @@ def test_batchnorm_dropout_run_resumes_bit_identically(tmp_path, stop_at):
     resumed.load_checkpoint()
     assert resumed.run()["test_acc"] == full["test_acc"]
     a, b = load_weights(tmp_path / "full" / "weights.npz"), load_weights(run_dir / "weights.npz")
-    assert set(a[0]) == {"W1", "b1", "W2", "b2", "W3", "b3", "gamma1", "beta1", "gamma2", "beta2",
-                         "running_mean1", "running_var1", "running_mean2", "running_var2"}
+    assert set(a[0]) == {
+        "W1",
+        "b1",
+        "W2",
+        "b2",
+        "W3",
+        "b3",
+        "gamma1",
+        "beta1",
+        "gamma2",
+        "beta2",
+        "running_mean1",
+        "running_var1",
+        "running_mean2",
+        "running_var2",
+    }
     assert all(np.array_equal(a[0][k], b[0][k]) for k in a[0])
     assert a[1]["batchnorm"] is True and a[1]["dropout"] == 0.2
     assert np.all(a[0]["running_var1"] > 0) and not np.all(a[0]["gamma1"] == 1)
     # a different seed draws different dropout masks
-    other = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.batchnorm": "true",
-                                     "model.dropout": 0.2, "train.optimizer": "rmsprop",
-                                     "train.lr": 0.01, "train.shuffle": "false"}),
-                data, tmp_path / "o1")
-    again = run(toy_cfg(tmp_path, **{"model.hidden": "[16, 12]", "model.dropout": 0.2,
-                                     "model.batchnorm": "true", "train.optimizer": "rmsprop",
-                                     "train.lr": 0.01, "train.shuffle": "false", "train.seed": 3}),
-                data, tmp_path / "o2")
+    other = run(
+        toy_cfg(
+            tmp_path,
+            **{
+                "model.hidden": "[16, 12]",
+                "model.batchnorm": "true",
+                "model.dropout": 0.2,
+                "train.optimizer": "rmsprop",
+                "train.lr": 0.01,
+                "train.shuffle": "false",
+            },
+        ),
+        data,
+        tmp_path / "o1",
+    )
+    again = run(
+        toy_cfg(
+            tmp_path,
+            **{
+                "model.hidden": "[16, 12]",
+                "model.dropout": 0.2,
+                "model.batchnorm": "true",
+                "train.optimizer": "rmsprop",
+                "train.lr": 0.01,
+                "train.shuffle": "false",
+                "train.seed": 3,
+            },
+        ),
+        data,
+        tmp_path / "o2",
+    )
     assert other["train_loss"] != again["train_loss"]
 
 
 def test_evaluation_uses_inference_mode(tmp_path):
-    """The test accuracy of a dropout net equals a fresh inference-mode evaluation of its weights."""
+    """The test accuracy of a dropout net equals a fresh inference-mode evaluation of its
+    weights."""
     from bpnet.nn.evaluate import evaluate
     from bpnet.training.weights import network_from_weights
+
     data = toy_data()
     cfg = toy_cfg(tmp_path, **{"model.dropout": 0.5, "model.batchnorm": "true"})
     result = run(cfg, data, tmp_path / "r")
@@ -484,6 +597,7 @@ def test_evaluation_uses_inference_mode(tmp_path):
 
 def test_checkpoint_with_a_wrong_batchnorm_buffer_is_refused(tmp_path):
     from bpnet.training.weights import WeightsError, save_npz
+
     data = toy_data()
     cfg = toy_cfg(tmp_path, **{"model.batchnorm": "true", "train.epochs": 1})
     run(cfg, data, tmp_path / "r")
@@ -499,4 +613,6 @@ def test_onecycle_rises_over_the_warmup_then_falls_by_a_cosine():
     assert lr[0] == pytest.approx(0.1) and lr[10] == pytest.approx(0.55)
     assert lr[20] == pytest.approx(1.0) and max(lr) == pytest.approx(1.0)
     assert lr[60] == pytest.approx(0.55) and lr[100] == pytest.approx(0.1)
-    assert all(a < b for a, b in zip(lr[:20], lr[1:21])) and all(a > b for a, b in zip(lr[20:], lr[21:]))
+    assert all(a < b for a, b in zip(lr[:20], lr[1:21])) and all(
+        a > b for a, b in zip(lr[20:], lr[21:])
+    )
