@@ -141,6 +141,23 @@ def schema_option(kind):
     )
 
 
+def _one_word_sets(_ctx, param, values):
+    """Each --set value must be one word KEY=VALUE: ``--set train.epochs 3`` leaves the key
+    alone here (and 3 a stray argument), which is told as such before anything else."""
+    for text in values:
+        if "=" in text:
+            continue
+        words = text.split()
+        key = words[0] if words else "KEY"
+        value = words[1] if len(words) == 2 else "VALUE"
+        raise click.BadParameter(
+            f"{text!r} is not KEY=VALUE: write --set {key}={value}, as one word "
+            f"(no space around =)",
+            param=param,
+        )
+    return values
+
+
 def config_options(required=True):
     """``--config PATH|NAME`` (required or not), repeatable ``--set KEY=VALUE`` and an
     eager ``--list-configs``; the command receives ``config`` and ``sets``."""
@@ -151,6 +168,7 @@ def config_options(required=True):
             "sets",
             metavar="KEY=VALUE",
             multiple=True,
+            callback=_one_word_sets,
             help="Override one config value by dotted key, the value written in YAML "
             "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order.",
         )(fn)
