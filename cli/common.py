@@ -242,6 +242,17 @@ def warn(message):
     click.echo(f"bpnet: warning: {message}", err=True)
 
 
+def report(message):
+    """A download's note on stderr: information (``bpnet.data.download.Info``: the files about
+    to be fetched) as it is, anything else as a warning."""
+    from bpnet.data.download import Info
+
+    if isinstance(message, Info):
+        click.echo(message, err=True)
+    else:
+        warn(message)
+
+
 def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test")):
     """Download the missing files of a dataset's ``splits`` first, saying so (unless
     ``offline``)."""
@@ -252,6 +263,6 @@ def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test"
         data_dir,
         offline=offline,
         progress=progress_bar_factory(quiet),
-        report=None if quiet else warn,
+        report=None if quiet else report,
         splits=splits,
     )
