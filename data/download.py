@@ -35,7 +35,7 @@ from urllib.request import url2pathname
 
 from bpnet import __version__
 from bpnet.base.files import atomic_write, commit_file
-from bpnet.data.home import data_dir_note, dataset_dir, download_command
+from bpnet.data.home import dataset_dir, missing_files, no_mirror_hint, old_data_note
 from bpnet.data.idx import (
     GZIP_MAGIC,
     DataCorrupt,
@@ -354,17 +354,14 @@ def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
                 p.rmdir()
             except OSError:  # not empty (a partial file kept for resuming) or not ours
                 break
-        raise DownloadFailed(f"{e}\n{_hint(spec.name, data_dir)}") from None
+        raise DownloadFailed(f"{e}\n{no_mirror_hint(spec.name, data_dir)}") from None
 
 
-def _hint(dataset, data_dir):
-    """How to go on when no mirror answers: commands that work as typed."""
-    cmd = download_command(dataset, data_dir)
-    return (
-        f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
-        f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
-        + data_dir_note(data_dir)
-    )
+def _note_old_data_dir(dataset, data_dir, report):
+    """Point out, once, the ./data/<dataset> an earlier version left (see home.old_data_note)."""
+    note = report and old_data_note(dataset, data_dir)
+    if note:
+        report(Info(note))
 
 
 def _verified(path, f, report, dataset=None):
@@ -402,6 +399,7 @@ def download_dataset(
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
     urls = mirror_list(spec, mirrors, builtin_mirrors)
+    _note_old_data_dir(spec.name, data_dir, report)
     with dataset_lock(folder, report):
         todo = [
             f for f in spec.files if force or not _verified(folder / f.name, f, report, spec.name)
@@ -435,10 +433,8 @@ def ensure_dataset(
         return folder
     if offline:
         names = ", ".join(f.name for f in files if not (folder / f.name).exists())
-        raise DataMissing(
-            f"{folder}: missing {names}; run "
-            f"`{download_command(spec.name, data_dir)}` to fetch them" + data_dir_note(data_dir)
-        )
+        raise DataMissing(missing_files(folder, names, spec.name, data_dir))
+    _note_old_data_dir(spec.name, data_dir, report)
     with dataset_lock(folder, report):
         missing = [f for f in files if not (folder / f.name).exists()]
         if missing and report:

@@ -288,6 +288,31 @@ def test_load_mnist_returns_the_books_tuples(mnist_session_dir, monkeypatch):
     assert t.shape == (60000, 10) and np.all(t.sum(axis=1) == 1)
 
 
+def test_load_mnist_says_what_it_downloads_into_the_data_home(shared_mnist):
+    """A reader's script, run twice: the first run says on stderr which files it fetches and
+    where (the per-user data home, as every bpnet command uses), the second says nothing."""
+    import subprocess
+    import sys
+
+    from bpnet.data.home import data_home
+
+    script = "from bpnet.book.mnist import load_mnist; (x, t), _ = load_mnist(); print(x.shape)"
+    env = {**os.environ, "BPNET_MIRROR": str(shared_mnist)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert [r.stdout for r in runs] == ["(60000, 784)\n"] * 2
+    files = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    assert runs[0].stderr == (
+        f"load_mnist: downloading {files}t10k-labels-idx1-ubyte.gz into {data_home() / 'mnist'}\n"
+    )
+    assert runs[1].stderr == ""
+
+
 def test_load_mnist_downloads_when_missing(tmp_path, monkeypatch):
     """Nothing in the data dir: the download is attempted (and here fails: no network)."""
     from bpnet.book.mnist import load_mnist
