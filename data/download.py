@@ -361,7 +361,7 @@ def _note_old_data_dir(dataset, data_dir, report):
     """Point out, once, the ./data/<dataset> an earlier version left (see home.old_data_note)."""
     note = report and old_data_note(dataset, data_dir)
     if note:
-        report(Info(note))
+        report(Info(f"{note}, instead of this download (Ctrl-C stops it)"))
 
 
 def _verified(path, f, report, dataset=None):

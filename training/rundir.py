@@ -77,10 +77,12 @@ class Finished:
 def finished_run(run_dir, cfg):
     """The :class:`Finished` run in ``run_dir`` set against the resolved config ``cfg`` (keys
     of NOT_THE_RUN aside), or None when the folder holds no run that went to its end: an
-    interrupted run, or files that do not read as a bpnet run."""
+    interrupted run, or files that do not read as a bpnet run. What a killed replacement left
+    beside it is tidied first (see clean_leftovers)."""
     from bpnet.training.sources import load_config
 
     run_dir = Path(run_dir)
+    clean_leftovers(run_dir)
     if not all((run_dir / f).is_file() for f in ("weights.npz", "checkpoint.npz", "config.yaml")):
         return None
     try:

@@ -40,6 +40,9 @@ def old_layout(shared_mnist, tmp_path, bpnet_exe):
     return sh
 
 
+INSTEAD = "instead of this download (Ctrl-C stops it)"
+
+
 def hint(home):
     return (
         "data/mnist holds mnist files an earlier bpnet downloaded there (its default data dir was "
@@ -72,7 +75,7 @@ def test_an_old_data_folder_is_pointed_out_once_and_in_every_failure(old_layout,
     first = old_layout(unreachable)
     assert first.returncode == 1
     lines = first.stderr.splitlines()
-    assert lines[0] == hint(home) and lines[-1] == hint(home)
+    assert lines[0] == f"{hint(home)}, {INSTEAD}" and lines[-1] == hint(home)
     assert (home / NOTED).read_text() == f"{old_layout.cwd / 'data' / 'mnist'}\n"
     second = old_layout(unreachable)
     assert second.returncode == 1
@@ -92,7 +95,7 @@ def test_a_download_that_goes_on_says_so_after_the_note(old_layout, shared_mnist
     r = old_layout(train.format("a"), BPNET_MIRROR=str(shared_mnist))
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == [
-        hint(home),
+        f"{hint(home)}, {INSTEAD}",
         f"downloading {', '.join(MNIST_FILES)} into {home / 'mnist'}",
     ]
     again = old_layout(train.format("b"))
