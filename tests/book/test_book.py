@@ -208,6 +208,9 @@ def test_layers_are_keyed_as_the_books():
     two = TwoLayerNet(6, 5, 3)
     assert list(two.layers) == ["Affine1", "Relu1", "Affine2"]
     assert two.lastLayer is two.last_layer
+    for multi in (MultiLayerNet(6, [5], 3), net):  # chapter 6's nets name it as chapter 5's
+        assert type(multi.lastLayer).__name__ == "SoftmaxWithLoss"
+        assert multi.lastLayer is multi.last_layer
     x, t = np.random.randn(4, 6), np.array([0, 1, 2, 0])
     assert two.lastLayer.forward(two.predict(x), t) == pytest.approx(two.loss(x, t), rel=1e-12)
     # chapter 5's gradient: the Affine layers' dW and db after a backward pass
