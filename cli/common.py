@@ -141,6 +141,23 @@ def schema_option(kind):
     )
 
 
+def _one_word_sets(_ctx, param, values):
+    """Each --set value must be one word KEY=VALUE: ``--set train.epochs 3`` leaves the key
+    alone here (and 3 a stray argument), which is told as such before anything else."""
+    for text in values:
+        if "=" in text:
+            continue
+        words = text.split()
+        key = words[0] if words else "KEY"
+        value = words[1] if len(words) == 2 else "VALUE"
+        raise click.BadParameter(
+            f"{text!r} is not KEY=VALUE: write --set {key}={value}, as one word "
+            f"(no space around =)",
+            param=param,
+        )
+    return values
+
+
 def config_options(required=True):
     """``--config PATH|NAME`` (required or not), repeatable ``--set KEY=VALUE`` and an
     eager ``--list-configs``; the command receives ``config`` and ``sets``."""
@@ -151,6 +168,7 @@ def config_options(required=True):
             "sets",
             metavar="KEY=VALUE",
             multiple=True,
+            callback=_one_word_sets,
             help="Override one config value by dotted key, the value written in YAML "
             "(--set train.lr=0.05, --set model.hidden=[100,50]); repeatable, applied in order.",
         )(fn)
@@ -224,6 +242,17 @@ def warn(message):
     click.echo(f"bpnet: warning: {message}", err=True)
 
 
+def report(message):
+    """A download's note on stderr: information (``bpnet.data.download.Info``: the files about
+    to be fetched) as it is, anything else as a warning."""
+    from bpnet.data.download import Info
+
+    if isinstance(message, Info):
+        click.echo(message, err=True)
+    else:
+        warn(message)
+
+
 def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test")):
     """Download the missing files of a dataset's ``splits`` first, saying so (unless
     ``offline``)."""
@@ -234,6 +263,6 @@ def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test"
         data_dir,
         offline=offline,
         progress=progress_bar_factory(quiet),
-        report=None if quiet else warn,
+        report=None if quiet else report,
         splits=splits,
     )

@@ -9,7 +9,7 @@ from bpnet.cli.common import (
     debug_option,
     handle_errors,
     progress_bar_factory,
-    warn,
+    report,
 )
 from bpnet.data.mirrors import HttpOptions
 from bpnet.data.specs import DATASETS
@@ -47,8 +47,8 @@ DEFAULTS = HttpOptions()
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULTS.read_timeout,
     show_default=True,
-    help=f"Seconds without data before a request is given up (connecting: at most "
-    f"{DEFAULTS.connect_timeout:g}).",
+    help=f"Seconds without data, or under --min-rate on average, before a request is given "
+    f"up (connecting: at most {DEFAULTS.connect_timeout:g}).",
 )
 @click.option(
     "--tries",
@@ -63,8 +63,8 @@ DEFAULTS = HttpOptions()
     default=DEFAULTS.min_rate / 1000,
     show_default=True,
     metavar="KB/S",
-    help="Slowest transfer accepted: a mirror gets --tries × --timeout + size / "
-    "min-rate seconds for a file, then the next mirror is tried.",
+    help="Slowest transfer accepted: a mirror slower than this over the last --timeout "
+    "seconds is given up and the next one tried (as curl's --speed-limit and --speed-time).",
 )
 @debug_option
 @handle_errors
@@ -93,7 +93,7 @@ def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tr
         mirrors,
         force,
         progress=bar,
-        report=None if quiet else warn,
+        report=None if quiet else report,
         options=options,
         builtin_mirrors=not mirrors_only,
     )

@@ -17,7 +17,7 @@ from bpnet.nn.defaults import EVAL_BATCH
 
 
 @click.command("eval", short_help="Accuracy, loss, per-class table and confusion matrix.")
-@click.argument("weights", type=click.Path(dir_okay=False))
+@click.argument("weights", type=click.Path())
 @click.option(
     "--split",
     type=click.Choice(["test", "train"]),
@@ -56,14 +56,17 @@ from bpnet.nn.defaults import EVAL_BATCH
 def eval_cmd(
     weights, split, batch_size, as_json, offline, errors_png, errors_count, threads, data_dir
 ):
-    """Evaluate WEIGHTS.npz; the architecture and input scaling come from the file."""
+    """Evaluate WEIGHTS.npz (or a run directory's weights.npz); the architecture and input
+    scaling come from the file."""
     import numpy as np
 
     from bpnet.apps.plots import error_grid, most_confident_errors
     from bpnet.data.idx import load_split
     from bpnet.nn.evaluate import confusion_matrix, evaluate, input_scale
+    from bpnet.training.rundir import weights_path
     from bpnet.training.weights import network_from_weights
 
+    weights = weights_path(weights)
     net, meta = network_from_weights(weights)
     dataset = meta["dataset"]
     ensure_data(dataset, data_dir, offline, quiet=as_json, splits=(split,))

@@ -27,7 +27,10 @@ def plot(run_dir, output):
     CSV file itself. Needs matplotlib: pip install 'bpnet[plot]'.
     """
     from bpnet.apps.plots import plot_metrics
+    from bpnet.training.rundir import unfinished
 
     csv_path = run_dir / "metrics.csv" if run_dir.is_dir() else run_dir
+    if csv_path.name == "metrics.csv" and (error := unfinished(csv_path.parent, csv_path.name)):
+        raise error
     out = plot_metrics(csv_path, output or csv_path.parent / "metrics.png")
     click.echo(f"wrote {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 import signal
 from pathlib import Path
 
@@ -75,17 +76,59 @@ class BarProgress:
             self.bar = None
 
 
+def _already_trained(run_dir, cfg, done, data_dir):
+    """What a second `bpnet train` of a run that went to its end says (and does nothing)."""
+    from bpnet.training.rundir import resume_command
+
+    m = done.metrics
+    figures = [f"test accuracy {m['test_acc']:.4f}"] if m.get("test_acc") is not None else []
+    if m.get("val_acc") is not None:
+        figures.append(f"validation accuracy {m['val_acc']:.4f}")
+    unit = "--iterations" if cfg["train"]["iterations"] else "--epochs"
+    now = cfg["train"]["iterations"] or cfg["train"]["epochs"]
+    evaluate = shlex.join(
+        ["bpnet", "eval", str(run_dir)] + (["--data-dir", str(data_dir)] if data_dir else [])
+    )
+    return (
+        f"{run_dir} already holds this run, trained to iteration {done.iteration} of "
+        f"{done.total}: {', '.join(figures) or 'no figures'} -> {run_dir / 'weights.npz'}\n"
+        f"evaluate it with `{evaluate}`; train it again by adding --force; train it longer "
+        f"with `{resume_command(run_dir, data_dir, unit, 'N')}` (N > {now})"
+    )
+
+
+def _resuming(trainer):
+    """The line of a resumed run: where it is, and a new length and what it does to the lr."""
+    st, total, before = trainer.state, trainer.total, trainer.extended_from
+    line = f"resuming {trainer.run_dir} at iteration {st.iteration} of {total}"
+    if before is None and st.iteration >= total:
+        line += " (it is finished; adding --epochs N or --iterations N trains it longer)"
+    if before is None:
+        return line
+    line += f" (extended from {before})"
+    kind = trainer.cfg["train"]["schedule"]
+    if kind in ("cosine", "onecycle") and st.iteration < total:
+        was, now = trainer.schedule(before)(st.iteration), trainer.lr_at(st.iteration)
+        line += (
+            f"; the {kind} schedule now spans {total} iterations: lr {now:.3g} from here "
+            f"(the {before}-iteration schedule's was {was:.3g})"
+        )
+    return line
+
+
 @click.command(short_help="Train a network from a YAML config into a run directory.")
 @config_options(required=False)
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    help="Shortcut for --set train.epochs=N (not with --iterations).",
+    help="Shortcut for --set train.epochs=N (not with --iterations); with --resume, the "
+    "run's new length.",
 )
 @click.option(
     "--iterations",
     type=click.IntRange(min=1),
-    help="Shortcut for --set train.iterations=N (not with --epochs).",
+    help="Shortcut for --set train.iterations=N (not with --epochs); with --resume, the "
+    "run's new length.",
 )
 @click.option("--seed", type=click.IntRange(min=0), help="Shortcut for --set train.seed=N.")
 @threads_option("; shortcut for --set train.threads=N")
@@ -97,7 +140,8 @@ class BarProgress:
 @click.option(
     "--resume",
     type=click.Path(file_okay=False, exists=True),
-    help="Continue the run in this directory from its checkpoint.",
+    help="Continue the run in this directory from its checkpoint (to a new length with "
+    "--epochs or --iterations).",
 )
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
@@ -111,10 +155,12 @@ def train(
     save it into a run directory (default: runs/<config name>).
 
     Ctrl-C (or SIGTERM) stops after the current step, saving a checkpoint that
-    --resume continues to the same weights an uninterrupted run gives.
+    --resume continues to the same weights an uninterrupted run gives. --resume RUN_DIR
+    --epochs N (or --iterations N) trains a run, finished or not, on to a new length. A run
+    of the same config that went to its end is not trained again (--force does).
     """
     from bpnet.training.batches import load_data
-    from bpnet.training.rundir import check_new_run, check_resumable
+    from bpnet.training.rundir import check_new_run, check_resumable, finished_run
     from bpnet.training.sources import load_config
     from bpnet.training.trainer import StopFlag, Trainer
 
@@ -127,17 +173,24 @@ def train(
     if resume:
         given = [
             n
-            for n in ("config", "sets", "epochs", "iterations", "seed", "out", "force")
+            for n in ("config", "sets", "seed", "out", "force")
             if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE
         ]
         if given:
             raise click.UsageError(
-                f"--resume continues a run as it was configured; it cannot be "
-                f"combined with --{given[0].replace('sets', 'set')}"
+                f"--resume continues a run as it was configured (--epochs or --iterations "
+                f"give it a new length); it cannot be combined with "
+                f"--{given[0].replace('sets', 'set')}"
             )
         run_dir = check_resumable(resume)
         cfg = load_config(
-            run_dir / "config.yaml", cli={"data_dir": data_dir, "train.threads": threads}
+            run_dir / "config.yaml",
+            cli={
+                "data_dir": data_dir,
+                "train.threads": threads,
+                "train.epochs": epochs,
+                "train.iterations": iterations,
+            },
         )
         cfg["output"]["dir"] = str(run_dir)
     else:
@@ -152,17 +205,19 @@ def train(
             data_dir=data_dir,
         )
         run_dir = Path(cfg["output"]["dir"])
-        check_new_run(run_dir, force, data_dir, command=True)  # before loading any data
+        done = None if force else finished_run(run_dir, cfg)
+        if done is not None and not done.differences:
+            click.echo(_already_trained(run_dir, cfg, done, data_dir))
+            return
+        check_new_run(run_dir, force, data_dir, command=True, cfg=cfg)  # before loading any data
     ensure_data(cfg["dataset"], cfg["data_dir"], offline, quiet)
     data = load_data(cfg)
     progress, stop = BarProgress(quiet), StopFlag()
     trainer = Trainer(cfg, data, run_dir, progress, stop, replace=force)
     if resume:
-        trainer.load_checkpoint()
+        trainer.load_checkpoint(extend=epochs is not None or iterations is not None)
         if not quiet:
-            click.echo(
-                f"resuming {run_dir} at iteration {trainer.state.iteration} of {trainer.total}"
-            )
+            click.echo(_resuming(trainer))
     elif not quiet:
         click.echo(
             f"training {trainer.net.describe()} on {cfg['dataset']} "

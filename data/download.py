@@ -3,25 +3,28 @@
 Each missing file is tried on every mirror in turn: the caller's mirrors first, then
 ``$BPNET_MIRROR``, then the spec's built-in list. An HTTP mirror gets several tries, with backoff,
 on 429/5xx answers, timeouts and dropped connections, and a partial file is resumed with a Range
-request. Whatever arrives must decompress to the spec's IDX header and SHA-256, or it is discarded
-and the next mirror tried. Downloads in progress live in ``<name>.part``, never under the final
-name.
+request; a host name that does not resolve fails its mirror at once, for every file, and a
+resolver that does not answer fails every mirror that needs it. Whatever arrives must decompress
+to the spec's IDX header and SHA-256, or it is discarded and the next mirror tried (a file of
+another known dataset is named as such). Downloads in progress live in ``<name>.part``, never
+under the final name.
 
 Every bound comes from the spec, not from the mirror: a body may not outgrow :func:`max_transfer`,
 its content not :func:`idx_size` (checked in chunks, so a decompression bomb costs constant memory),
-and a mirror gets :meth:`HttpOptions.deadline` seconds per file. One process at a time downloads
-into a folder (:func:`dataset_lock`). ``requests`` is imported when a download starts.
+and a body slower than ``HttpOptions.min_rate`` over ``HttpOptions.read_timeout`` seconds fails
+the mirror. One process at a time downloads into a folder (:func:`dataset_lock`). ``requests`` is
+imported when a download starts.
 
 Progress is injected: ``progress(desc=..., total=..., initial=...)`` returns a bar with
 ``update(n)`` and ``close()`` (``tqdm.tqdm`` fits); ``report(message)`` receives notes such as a
-mirror that failed.
+mirror that failed; those that are information, not a warning (the files about to be
+downloaded), are :class:`Info` strings.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from urllib.request import url2pathname
 
 from bpnet import __version__
 from bpnet.base.files import atomic_write, commit_file
-from bpnet.data.home import data_dir_note, dataset_dir, download_command
+from bpnet.data.home import dataset_dir, missing_files, no_mirror_hint, old_data_note
 from bpnet.data.idx import (
     GZIP_MAGIC,
     DataCorrupt,
@@ -42,8 +45,19 @@ from bpnet.data.idx import (
     read_idx,
     split_files,
 )
-from bpnet.data.mirrors import HttpOptions, mirror_list, retry_wait
-from bpnet.data.specs import CHUNK, get_spec, max_transfer
+from bpnet.data.mirrors import (
+    HttpOptions,
+    MirrorFailed,
+    Rate,
+    Unresolved,
+    connect_reason,
+    lookup_error,
+    mirror_list,
+    needs_resolver,
+    response_span,
+    retry_wait,
+)
+from bpnet.data.specs import CHUNK, SPECS, get_spec, max_transfer
 from bpnet.errors import BpnetError
 
 
@@ -51,8 +65,8 @@ class DownloadFailed(BpnetError):
     """No mirror served a verified copy of a file."""
 
 
-class MirrorFailed(Exception):
-    """One mirror could not serve one file; the message says why."""
+class Info(str):
+    """A note for ``report`` that is information (what is about to happen), not a warning."""
 
 
 class _Retry(Exception):
@@ -81,49 +95,56 @@ class _NoBar:
         pass
 
 
-def _span(response, have):
-    """(first byte, file size or None) of a response body to ``Range: bytes=have-``, or None
-    when a 206 answer does not continue the partial file."""
-    if response.status_code == 206:
-        m = re.fullmatch(
-            r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "").strip()
-        )
-        return (have, int(m[2])) if m and int(m[1]) == have else None
-    length = response.headers.get("Content-Length", "")
-    return 0, int(length) if length.isdigit() else None
-
-
-def _pump(chunks, fh, bar, limit, deadline=None):
+def _pump(chunks, fh, bar, limit, check=None):
     """Write byte chunks to ``fh``, advancing ``bar``; the bar is closed either way. More than
-    ``limit`` bytes in ``fh`` fail the mirror; ``deadline()`` is called after each chunk
-    (it raises when the transfer has taken too long)."""
+    ``limit`` bytes in ``fh`` fail the mirror; ``check(size so far)`` is called after each chunk
+    (it raises when the transfer is too slow)."""
     try:
         for chunk in chunks:
             fh.write(chunk)
             bar.update(len(chunk))
             if fh.tell() > limit:
                 raise MirrorFailed(f"more than {limit} bytes, the most a good copy can have")
-            if deadline:
-                deadline()
+            if check:
+                check(fh.tell())
     finally:
         bar.close()
 
 
-def _connect_reason(error):
-    """'connection failed (Connection refused)' rather than urllib3's nested reprs."""
-    m = re.search(r"\[Errno -?\d+\] ([^'\"()]+)|(Remote end closed[^'\"()]*)", str(error))
-    return f"connection failed ({(m[1] or m[2]).strip()})" if m else "connection failed"
+def _check(path, f, name):
+    """check_idx of the file at ``path`` against FileSpec ``f``."""
+    with open(path, "rb") as fh:
+        return check_idx(iter(lambda: fh.read(CHUNK), b""), f, name)
 
 
-def _install(part, target, f, url):
-    """Verify a downloaded ``part`` against FileSpec ``f`` and move it to ``target`` atomically.
+def _named(error, path, f, dataset):
+    """DataCorrupt ``error`` of the file at ``path`` (FileSpec ``f`` of ``dataset``), saying
+    whose file it is when it is another known dataset's: MNIST offered as Fashion-MNIST."""
+    for other in SPECS.values():
+        g = next((g for g in other.files if g.name == f.name), None)
+        if other.name == dataset or g is None or g.sha256 == f.sha256:
+            continue
+        try:
+            _check(path, g, str(path))
+        except (DataCorrupt, OSError):
+            continue
+        return DataCorrupt(f"{error}: the content of {other.name}'s {f.name}, not {dataset}'s")
+    return error
+
+
+def _install(part, target, f, url, dataset=None):
+    """Verify a downloaded ``part`` against FileSpec ``f`` (of ``dataset``) and move it to
+    ``target`` atomically.
 
     The check reads in chunks and stops where the content outgrows the spec (a decompression
     bomb is a failed mirror, found in constant memory). An uncompressed IDX with the right content
     is accepted and stored gzip-compressed, so a ``.gz`` name always holds gzip data.
     """
+    try:
+        _check(part, f, url)
+    except DataCorrupt as e:
+        raise _named(e, part, f, dataset) from None
     with open(part, "rb") as fh:
-        check_idx(iter(lambda: fh.read(CHUNK), b""), f, url)
         fh.seek(0)
         if fh.read(2) == GZIP_MAGIC:
             gz = True
@@ -141,12 +162,15 @@ def _install(part, target, f, url):
 class _Fetcher:
     """One HTTP session fetching files from a list of mirrors."""
 
-    def __init__(self, options=None, progress=None, report=None):
+    def __init__(self, options=None, progress=None, report=None, dataset=None):
         import requests  # here, not at import: `import bpnet.nn` stays light
 
         self.options = options or HttpOptions()
         self.progress = progress or _NoBar
         self.report = report or (lambda message: None)
+        self.dataset = dataset
+        self.unresolved = {}  # host -> why its name did not resolve: not tried again
+        self.resolver_down = None  # why no name resolves: names are not tried any more
         self.session = requests.Session()
         self.session.max_redirects = self.options.max_redirects
         self.session.headers.update(
@@ -165,18 +189,28 @@ class _Fetcher:
         failures = []
         for i, base in enumerate(urls):
             url = base + f.name
+            skip = self._skip(url)
+            if skip:
+                failures.append(f"{url}: {skip}")
+                continue
             try:
                 resumed = self._download(url, part, f)
                 try:
-                    _install(part, target, f, url)
+                    _install(part, target, f, url, self.dataset)
                 except DataCorrupt as e:
                     if not resumed:
                         raise
                     self.report(f"{e} after resuming {part.name}; fetching it whole")
                     part.unlink()
                     self._download(url, part, f)
-                    _install(part, target, f, url)
+                    _install(part, target, f, url, self.dataset)
                 return url
+            except Unresolved as e:
+                host = urlsplit(url).hostname
+                self.unresolved[host] = str(e)
+                if e.resolver_down and needs_resolver(host):
+                    self.resolver_down = str(e)
+                failures.append(f"{url}: {e}")
             except MirrorFailed as e:
                 failures.append(f"{url}: {e}")
             except DataCorrupt as e:
@@ -188,6 +222,18 @@ class _Fetcher:
             f"no mirror served a verified {f.name} ({len(urls)} tried):\n"
             + "\n".join(f"  {line}" for line in failures)
         )
+
+    def _skip(self, url):
+        """Why ``url`` is not tried (its host did not resolve before, or the resolver does not
+        answer), or None."""
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            return None
+        if parts.hostname in self.unresolved:
+            return f"{self.unresolved[parts.hostname]}; not tried again"
+        if self.resolver_down and needs_resolver(parts.hostname):
+            return f"not tried: the name resolver does not answer ({self.resolver_down})"
+        return None
 
     def _download(self, url, part, f):
         """Fill ``part`` with the body at ``url`` (at most :func:`max_transfer` bytes of FileSpec
@@ -209,12 +255,11 @@ class _Fetcher:
 
     def _http(self, url, part, f):
         """Fill ``part`` from ``url`` in at most ``tries`` requests, each resuming where the one
-        before stopped, all within the mirror's deadline (:meth:`HttpOptions.deadline` of the
-        announced size); True when the last request continued bytes already in ``part``."""
+        before stopped; True when the last request continued bytes already in ``part``. A host
+        name that does not resolve is not tried again (:class:`Unresolved`)."""
         import requests
 
         opt = self.options
-        self._started, self._end = time.monotonic(), None
         for attempt in range(1, opt.tries + 1):
             retry_after = None
             try:
@@ -228,27 +273,13 @@ class _Fetcher:
             except requests.ReadTimeout:
                 failure = self._timed_out
             except requests.RequestException as e:
-                failure = _connect_reason(e)
+                lookup = lookup_error(e)
+                if lookup is not None:
+                    raise Unresolved(lookup) from None
+                failure = connect_reason(e)
             if attempt < opt.tries:
-                wait = retry_wait(attempt, retry_after, opt)
-                if self._end is not None and time.monotonic() + wait >= self._end:
-                    failure += (
-                        f"; the deadline for this file ({self._end - self._started:.1f} "
-                        "s) leaves no time for another try"
-                    )
-                    break
-                time.sleep(wait)
+                time.sleep(retry_wait(attempt, retry_after, opt))
         raise MirrorFailed(f"{failure} after {attempt} tries" if attempt > 1 else failure)
-
-    def _check_deadline(self, fh, total):
-        """Raise :class:`MirrorFailed` once this mirror's time for the file is up."""
-        now = time.monotonic()
-        if now > self._end:
-            raise MirrorFailed(
-                f"too slow: {fh.tell()} of {total or '?'} bytes in {now - self._started:.1f} s "
-                f"(the deadline for this file is {self._end - self._started:.1f} s: "
-                f"tries × timeout + size / min rate {self.options.min_rate:g} B/s)"
-            )
 
     @property
     def _timed_out(self):
@@ -264,19 +295,16 @@ class _Fetcher:
         if have > limit:
             part.unlink()
             have = 0
-        read_timeout = opt.read_timeout
-        if self._end is not None:
-            read_timeout = max(min(read_timeout, self._end - time.monotonic()), 0.01)
         with self.session.get(
             url,
             stream=True,
-            timeout=(opt.connect_timeout, read_timeout),
+            timeout=(opt.connect_timeout, opt.read_timeout),
             headers={"Range": f"bytes={have}-"} if have else {},
         ) as r:
             code = r.status_code
             if code == 429 or code >= 500:
                 raise _Retry(f"HTTP {code}", r.headers.get("Retry-After"))
-            span = _span(r, have) if code in (200, 206) else None
+            span = response_span(r, have) if code in (200, 206) else None
             if span is None and have and code in (206, 416):  # part is no beginning of this file
                 part.unlink()
                 raise _Retry(f"HTTP {code} to a Range request", "0")
@@ -287,14 +315,13 @@ class _Fetcher:
                 raise MirrorFailed(
                     f"{total} bytes announced, more than the {limit} a good copy can have"
                 )
-            if self._end is None:
-                self._end = self._started + opt.deadline(total or limit)
             with open(part, "ab" if start else "wb") as fh:
                 bar = self.progress(desc=f.name, total=total, initial=start)
                 # read1 returns what has arrived, so a stall loses no byte already received
                 chunks = iter(lambda: r.raw.read1(opt.chunk_size, decode_content=False), b"")
+                rate = Rate(opt.read_timeout, opt.min_rate, start, total)
                 try:
-                    _pump(chunks, fh, bar, limit, lambda: self._check_deadline(fh, total))
+                    _pump(chunks, fh, bar, limit, rate)
                 except urllib3.exceptions.ReadTimeoutError:
                     raise _Retry(self._timed_out, None) from None
                 except urllib3.exceptions.HTTPError:
@@ -319,7 +346,7 @@ def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
     made = [p for p in (folder, *folder.parents) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with _Fetcher(options, progress, report) as fetcher:
+        with _Fetcher(options, progress, report, spec.name) as fetcher:
             return {f.name: fetcher.fetch(f, folder / f.name, urls) for f in files}
     except DownloadFailed as e:
         for p in made:
@@ -327,22 +354,19 @@ def _fetch(folder, spec, files, urls, progress, report, options, data_dir):
                 p.rmdir()
             except OSError:  # not empty (a partial file kept for resuming) or not ours
                 break
-        raise DownloadFailed(f"{e}\n{_hint(spec.name, data_dir)}") from None
+        raise DownloadFailed(f"{e}\n{no_mirror_hint(spec.name, data_dir)}") from None
 
 
-def _hint(dataset, data_dir):
-    """How to go on when no mirror answers: commands that work as typed."""
-    cmd = download_command(dataset, data_dir)
-    return (
-        f"no mirror reachable? copy the files into a folder and run `{cmd} --mirror FOLDER`, "
-        f"or use another mirror: `{cmd} --mirror URL` (BPNET_MIRROR=URL for every command)"
-        + data_dir_note(data_dir)
-    )
+def _note_old_data_dir(dataset, data_dir, report):
+    """Point out, once, the ./data/<dataset> an earlier version left (see home.old_data_note)."""
+    note = report and old_data_note(dataset, data_dir)
+    if note:
+        report(Info(f"{note}, instead of this download (Ctrl-C stops it)"))
 
 
-def _verified(path, f, report):
-    """True when ``path`` holds a verified copy of FileSpec ``f`` (checked in constant memory);
-    a corrupt one is reported and will be fetched again."""
+def _verified(path, f, report, dataset=None):
+    """True when ``path`` holds a verified copy of FileSpec ``f`` of ``dataset`` (checked in
+    constant memory); a corrupt one is reported and will be fetched again."""
     if not path.exists():
         return False
     try:
@@ -350,7 +374,7 @@ def _verified(path, f, report):
         return True
     except DataCorrupt as e:
         if report:
-            report(f"{e}; fetching it again")
+            report(f"{_named(e, path, f, dataset)}; fetching it again")
         return False
 
 
@@ -375,8 +399,11 @@ def download_dataset(
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
     urls = mirror_list(spec, mirrors, builtin_mirrors)
+    _note_old_data_dir(spec.name, data_dir, report)
     with dataset_lock(folder, report):
-        todo = [f for f in spec.files if force or not _verified(folder / f.name, f, report)]
+        todo = [
+            f for f in spec.files if force or not _verified(folder / f.name, f, report, spec.name)
+        ]
         fetched = _fetch(folder, spec, todo, urls, progress, report, options, data_dir)
     return [FetchResult(f.name, folder / f.name, fetched.get(f.name)) for f in spec.files]
 
@@ -406,13 +433,11 @@ def ensure_dataset(
         return folder
     if offline:
         names = ", ".join(f.name for f in files if not (folder / f.name).exists())
-        raise DataMissing(
-            f"{folder}: missing {names}; run "
-            f"`{download_command(spec.name, data_dir)}` to fetch them" + data_dir_note(data_dir)
-        )
+        raise DataMissing(missing_files(folder, names, spec.name, data_dir))
+    _note_old_data_dir(spec.name, data_dir, report)
     with dataset_lock(folder, report):
         missing = [f for f in files if not (folder / f.name).exists()]
         if missing and report:
-            report(f"downloading {', '.join(f.name for f in missing)} into {folder}")
+            report(Info(f"downloading {', '.join(f.name for f in missing)} into {folder}"))
         _fetch(folder, spec, missing, urls, progress, report, options, data_dir)
     return folder

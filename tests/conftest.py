@@ -1,5 +1,6 @@
-"""Shared fixtures: real MNIST from ../shared/mnist when that folder exists, weights files good and
-bad, and no way out to the internet. Plain helpers live in tests/helpers."""
+"""Shared fixtures: real MNIST where tests/helpers/mnist.py finds a verified copy (../shared/mnist,
+$BPNET_DATA_DIR or the per-user data home, as the environment was when the session started),
+weights files good and bad, and no way out to the internet. Plain helpers live in tests/helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from hostile import write_good_weights, write_not_weights
-from mnist import MNIST_FILES, SHARED_MNIST, have_shared_mnist
+from mnist import CANDIDATES, MNIST_FILES, find_mnist, not_found
 
 
 @pytest.fixture(autouse=True)
@@ -40,23 +41,26 @@ def _listing(folder):
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_mnist_stays_untouched():
-    """Tests read the shared MNIST folder and never write into it: data dirs are copies in a
-    temporary folder (``mnist_data_dir``, ``mnist_session_dir``); loading from the shared
-    folder itself would leave a 55 MB cache.npz there."""
-    before = _listing(SHARED_MNIST)
+    """Tests read the folder real MNIST is found in (which may be the user's own data home) and
+    never write into it: data dirs are copies in a temporary folder (``mnist_data_dir``,
+    ``mnist_session_dir``); loading from that folder itself would leave a 55 MB cache.npz
+    there. Every candidate folder is watched, so nothing is verified before a test needs it."""
+    before = {folder: _listing(folder) for folder in CANDIDATES}
     yield
-    after = _listing(SHARED_MNIST)
-    assert after == before, (
-        f"the tests changed {SHARED_MNIST}: {sorted(set(after.items()) ^ set(before.items()))}"
-    )
+    for folder, listing in before.items():
+        after = _listing(folder)
+        assert after == listing, (
+            f"the tests changed {folder}: {sorted(set(after.items()) ^ set(listing.items()))}"
+        )
 
 
 @pytest.fixture
 def shared_mnist():
-    """Path of the folder with the four real MNIST files (skips when absent)."""
-    if not have_shared_mnist():
-        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
-    return SHARED_MNIST
+    """Path of a folder with the four real MNIST files, verified (skips when none is found)."""
+    folder = find_mnist()
+    if folder is None:
+        pytest.skip(not_found())
+    return folder
 
 
 @pytest.fixture
@@ -82,14 +86,15 @@ def bpnet_exe():
 @pytest.fixture(scope="session")
 def mnist_session_dir(tmp_path_factory):
     """One data dir per test session with copies of the real files and their decoded cache."""
-    if not have_shared_mnist():
-        pytest.skip(f"real MNIST not found in {SHARED_MNIST} (set BPNET_SHARED_MNIST)")
+    shared = find_mnist()
+    if shared is None:
+        pytest.skip(not_found())
     from bpnet.data.idx import load_arrays
 
     root = tmp_path_factory.mktemp("mnist-data")
     (root / "mnist").mkdir()
     for f in MNIST_FILES:
-        shutil.copyfile(SHARED_MNIST / f, root / "mnist" / f)
+        shutil.copyfile(shared / f, root / "mnist" / f)
     load_arrays("mnist", root)  # builds cache.npz once
     return root
 

@@ -16,7 +16,7 @@ from pydantic.dataclasses import dataclass
 
 from bpnet.base.schema import Integer, Model, first_error
 from bpnet.base.text import clip
-from bpnet.training.weights import WeightsError, load_npz, parse_json, save_npz
+from bpnet.training.weights import Npz, WeightsError, load_npz, parse_json, save_npz
 
 Row = dict[str, Union[int, float, None]]
 
@@ -66,6 +66,36 @@ def write_checkpoint(path, arrays, opt_state, opt_step, state, total):
     )
 
 
+def _state(path, text):
+    """(CheckpointDoc, State) of a checkpoint's ``state`` string; WeightsError otherwise."""
+    raw = parse_json(path, text, "state")
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected a JSON object)")
+    try:
+        doc = CheckpointDoc.model_validate(raw)
+        return doc, State(**doc.state, rows=doc.rows)
+    except ValidationError as e:
+        if e.title == "CheckpointDoc":
+            key, reason = first_error(CheckpointDoc, e, raw)
+        else:  # the loop's counters
+            err = e.errors(include_url=False)[0]
+            key = "state." + ".".join(map(str, err["loc"]))
+            reason = f"{err['msg'][:1].lower()}{err['msg'][1:]}"
+        raise WeightsError(
+            f"{path}: state is not a bpnet checkpoint's ({key}: {clip(reason)})"
+        ) from None
+
+
+def checkpoint_progress(path):
+    """(iteration, total): how far the run of the checkpoint at ``path`` has come, read from its
+    state alone (no array is read); WeightsError when it is no bpnet checkpoint."""
+    with Npz(path, "checkpoint") as z:
+        if "state" not in z.headers:
+            z.fail("no 'state' string; expected a bpnet checkpoint")
+        doc, state = _state(path, z.text("state"))
+    return state.iteration, doc.total
+
+
 def read_checkpoint(path, param_shapes, opt_shape):
     """(params, opt_state, opt_step, State, total) of the checkpoint at ``path``, every array
     header checked against ``param_shapes`` ({key: shape}) or ``opt_shape`` before it is
@@ -82,22 +112,7 @@ def read_checkpoint(path, param_shapes, opt_shape):
     text = arrays.pop("state", None)
     if text is None or text.shape != () or text.dtype.kind != "U":
         raise WeightsError(f"{path}: no 'state' string; expected a bpnet checkpoint")
-    raw = parse_json(path, str(text[()]), "state")
-    if not isinstance(raw, dict):
-        raise WeightsError(f"{path}: state is not a bpnet checkpoint's (expected a JSON object)")
-    try:
-        doc = CheckpointDoc.model_validate(raw)
-        state = State(**doc.state, rows=doc.rows)
-    except ValidationError as e:
-        if e.title == "CheckpointDoc":
-            key, reason = first_error(CheckpointDoc, e, raw)
-        else:  # the loop's counters
-            err = e.errors(include_url=False)[0]
-            key = "state." + ".".join(map(str, err["loc"]))
-            reason = f"{err['msg'][:1].lower()}{err['msg'][1:]}"
-        raise WeightsError(
-            f"{path}: state is not a bpnet checkpoint's ({key}: {clip(reason)})"
-        ) from None
+    doc, state = _state(path, str(text[()]))
     params = {k[len("param.") :]: v for k, v in arrays.items() if k.startswith("param.")}
     opt_state = {k[len("opt.") :]: v for k, v in arrays.items() if k.startswith("opt.")}
     return params, opt_state, doc.opt_step, state, doc.total

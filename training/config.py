@@ -59,8 +59,17 @@ WeightInit = Annotated[
 ]
 
 
-def _choice(names):
-    return Literal[tuple(names)]
+def _choice(names, fold_case=False):
+    """One of ``names``; with ``fold_case`` written in any case (the book writes 'Adam')."""
+    choice = Literal[tuple(names)]
+    if not fold_case:
+        return choice
+    folded = {name.lower(): name for name in names}
+
+    def fold(v):  # a value that is no name in any case stays as written, for the message
+        return folded.get(v.lower(), v) if isinstance(v, str) else v
+
+    return Annotated[choice, BeforeValidator(fold)]
 
 
 class ModelSection(Model):
@@ -100,7 +109,7 @@ class TrainSection(Model):
         None, description=("Mini-batch updates instead; setting it clears train.epochs.")
     )
     batch_size: PositiveInt = Field(100, description="Images per mini-batch.")
-    optimizer: _choice(OPTIMIZERS) = Field(
+    optimizer: _choice(OPTIMIZERS, fold_case=True) = Field(
         "sgd",
         description=(
             "Update rule: plain SGD, SGD with momentum, Nesterov momentum, AdaGrad, RMSprop or "

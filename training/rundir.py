@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import shlex
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from bpnet.base.folders import clean_leftovers, staging_dir, swap_dirs
-from bpnet.errors import InputError
+from bpnet.base.yamlsafe import load_yaml
+from bpnet.errors import BpnetError, ConfigError, InputError
+from bpnet.training.checkpoint import checkpoint_progress
+from bpnet.training.config import FIELDS, get
+from bpnet.training.weights import WeightsError, read_meta
 
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
 DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
+# Config keys that do not make another run: where its data and files are, its name, and the
+# threads of the products (which give the same weights).
+NOT_THE_RUN = ("name", "data_dir", "output.dir", "train.threads")
+LENGTH_KEYS = ("train.epochs", "train.iterations")
 
 
 class RunExists(InputError):
@@ -53,12 +62,53 @@ def beside(run_dir):
     )
 
 
-def check_new_run(run_dir, replace=False, data_dir=None, command=False):
+@dataclass(frozen=True)
+class Finished:
+    """A run that went to its end: its weights.npz is of its checkpoint's ``iteration`` (of
+    ``total``; fewer after an early stop), ``metrics`` its last row, ``differences`` the keys
+    where the config it was set against differs from its config.yaml, as (key, there, here)."""
+
+    iteration: int
+    total: int
+    metrics: dict
+    differences: tuple
+
+
+def finished_run(run_dir, cfg):
+    """The :class:`Finished` run in ``run_dir`` set against the resolved config ``cfg`` (keys
+    of NOT_THE_RUN aside), or None when the folder holds no run that went to its end: an
+    interrupted run, or files that do not read as a bpnet run. What a killed replacement left
+    beside it is tidied first (see clean_leftovers)."""
+    from bpnet.training.sources import load_config
+
+    run_dir = Path(run_dir)
+    clean_leftovers(run_dir)
+    if not all((run_dir / f).is_file() for f in ("weights.npz", "checkpoint.npz", "config.yaml")):
+        return None
+    try:
+        iteration, total = checkpoint_progress(run_dir / "checkpoint.npz")
+        meta = read_meta(run_dir / "weights.npz")
+        saved = load_config(run_dir / "config.yaml")
+    except BpnetError:
+        return None
+    if meta.get("iteration") != iteration:
+        return None
+    differences = tuple(
+        (key, get(saved, key), get(cfg, key))
+        for key in FIELDS
+        if key not in NOT_THE_RUN and get(saved, key) != get(cfg, key)
+    )
+    return Finished(iteration, total, meta.get("metrics") or {}, differences)
+
+
+def check_new_run(run_dir, replace=False, data_dir=None, command=False, cfg=None):
     """Before a new run into ``run_dir``: the names of the run files already there (after
     tidying what a killed replacement left, so that a run it had set aside is back first).
 
     Holding a run without ``replace``: RunExists, naming ways out that work as typed (the
-    resume command repeats ``data_dir``, the --data-dir given). With ``replace``: an InputError
+    resume command repeats ``data_dir``, the --data-dir given); with ``cfg``, the new run's
+    config, it also names where the run there was configured otherwise, and a run that only
+    differs in length is offered the command that extends it. With ``replace``: an InputError
     when the folder also holds files that are not a run's, as it is replaced whole. ``command``:
     word the ways out as options of the ``bpnet train`` command being run, else for a Trainer.
     """
@@ -66,7 +116,8 @@ def check_new_run(run_dir, replace=False, data_dir=None, command=False):
     clean_leftovers(run_dir)
     existing = run_files(run_dir)
     if existing and not replace:
-        raise _refusal(run_dir, existing, data_dir, command)
+        finished = finished_run(run_dir, cfg) if cfg is not None else None
+        raise _refusal(run_dir, existing, data_dir, command, finished, cfg)
     if existing:
         others = sorted(
             p.name
@@ -85,13 +136,34 @@ def check_new_run(run_dir, replace=False, data_dir=None, command=False):
     return existing
 
 
-def _refusal(run_dir, existing, data_dir, command):
-    ways, resume = [], None
-    if "checkpoint.npz" in existing:
-        resume = shlex.join(
-            ["bpnet", "train", "--resume", str(run_dir)]
-            + (["--data-dir", str(data_dir)] if data_dir else [])
+def resume_command(run_dir, data_dir=None, *extra):
+    """The ``bpnet train --resume`` line that continues the run in ``run_dir``, as typed."""
+    return shlex.join(
+        ["bpnet", "train", "--resume", str(run_dir)]
+        + (["--data-dir", str(data_dir)] if data_dir else [])
+        + list(extra)
+    )
+
+
+def _show(value):
+    return "null" if value is None else str(value)
+
+
+def _refusal(run_dir, existing, data_dir, command, finished=None, cfg=None):
+    ways, resume, other = [], None, ""
+    if finished is not None and finished.differences:
+        shown = "; ".join(
+            f"{key}: {_show(there)} there, {_show(here)} here"
+            for key, there, here in finished.differences[:3]
         )
+        more = len(finished.differences) - 3
+        other = f" of another config ({shown}{f'; {more} more' if more > 0 else ''})"
+        longer = _longer(finished, cfg)
+        if longer:
+            resume = resume_command(run_dir, data_dir, *longer)
+            ways.append(f"extend it to {longer[1]} {longer[0][2:]} with `{resume}`")
+    elif "checkpoint.npz" in existing and finished is None:
+        resume = resume_command(run_dir, data_dir)
         ways.append(
             f"continue it with `{resume}`"
             + ("" if command else " (from Python: Trainer.load_checkpoint() before run())")
@@ -108,13 +180,24 @@ def _refusal(run_dir, existing, data_dir, command):
             f"train a new run beside it in {free}",
         ]
     return RunExists(
-        f"{run_dir} already holds a run ({', '.join(existing)}): "
+        f"{run_dir} already holds a run ({', '.join(existing)}){other}: "
         f"{', '.join(ways[:-1])}, or {ways[-1]}",
         run_dir,
         existing,
         resume,
         free,
     )
+
+
+def _longer(finished, cfg):
+    """``["--epochs", "N"]`` (or iterations) when ``cfg`` differs from the finished run only
+    in being longer, counted in the same unit; else None."""
+    if any(key not in LENGTH_KEYS for key, _, _ in finished.differences):
+        return None
+    for key, there, here in finished.differences:
+        if there is not None and here is not None and here > there:
+            return [f"--{key.split('.')[1]}", str(here)]
+    return None
 
 
 def check_resumable(run_dir):
@@ -128,6 +211,57 @@ def check_resumable(run_dir):
             f"folder that bpnet train or Trainer.run() wrote"
         )
     return run_dir
+
+
+def unfinished(run_dir, missing):
+    """The InputError for file ``missing`` (``weights.npz``, ``best.npz``, ``metrics.csv``) of
+    a run that stopped before writing it and before its end (Ctrl-C in the first epoch, or
+    during ``--force``): where it stopped and the command that resumes it. None when
+    ``run_dir`` holds no such run: ``missing`` is there, the run has its weights.npz, or it
+    has no checkpoint and config.yaml to resume from."""
+    run_dir = Path(run_dir)
+    if (
+        (run_dir / missing).exists()
+        or (run_dir / "weights.npz").exists()
+        or not (run_dir / "checkpoint.npz").is_file()
+        or not (run_dir / "config.yaml").is_file()
+        or (missing == "best.npz" and not _validates(run_dir))
+    ):
+        return None
+    try:
+        iteration, total = checkpoint_progress(run_dir / "checkpoint.npz")
+        where = f"at iteration {iteration} of {total}"
+    except WeightsError:
+        where = "before its end"
+    return InputError(
+        f"{run_dir}: the run was interrupted {where} and has no {missing} yet; resume it "
+        f"with `{resume_command(run_dir)}`"
+    )
+
+
+def _validates(run_dir):
+    """Whether the run in ``run_dir`` holds out validation images (so it writes best.npz)."""
+    try:
+        cfg = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"), "config.yaml")
+        return cfg["data"]["validation"] > 0
+    except (OSError, UnicodeDecodeError, ConfigError, TypeError, KeyError):
+        return True
+
+
+def weights_path(path):
+    """The weights file a command reads for ``path``: a run directory's weights.npz, else
+    ``path`` itself. A run interrupted before it wrote that file is an InputError saying so."""
+    path = Path(path)
+    run_dir, name = (path, "weights.npz") if path.is_dir() else (path.parent, path.name)
+    if name in ("weights.npz", "best.npz"):
+        error = unfinished(run_dir, name)
+        if error is not None:
+            raise error
+    if path.is_dir() and not (path / name).exists():
+        raise InputError(
+            f"{path}: a folder without weights.npz; expected a weights file or a run directory"
+        )
+    return run_dir / name if path.is_dir() else path
 
 
 class RunDir:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from bpnet.training.config import FIELDS, SECTIONS, TRAIN_SIZE, Config, defaults
 
 LENGTH_KEYS = ("train.epochs", "train.iterations")
 MAX_KEY_PARTS = 8  # dotted parts of a --set key; the config's keys have at most 2
+# A --set value of numbers separated by commas, without brackets: the list they make (`100,50`
+# as gradcheck's --hidden 100,50 reads it; brackets need quoting in some shells, zsh's globs).
+_NUMBER = r"[-+]?[\d.]+(?:[eE][-+]?\d+)?"
+NUMBER_LIST = re.compile(rf"\s*{_NUMBER}(?:\s*,\s*{_NUMBER})+\s*")
 SCHEMA_LINE = "# yaml-language-server: $schema="
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
 ALIASES = {
@@ -188,7 +193,8 @@ class Layers:
 
 def parse_override(text):
     """``"train.lr=0.05"`` -> ``("train.lr", 0.05)``: the value is read as a YAML scalar
-    or flow collection (``[100, 50]``, ``null``, ``he``)."""
+    or flow collection (``[100, 50]``, ``null``, ``he``); numbers separated by commas without
+    brackets (``100,50``) are the list they make."""
     source = f"--set {clip(text)}"
     key, sep, raw = str(text).partition("=")
     key = key.strip()
@@ -209,6 +215,8 @@ def parse_override(text):
             f"a value of {len(raw)} characters, over the limit for a "
             f"config ({limit('config_bytes')} bytes)",
         )
+    if NUMBER_LIST.fullmatch(raw):
+        raw = f"[{raw}]"
     return key, load_yaml(raw, source, key=key)
 
 

@@ -33,7 +33,7 @@ from bpnet import __version__
 from bpnet.base.files import atomic_write_text
 from bpnet.base.text import clip
 from bpnet.data.augment import Augmenter
-from bpnet.errors import BpnetError
+from bpnet.errors import BpnetError, InputError
 from bpnet.nn.evaluate import evaluate, input_scale, to_input
 from bpnet.nn.network import MultiLayerNet
 from bpnet.nn.optim import learning_rate, make_optimizer
@@ -104,20 +104,12 @@ class Trainer:
         self.seed, self.dtype = tr["seed"], np.dtype(tr["dtype"])
         self.scale = input_scale(cfg["data"]["normalize"])
         self.batch_size = tr["batch_size"]
-        n = len(data.train)
-        self.iters_per_epoch = math.ceil(n / self.batch_size)
+        self.iters_per_epoch = math.ceil(len(data.train) / self.batch_size)
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
         self.lr_at = self.schedule()
         self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
-        self.opt = make_optimizer(
-            tr["optimizer"],
-            tr["lr"],
-            tr["momentum"],
-            tr["beta1"],
-            tr["beta2"],
-            tr["eps"],
-            tr["decay_rate"],
-        )
+        rule = ("optimizer", "lr", "momentum", "beta1", "beta2", "eps", "decay_rate")
+        self.opt = make_optimizer(*(tr[k] for k in rule))
         # the optimizer updates every parameter at once, from the gradients' one flat array
         self.flat, self.grads = {"all": self.net.flat_params}, {"all": self.net.flat_grads}
         self.augmenter = Augmenter.from_config(cfg["augment"])
@@ -129,32 +121,25 @@ class Trainer:
         }
         self.state = State()
         self.resumed = False  # load_checkpoint: continue the run in place
+        self.extended_from = None  # load_checkpoint(extend=True): the run's length before
         self._ckpt_it = 0  # the iteration of the newest checkpoint written
         # best.npz is chosen on validation accuracy; without validation images nothing is
         # selected (choosing on the test set would make its accuracy an optimistic estimate).
         self.selected_on = "val" if data.val is not None else None
 
     # -- the schedule ---------------------------------------------------------------
-    def schedule(self):
+    def schedule(self, total=None):
         """The learning rate of an iteration, ``lr_at(iteration)``, under train.schedule over
-        this run's ``total`` iterations; None for "none" (the optimizer keeps train.lr)."""
+        ``total`` iterations (default: this run's); None for "none" (the optimizer keeps
+        train.lr). A run given a new length follows the schedule of its new total from where
+        it is: ``step`` (a function of the epoch alone) is unchanged, ``cosine`` and
+        ``onecycle`` are stretched over the new total."""
         tr = self.cfg["train"]
         if tr["schedule"] == "none":
             return None
-        kind, lr, total, per_epoch = tr["schedule"], tr["lr"], self.total, self.iters_per_epoch
-        step_epochs, gamma, min_lr, warmup = (
-            tr["step_epochs"],
-            tr["gamma"],
-            tr["min_lr"],
-            tr["warmup"],
-        )
-
-        def lr_at(iteration):
-            return learning_rate(
-                kind, lr, iteration, total, per_epoch, step_epochs, gamma, min_lr, warmup
-            )
-
-        return lr_at
+        head = (tr["schedule"], tr["lr"])
+        tail = (total or self.total, self.iters_per_epoch, tr["step_epochs"], tr["gamma"])
+        return lambda iteration: learning_rate(*head, iteration, *tail, tr["min_lr"], tr["warmup"])
 
     # -- one step -----------------------------------------------------------------
     def train_step(self, x, t, cols=None):
@@ -270,10 +255,10 @@ class Trainer:
 
     def _start(self):
         """A new run writes its config.yaml and first checkpoint (the last good state, even if
-        the first step diverges); once they are on disk the run has started, and a replaced
-        old run gives way to it."""
+        the first step diverges), a run given a new length rewrites them; once they are on disk
+        the run has started, and a replaced old run gives way to it."""
         if self.dir is not None:
-            if self.state.iteration == 0:
+            if self.state.iteration == 0 or self.extended_from is not None:
                 self._save(atomic_write_text, self.dir.path / "config.yaml", dump_config(self.cfg))
                 self.save_checkpoint()
             if self.dir.staged:
@@ -426,8 +411,12 @@ class Trainer:
         )
         self._ckpt_it = self.state.iteration
 
-    def load_checkpoint(self):
-        """Continue the run in ``run_dir`` from its checkpoint; ``run`` then writes in place."""
+    def load_checkpoint(self, extend=False):
+        """Continue the run in ``run_dir`` from its checkpoint; ``run`` then writes in place.
+
+        ``extend``: the config may give the run another length (``bpnet train --resume RUN
+        --epochs N``), not behind the checkpoint; the run goes on to it under the schedule of
+        the new total (see ``schedule``), ``extended_from`` holding the old one."""
         path = self.run_dir / "checkpoint.npz"
         shapes = {k: v.shape for k, v in self.net.state_arrays().items()}
         params, opt_state, opt_step, state, total = read_checkpoint(
@@ -442,7 +431,14 @@ class Trainer:
         self.opt.state = {k: v.copy() for k, v in opt_state.items()}
         self.opt.step, self.state = opt_step, state
         self._ckpt_it, self.resumed = self.state.iteration, True
-        if total != self.total:
+        if total != self.total and not extend:
             raise WeightsError(
                 f"{path}: checkpoint is for {total} iterations, the config asks for {self.total}"
             )
+        if total != self.total:
+            if self.total < state.iteration:
+                raise InputError(
+                    f"{self.run_dir} is at iteration {state.iteration} already: a length of "
+                    f"{self.total} iterations ends before it; give a longer one to extend it"
+                )
+            self.extended_from = total

@@ -271,10 +271,20 @@ def expected_arrays(meta):
     return {**param_shapes(sizes, batchnorm), **buffer_shapes(sizes, batchnorm)}
 
 
+def read_meta(path):
+    """The checked ``meta`` of a weights file, without reading its arrays."""
+    with Npz(path) as z:
+        if "meta" not in z.headers:
+            z.fail("no 'meta' entry; expected a bpnet weights file")
+        return check_meta(path, parse_json(path, z.text("meta"), "meta"))
+
+
 def load_weights(path):
     """(params, meta) from a weights file, checking keys, shapes, dtypes and sizes from the
     arrays' headers before reading their data, then finiteness."""
     with Npz(path) as z:
+        if "meta" not in z.headers and "state" in z.headers:
+            z.fail(_checkpoint_hint(Path(path)))
         if "meta" not in z.headers:
             z.fail(
                 f"no 'meta' entry; expected a bpnet weights file (it holds "
@@ -305,6 +315,28 @@ def load_weights(path):
             if not np.all(np.isfinite(a)):
                 z.fail(f"{key} contains NaN or infinite values")
     return params, meta
+
+
+def _checkpoint_hint(path):
+    """What to read instead of a training checkpoint: the weights files beside it."""
+    found = [
+        f"{path.with_name(name)} ({what})"
+        for name, what in (
+            ("weights.npz", "the final weights"),
+            ("best.npz", "the best on validation"),
+        )
+        if path.with_name(name).is_file()
+    ]
+    instead = (
+        f": use {' or '.join(found)}"
+        if found
+        else f"; there is no weights.npz or best.npz beside it yet: `bpnet train --resume "
+        f"{path.parent}` finishes the run"
+    )
+    return (
+        "a training checkpoint (what bpnet train --resume continues from), not a weights "
+        f"file{instead}"
+    )
 
 
 def network_from_weights(path, dtype=None):

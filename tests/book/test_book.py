@@ -208,6 +208,9 @@ def test_layers_are_keyed_as_the_books():
     two = TwoLayerNet(6, 5, 3)
     assert list(two.layers) == ["Affine1", "Relu1", "Affine2"]
     assert two.lastLayer is two.last_layer
+    for multi in (MultiLayerNet(6, [5], 3), net):  # chapter 6's nets name it as chapter 5's
+        assert type(multi.lastLayer).__name__ == "SoftmaxWithLoss"
+        assert multi.lastLayer is multi.last_layer
     x, t = np.random.randn(4, 6), np.array([0, 1, 2, 0])
     assert two.lastLayer.forward(two.predict(x), t) == pytest.approx(two.loss(x, t), rel=1e-12)
     # chapter 5's gradient: the Affine layers' dW and db after a backward pass
@@ -286,6 +289,31 @@ def test_load_mnist_returns_the_books_tuples(mnist_session_dir, monkeypatch):
     (x, t), _ = load_mnist(normalize=False, flatten=False, one_hot_label=True)
     assert x.shape == (60000, 1, 28, 28) and x.dtype == np.uint8 and x.max() == 255
     assert t.shape == (60000, 10) and np.all(t.sum(axis=1) == 1)
+
+
+def test_load_mnist_says_what_it_downloads_into_the_data_home(shared_mnist):
+    """A reader's script, run twice: the first run says on stderr which files it fetches and
+    where (the per-user data home, as every bpnet command uses), the second says nothing."""
+    import subprocess
+    import sys
+
+    from bpnet.data.home import data_home
+
+    script = "from bpnet.book.mnist import load_mnist; (x, t), _ = load_mnist(); print(x.shape)"
+    env = {**os.environ, "BPNET_MIRROR": str(shared_mnist)}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert [r.stdout for r in runs] == ["(60000, 784)\n"] * 2
+    files = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    assert runs[0].stderr == (
+        f"load_mnist: downloading {files}t10k-labels-idx1-ubyte.gz into {data_home() / 'mnist'}\n"
+    )
+    assert runs[1].stderr == ""
 
 
 def test_load_mnist_downloads_when_missing(tmp_path, monkeypatch):

@@ -93,9 +93,15 @@ def test_eval_accuracy_equals_an_independent_computation(quick_run, mnist_sessio
 def test_run_dir_is_never_overwritten_without_force(quick_run, mnist_session_dir):
     out, _ = quick_run
     before = (out / "weights.npz").read_bytes()
-    r = cli("train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out)
+    r = cli(
+        "train", "--config", "quick", "--set", "train.lr=0.05", "--data-dir", mnist_session_dir,
+        "--out", out,
+    )  # fmt: skip
     one_line_error(r, 2)
-    assert "--force" in r.output and "--resume" in r.output
+    assert "of another config (train.lr: 0.1 there, 0.05 here)" in r.output
+    assert "--force" in r.output
+    same = cli("train", "--config", "quick", "--data-dir", mnist_session_dir, "--out", out)
+    assert same.exit_code == 0 and "already holds this run" in same.output, same.output
     assert (out / "weights.npz").read_bytes() == before
 
 
@@ -117,11 +123,16 @@ def test_bad_config_or_override_is_one_line_exit_2(tmp_path, args, needle):
     assert not (tmp_path / "r").exists()
 
 
-def test_resume_cannot_change_the_config(quick_run):
+@pytest.mark.parametrize(
+    "args", [["--set", "train.lr=0.5"], ["--seed", "1"], ["--config", "quick"], ["--force"]]
+)
+def test_resume_cannot_change_the_config(quick_run, args):
+    """Only its length (--epochs, --iterations) may change; see tests/cli/test_cli_runs.py."""
     out, _ = quick_run
-    r = cli("train", "--resume", out, "--epochs", "3")
+    r = cli("train", "--resume", out, *args)
     one_line_error(r, 2)
-    assert "--resume" in r.output
+    assert "--resume continues a run as it was configured (--epochs or --iterations" in r.output
+    assert f"cannot be combined with {args[0]}" in r.output
 
 
 def test_missing_data_offline_says_how_to_fetch_it(tmp_path):

@@ -93,20 +93,26 @@ def test_an_existing_run_suggests_commands_that_work_as_typed(
         )
 
     assert sh(cmd).returncode == 0
-    again = sh(cmd)
+    longer = [*cmd[:5], "30", *cmd[6:]]  # the same config but --iterations 30: another run
+    again = sh(longer)
     assert again.returncode == 2, again.stderr
     message = again.stderr.strip()
-    assert message.count("\n") == 0 and message.startswith("bpnet: error: runs/q already holds")
-    resume = re.search(r"continue it with `([^`]+)`", message).group(1)
-    assert resume == f"bpnet train --resume runs/q --data-dir {shlex.quote(str(mnist_session_dir))}"
-    r = sh(shlex.split(resume))
-    assert r.returncode == 0 and "resuming runs/q at iteration 20 of 20" in r.stdout, r.stderr
+    assert message.count("\n") == 0 and message.startswith(
+        "bpnet: error: runs/q already holds a run (weights.npz, best.npz, checkpoint.npz, "
+        "metrics.csv, config.yaml) of another config (train.iterations: 20 there, 30 here): "
+    )
+    extend = re.search(r"extend it to 30 iterations with `([^`]+)`", message).group(1)
+    data = shlex.quote(str(mnist_session_dir))
+    assert extend == f"bpnet train --resume runs/q --data-dir {data} --iterations 30"
+    r = sh(shlex.split(extend))
+    assert r.returncode == 0, r.stderr
+    assert "resuming runs/q at iteration 20 of 30 (extended from 20)" in r.stdout
     beside = re.search(r"train a new run beside it by adding (--out \S+)", message).group(1)
     assert beside == "--out runs/q-2"
     r = sh(cmd + shlex.split(beside))
     assert r.returncode == 0 and (tmp_path / "runs" / "q-2" / "weights.npz").is_file(), r.stderr
     assert "by adding --force to this command" in message
-    r = sh(cmd + ["--force"])
+    r = sh(longer + ["--force"])
     assert r.returncode == 0, r.stderr
 
 

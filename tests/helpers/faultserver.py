@@ -59,6 +59,7 @@ class FaultServer:
     - ``"stall"``: half the body, then silence until the server stops (at most ``stall`` s)
     - ``"silent"``: no answer at all until the server stops (at most ``stall`` s)
     - ``"drip"``: the file under its full Content-Length, one byte every ``drip`` s (a tarpit)
+    - ``"halfdrip"``: as ``"drip"`` after the first half of the file, sent at once
     - ``"loop"``: a redirect (302) to the same URL, forever
 
     A file may be a :class:`Stream` (served whole with 200, whatever the Range header).
@@ -146,9 +147,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
                 sent += len(chunk)
             return sent
-        if action == "drip":
+        if action in ("drip", "halfdrip"):
             self._head(200, len(data))
-            for i in range(len(data)):
+            first = len(data) // 2 if action == "halfdrip" else 0
+            self.wfile.write(data[:first])
+            for i in range(first, len(data)):
                 if owner.release.wait(owner.drip):
                     return i
                 self.wfile.write(data[i : i + 1])

@@ -1,13 +1,22 @@
-"""Where the real MNIST files are (../shared/mnist next to the repo, or $BPNET_SHARED_MNIST), and
-a small network trained on them."""
+"""Where the tests find the real MNIST files, and a small network trained on them.
+
+The folders tried, in order (:func:`candidates`): ``$BPNET_SHARED_MNIST`` (else ``../shared/mnist``
+next to the repo), ``$BPNET_DATA_DIR/mnist``, and the per-user data home's ``mnist/``, where the
+README's main job (`bpnet download`) puts it, so that its test command then runs the real-MNIST
+tests. The first folder whose four files pass bpnet's own verification (IDX header and SHA-256 of
+the content) is used; the tests only read it and copy the files into temporary folders.
+
+The environment is read when this module is imported, which conftest does at the start of the
+session: a test's own XDG_DATA_HOME or BPNET_DATA_DIR (conftest's ``own_data_home``) changes
+nothing here."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_MNIST = Path(os.environ.get("BPNET_SHARED_MNIST", REPO.parent / "shared" / "mnist"))
 MNIST_FILES = (
     "train-images-idx3-ubyte.gz",
     "train-labels-idx1-ubyte.gz",
@@ -16,8 +25,46 @@ MNIST_FILES = (
 )
 
 
-def have_shared_mnist():
-    return all((SHARED_MNIST / f).is_file() for f in MNIST_FILES)
+def candidates():
+    """The folders that may hold real MNIST, in the order tried, under this environment."""
+    from bpnet.data.home import data_home
+
+    found = [Path(os.environ.get("BPNET_SHARED_MNIST") or REPO.parent / "shared" / "mnist")]
+    if os.environ.get("BPNET_DATA_DIR"):
+        found.append(Path(os.environ["BPNET_DATA_DIR"]) / "mnist")
+    found.append(data_home() / "mnist")
+    return list(dict.fromkeys(found))
+
+
+CANDIDATES = candidates()  # at import, which is the session's start
+
+
+def verified(folder):
+    """Whether ``folder`` holds the four MNIST files, each passing bpnet's verification (the
+    IDX header and the SHA-256 of the content, read in constant memory; nothing is written)."""
+    from bpnet.data.idx import DataCorrupt, DataMissing, read_idx
+    from bpnet.data.specs import SPECS
+
+    try:
+        for f in SPECS["mnist"].files:
+            read_idx(Path(folder) / f.name, f, decode=False)
+    except (DataCorrupt, DataMissing, OSError):
+        return False
+    return True
+
+
+@functools.cache
+def find_mnist():
+    """The first of CANDIDATES holding verified MNIST, or None."""
+    return next((folder for folder in CANDIDATES if verified(folder)), None)
+
+
+def not_found():
+    """The reason a test needing real MNIST is skipped."""
+    return (
+        f"real MNIST not found: no verified copy in {', '.join(map(str, CANDIDATES))} (run "
+        "`bpnet download`, or set BPNET_SHARED_MNIST to a folder holding the four files)"
+    )
 
 
 def train_mnist_net(data_dir, hidden, steps, path):

@@ -217,3 +217,55 @@ def test_run_dir_lifecycle(tmp_path):
     assert RunDir(target).open(resume=True) == target
     fresh = RunDir(tmp_path / "a" / "b")
     assert fresh.open() == tmp_path / "a" / "b" and fresh.path.is_dir() and not fresh.staged
+
+
+def test_a_finished_run_is_set_against_a_config_key_by_key(old_run, data, tmp_path):
+    run_dir, _ = old_run
+    same = rundir.finished_run(run_dir, toy_cfg(tmp_path, **{"train.epochs": 1}))
+    assert same is not None and same.differences == ()
+    assert same.iteration == same.total == 16 and same.metrics["test_acc"] > 0.5
+    elsewhere = toy_cfg(
+        tmp_path, **{"train.epochs": 1, "train.threads": 1, "data_dir": str(tmp_path)}
+    )  # where the data is and how many threads multiply change nothing in the run
+    assert rundir.finished_run(run_dir, elsewhere).differences == ()
+    other = toy_cfg(tmp_path, **{"train.epochs": 3, "train.lr": 0.5})
+    assert rundir.finished_run(run_dir, other).differences == (
+        ("train.epochs", 1, 3),
+        ("train.lr", 0.05, 0.5),
+    )
+    with pytest.raises(RunExists) as exc:
+        check_new_run(run_dir, command=True, cfg=other)
+    assert "of another config (train.epochs: 1 there, 3 here; train.lr: 0.05 there, 0.5 " in str(
+        exc.value
+    )
+    assert exc.value.resume is None  # a finished run is not continued as it is
+    longer = toy_cfg(tmp_path, **{"train.epochs": 3})
+    with pytest.raises(RunExists) as exc:
+        check_new_run(run_dir, command=True, cfg=longer)
+    assert exc.value.resume == f"bpnet train --resume {run_dir} --epochs 3"
+    assert f"extend it to 3 epochs with `{exc.value.resume}`" in str(exc.value)
+
+
+def test_an_interrupted_run_is_no_finished_run(data, tmp_path):
+    from bpnet.training.trainer import Progress, TrainingInterrupted
+
+    cfg = toy_cfg(tmp_path)
+    trainer = Trainer(cfg, data, tmp_path / "cut")
+
+    class StopAt20(Progress):
+        def step(self, iteration, loss):
+            if iteration == 20:
+                trainer.stop.requested = "SIGINT"
+
+    trainer.progress = StopAt20()
+    with pytest.raises(TrainingInterrupted):
+        trainer.run()
+    assert rundir.finished_run(tmp_path / "cut", cfg) is None
+    assert str(rundir.unfinished(tmp_path / "cut", "weights.npz")) == (
+        f"{tmp_path / 'cut'}: the run was interrupted at iteration 20 of 48 and has no "
+        f"weights.npz yet; resume it with `bpnet train --resume {tmp_path / 'cut'}`"
+    )
+    with pytest.raises(InputError, match="interrupted at iteration 20 of 48"):
+        rundir.weights_path(tmp_path / "cut")
+    with pytest.raises(RunExists, match="continue it with `bpnet train --resume"):
+        check_new_run(tmp_path / "cut", command=True, cfg=cfg)
