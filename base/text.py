@@ -74,3 +74,12 @@ def printable(name):
     return "".join(
         _escape(c) if c in _LAYOUT or unicodedata.category(c) in ("Cc", "Cs") else c for c in name
     )
+
+
+def display_width(text):
+    """Terminal columns ``text`` takes: two for wide East Asian characters, none for combining
+    marks, one for the rest (so tables of file names stay aligned)."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bpnet.base.text import printable
+from bpnet.base.text import display_width, printable
 
 CASES = {
     "digit.png": "digit.png",
@@ -58,3 +58,10 @@ def test_no_character_leaves_a_line_break_control_or_reordering_behind():
 def test_other_values_are_shown_as_their_text():
     assert printable(7) == "7"
     assert printable(None) == "None"
+
+
+def test_display_width_counts_terminal_columns():
+    assert display_width("seven.png") == 9
+    assert display_width("数字.png") == 8  # two wide characters
+    assert display_width("e\u0301te") == 3  # a combining accent takes no column
+    assert display_width("") == 0
