@@ -9,11 +9,60 @@ import secrets
 import stat
 from pathlib import Path
 
+from bpnet.base.text import printable
+from bpnet.errors import InputError
 
-def commit_file(tmp, path):
-    """fsync ``tmp``, rename it onto ``path`` (same folder) and fsync the folder."""
+
+class NotRegularFile(InputError):
+    """A path bpnet was to write holds something other than a regular file (exit status 2)."""
+
+
+def file_kind(mode):
+    """``"a FIFO (named pipe)"``, ``"a folder"``, … for an ``st_mode`` that is not a regular
+    file's."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((k for test, k in kinds if test(mode)), "not a regular file")
+
+
+def replaceable(path, any_entry=False):
+    """Refuse to write ``path`` unless it is missing or a regular file (or a symbolic link to
+    one; the link is what gets replaced): a folder, FIFO, device or socket there, or a link to
+    one, raises :class:`NotRegularFile`. bpnet writes only regular files, so ``-o /dev/null``
+    can never replace the system's /dev/null. With ``any_entry`` (a file only bpnet writes,
+    such as a cache), whatever is there other than a folder is replaced: only its name goes."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # missing, a dangling link, or unreadable: the write itself will tell
+        return
+    if stat.S_ISREG(mode) or (any_entry and not stat.S_ISDIR(mode)):
+        return
+    raise NotRegularFile(
+        f"{printable(path)}: {file_kind(mode)}, not a regular file; bpnet writes only "
+        f"regular files and will not replace it"
+    )
+
+
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` lead to one file (the same path, a symbolic or hard link,
+    or another name for it); False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def commit_file(tmp, path, any_entry=False):
+    """fsync ``tmp``, rename it onto ``path`` (same folder; see :func:`replaceable` for what
+    may be there) and fsync the folder."""
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
+    replaceable(path, any_entry)
     os.replace(tmp, path)
     with contextlib.suppress(OSError):  # not every platform lets a folder be opened
         fd = os.open(Path(path).parent, os.O_RDONLY)
@@ -24,19 +73,22 @@ def commit_file(tmp, path):
 
 
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path, any_entry=False):
     """Yield a binary file in ``path``'s folder that replaces ``path`` when the block succeeds.
 
-    On any error the temporary file is removed and ``path`` is left as it was.
+    On any error the temporary file is removed and ``path`` is left as it was. ``path`` must be
+    missing or a regular file, checked before the block runs and again before the rename
+    (:func:`replaceable`; ``any_entry`` for a file only bpnet writes).
     """
     path = Path(path)
+    replaceable(path, any_entry)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-        commit_file(tmp, path)
+        commit_file(tmp, path, any_entry)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -82,19 +134,11 @@ def regular_file(path, missing, unreadable):
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise missing(f"{path}: no such file") from None
+        raise missing(f"{printable(path)}: no such file") from None
     except OSError as e:
-        raise unreadable(f"{path}: cannot read ({e.strerror or e})") from None
+        raise unreadable(f"{printable(path)}: cannot read ({e.strerror or e})") from None
     if not stat.S_ISREG(st.st_mode):
-        kinds = (
-            (stat.S_ISDIR, "a folder"),
-            (stat.S_ISFIFO, "a FIFO (named pipe)"),
-            (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"),
-            (stat.S_ISSOCK, "a socket"),
-        )
-        kind = next((k for test, k in kinds if test(st.st_mode)), "not a regular file")
-        raise unreadable(f"{path}: {kind}, expected a regular file")
+        raise unreadable(f"{printable(path)}: {file_kind(st.st_mode)}, expected a regular file")
     return st
 
 
@@ -108,15 +152,15 @@ def read_bytes(path, missing, unreadable, limit=None, what="a file"):
             size = os.fstat(fh.fileno()).st_size  # the file opened, not a swapped-in one
             if limit is not None and size > limit:
                 raise unreadable(
-                    f"{path}: {size} bytes, over the limit of {limit} bytes for {what}"
+                    f"{printable(path)}: {size} bytes, over the limit of {limit} bytes for {what}"
                 )
             data = fh.read(size + 1 if limit is None else min(size, limit) + 1)
     except FileNotFoundError:
-        raise missing(f"{path}: no such file") from None
+        raise missing(f"{printable(path)}: no such file") from None
     except OSError as e:
-        raise unreadable(f"{path}: cannot read ({e.strerror or e})") from None
+        raise unreadable(f"{printable(path)}: cannot read ({e.strerror or e})") from None
     if limit is not None and len(data) > limit:  # it grew while being read
-        raise unreadable(f"{path}: over the limit of {limit} bytes for {what}")
+        raise unreadable(f"{printable(path)}: over the limit of {limit} bytes for {what}")
     return data
 
 

@@ -15,8 +15,9 @@ from bpnet.cli.common import debug_option, handle_errors
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
-    required=True,
-    help="The .onnx file to write (replaced atomically).",
+    default=None,
+    help="The .onnx file to write (replaced atomically) [default: beside WEIGHTS, named "
+    "after it: runs/mnist/weights.onnx for runs/mnist/weights.npz].",
 )
 @click.option(
     "--images", is_flag=True, help="Input images (N, 1, 28, 28) instead of rows (N, 784)."
@@ -25,17 +26,19 @@ from bpnet.cli.common import debug_option, handle_errors
 @handle_errors
 def export(weights, output, images):
     """Write the network in WEIGHTS.npz as a standard ONNX model (needs the onnx package:
-    pip install 'bpnet[onnx]').
+    pip install 'bpnet[onnx]'), to -o FILE or else beside the weights (WEIGHTS.onnx).
 
     The model takes `pixels`, float32 0..255 of shape (N, 784) (images as rows, as bpnet
     reads them; with --images, (N, 1, 28, 28)), and returns `scores` and `probabilities`
     (N, 10); the input scaling is inside it.
     """
-    from bpnet.apps.export import export_onnx
+    from bpnet.apps.export import default_output, export_onnx
+    from bpnet.base.text import printable
 
+    output = default_output(weights) if output is None else output
     model = export_onnx(weights, output, images)
     props = {p.key: p.value for p in model.metadata_props}
     click.echo(
-        f"wrote {output}: {'-'.join(map(str, json.loads(props['sizes'])))} "
+        f"wrote {printable(output)}: {'-'.join(map(str, json.loads(props['sizes'])))} "
         f"{props['activation']} network, ONNX opset {model.opset_import[0].version}"
     )

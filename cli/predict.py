@@ -11,7 +11,9 @@ from bpnet.cli.common import debug_option, echo_json, handle_errors
 
 def _caption(result):
     """Two short lines under a drawn input: its file name and its top class."""
-    name, best = Path(result["file"]).name, result["top"][0]
+    from bpnet.base.text import printable
+
+    name, best = printable(Path(result["file"]).name), result["top"][0]
     name = name if len(name) <= 16 else name[:15] + "…"
     return f"{name}\n{best['label']} ({best['probability']:.1%})"
 
@@ -51,16 +53,28 @@ def predict(weights, images, top, as_json, grid):
     scaled like the training data. Every image is read before any is classified: the first
     bad one stops the command (exit status 2). PNG and JPEG need Pillow:
     pip install 'bpnet[image]'.
+
+    File names are printed with control characters (newlines, ESC, ...) escaped, so each
+    image keeps one line; --json gives them as they are.
     """
     import numpy as np
 
     from bpnet.apps.plots import digit_grid
+    from bpnet.base.files import same_file
+    from bpnet.base.text import display_width, printable
     from bpnet.data.images import load_digit
+    from bpnet.errors import InputError
     from bpnet.nn.evaluate import check_digit_input, input_scale, top_classes
     from bpnet.training.weights import network_from_weights
 
+    for given in (weights, *images) if grid else ():
+        if same_file(grid, given):
+            raise InputError(
+                f"--grid {printable(grid)}: is the input {printable(given)} (the same file), "
+                f"which the drawing would replace; draw it into another file"
+            )
     net, meta = network_from_weights(weights)
-    check_digit_input(net, weights)
+    check_digit_input(net, printable(weights))
     digits = np.stack([load_digit(path) for path in images])
     ranked = top_classes(net, digits, input_scale(meta["normalize"]), top)
     results = [{"file": path, "top": best} for path, best in zip(images, ranked)]
@@ -69,7 +83,8 @@ def predict(weights, images, top, as_json, grid):
     if as_json:
         echo_json(results)
         return
-    width = max(len(path) for path in images)
-    for r in results:
+    names = [printable(path) for path in images]  # one line each, whatever a name holds
+    width = max(map(display_width, names))
+    for name, r in zip(names, results):
         ranks = "   ".join(f"{t['label']} {100 * t['probability']:6.2f}%" for t in r["top"])
-        click.echo(f"{r['file']:<{width}}  {ranks}")
+        click.echo(f"{name}{' ' * (width - display_width(name))}  {ranks}")

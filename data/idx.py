@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpnet.base.files import atomic_write
+from bpnet.base.files import NotRegularFile, atomic_write
+from bpnet.base.text import printable
 from bpnet.data.home import dataset_dir, download_command
 from bpnet.data.specs import ARRAYS, CHUNK, IMAGE_MAGIC, LABEL_MAGIC, get_spec, idx_size
 from bpnet.errors import BpnetError, InputError
@@ -158,13 +159,13 @@ def read_idx(path, f, decode=True):
     out = np.empty(idx_size(f), np.uint8) if decode else None
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, /dev/zero never end
-            raise DataCorrupt(f"{path}: not a regular file")
+            raise DataCorrupt(f"{printable(path)}: not a regular file")
         with open(path, "rb") as fh:
-            offset, dims = check_idx(iter(lambda: fh.read(CHUNK), b""), f, str(path), out)
+            offset, dims = check_idx(iter(lambda: fh.read(CHUNK), b""), f, printable(path), out)
     except FileNotFoundError:
-        raise DataMissing(f"{path}: no such file") from None
+        raise DataMissing(f"{printable(path)}: no such file") from None
     except OSError as e:
-        raise DataCorrupt(f"{path}: cannot read ({e.strerror or e})") from None
+        raise DataCorrupt(f"{printable(path)}: cannot read ({e.strerror or e})") from None
     return out[offset:].reshape(dims) if decode else None
 
 
@@ -187,12 +188,12 @@ def dataset_lock(folder, report=None):
             lock.acquire(timeout=0)
         except Timeout:
             if report:
-                report(f"waiting for another bpnet process writing into {folder}")
+                report(f"waiting for another bpnet process writing into {printable(folder)}")
             lock.acquire()
     except OSError as e:
         raise BpnetError(
-            f"{path}: cannot create the lock for {folder} ({e.strerror or e}); "
-            "point TMPDIR at a writable folder"
+            f"{printable(path)}: cannot create the lock for {printable(folder)} "
+            f"({e.strerror or e}); point TMPDIR at a writable folder"
         ) from None
     try:
         for tmp in Path(folder).glob(".*.tmp"):
@@ -219,7 +220,7 @@ def _sources(folder, spec, data_dir):
             st = (folder / f.name).stat()
         except FileNotFoundError:
             raise DataMissing(
-                f"{folder / f.name}: no such file (run `"
+                f"{printable(folder / f.name)}: no such file (run `"
                 f"{download_command(spec.name, data_dir)}` to fetch it)"
             ) from None
         rows.append(f"{f.name} {st.st_size} {st.st_mtime_ns} {f.sha256}")
@@ -232,8 +233,11 @@ def _shape(f):
 
 def _read_cache(path, sources, spec, keys=ARRAYS):
     """The cached arrays ``keys`` when the cache is intact and was built from exactly
-    ``sources``, else None."""
+    ``sources``, else None: also when ``path`` is not a regular file, which is never opened
+    (a FIFO would block, /dev/zero never end)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
         with np.load(path, allow_pickle=False) as z:
             if int(z["version"]) != CACHE_VERSION or not np.array_equal(z["sources"], sources):
                 return None
@@ -262,7 +266,10 @@ def load_arrays(dataset="mnist", data_dir=None, spec=None, keys=ARRAYS):
     The first load decodes and verifies the IDX files and caches the arrays in
     ``<data_dir>/<dataset>/cache.npz``, keyed by the files' sizes, mtimes and SHA-256s;
     later loads read the cache, and a cache that is stale or damaged is rebuilt (by one process
-    at a time: see :func:`dataset_lock`).
+    at a time: see :func:`dataset_lock`). Anything but a regular file at ``cache.npz`` is a
+    damaged cache: a FIFO, device, socket or symbolic link there is replaced by the rebuilt
+    cache; a folder is left alone, and then, as in a read-only folder, the arrays are decoded
+    from the IDX files on every load.
     """
     spec = spec or get_spec(dataset)
     folder = dataset_dir(data_dir, spec.name)
@@ -276,9 +283,9 @@ def load_arrays(dataset="mnist", data_dir=None, spec=None, keys=ARRAYS):
         if arrays is None:
             arrays = dict(zip(ARRAYS, _decode(folder, spec.files, spec, data_dir)))
             try:
-                with atomic_write(cache) as fh:
+                with atomic_write(cache, any_entry=True) as fh:
                     np.savez(fh, version=CACHE_VERSION, sources=sources, **arrays)
-            except OSError:  # a read-only data dir: load without a cache
+            except (OSError, NotRegularFile):  # a read-only data dir, a folder: no cache
                 pass
     return {k: arrays[k] for k in keys}
 
@@ -299,7 +306,7 @@ def load_split(data_dir=None, dataset="mnist", split="train", spec=None):
     for f in files:
         if not (folder / f.name).exists():
             raise DataMissing(
-                f"{folder / f.name}: no such file (run `"
+                f"{printable(folder / f.name)}: no such file (run `"
                 f"{download_command(spec.name, data_dir)}` to fetch it)"
             )
     return tuple(_decode(folder, files, spec, data_dir))

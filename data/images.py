@@ -31,7 +31,7 @@ import numpy as np
 from bpnet.base.extras import ExtraMissing, require
 from bpnet.base.files import ZIP_MAGIC, describe, npy_header, read_bytes
 from bpnet.base.limits import limit
-from bpnet.base.text import clip, excerpt
+from bpnet.base.text import clip, excerpt, printable
 from bpnet.errors import InputError
 
 PNG_MAGIC, JPEG_MAGIC, NPY_MAGIC = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x93NUMPY"
@@ -67,6 +67,7 @@ def read_image(path):
 def read_image_bytes(raw, path):
     """``read_image`` of bytes ``raw`` already bounded by ``limit("image_bytes")``;
     ``path`` names them in errors."""
+    path = printable(path)  # only ever named in messages: one line, whatever it holds
     if raw.startswith(PNG_MAGIC):
         img = _read_pillow(raw, path, "PNG")
     elif raw.startswith(JPEG_MAGIC):
@@ -430,4 +431,4 @@ def load_digit(path, raw=None):
     try:
         return mnist_preprocess(img)
     except InputError as e:
-        raise InputError(f"{path}: {e}") from None
+        raise InputError(f"{printable(path)}: {e}") from None

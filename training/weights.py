@@ -31,7 +31,7 @@ from bpnet.base.files import (
 )
 from bpnet.base.limits import limit
 from bpnet.base.schema import Expected, Flag, Integer, Model, Number, first_error
-from bpnet.base.text import clip, excerpt, human
+from bpnet.base.text import clip, excerpt, human, printable
 from bpnet.data.specs import DATASETS
 from bpnet.errors import InputError
 from bpnet.nn.network import ACTIVATIONS, MultiLayerNet, buffer_shapes, param_shapes
@@ -52,6 +52,7 @@ ZIP_ERRORS = (
 )
 MAX_DEFLATE_RATIO = 1032  # deflate's largest expansion: a member holds at most this x its size
 MAX_LAYERS, MAX_UNITS = 1000, 10**8  # layers and units per layer in meta.sizes
+READ_CHUNK = 1024**2  # bytes of an array read, or checked for finiteness, at a time
 
 
 class WeightsError(InputError):
@@ -76,7 +77,9 @@ class Npz:
     def __init__(self, path, what="weights file"):
         self.path, self.what = Path(path), what
         regular_file(
-            self.path, lambda m: WeightsError(f"{self.path}: no such {what}"), WeightsError
+            self.path,
+            lambda m: WeightsError(f"{printable(self.path)}: no such {what}"),
+            WeightsError,
         )
         first = head(self.path)
         if not first.startswith(ZIP_MAGIC):
@@ -96,7 +99,7 @@ class Npz:
             raise
 
     def fail(self, message):
-        raise WeightsError(f"{self.path}: {message}")
+        raise WeightsError(f"{printable(self.path)}: {message}")
 
     def _read_headers(self):
         infos = self.zip.infolist()
@@ -154,6 +157,30 @@ class Npz:
                 return np.lib.format.read_array(fp, allow_pickle=False)
         except ZIP_ERRORS as e:
             self.fail(f"array {excerpt(key, 40)} is damaged ({clip(e)})")
+
+    def read_into(self, key, out):
+        """Read the array ``key`` into ``out``, an array of its (checked) shape: straight into
+        ``out``'s memory, a piece at a time, when ``out`` is C-contiguous with the file's dtype
+        and the file's array is in C order (what np.savez writes), so no second copy of the
+        array is ever made; else through :meth:`read`."""
+        shape, dtype = self.headers[key]
+        if not (out.flags.c_contiguous and out.dtype == dtype and out.shape == shape):
+            out[...] = self.read(key)
+            return out
+        try:
+            with self.zip.open(f"{key}.npy") as fp:
+                if npy_header(fp, MAX_HEADER)[1] and out.ndim > 1:  # Fortran order
+                    out[...] = self.read(key)
+                    return out
+                data, done = out.reshape(-1).view(np.uint8), 0
+                while done < data.size:
+                    n = fp.readinto(data[done : done + READ_CHUNK])
+                    if not n:
+                        self.fail(f"array {excerpt(key, 40)} is damaged (its data is cut short)")
+                    done += n
+        except ZIP_ERRORS as e:
+            self.fail(f"array {excerpt(key, 40)} is damaged ({clip(e)})")
+        return out
 
     def text(self, key):
         """The string stored as the 0-d unicode array ``key`` (``meta``, ``state``)."""
@@ -241,9 +268,11 @@ def parse_json(path, text, what):
     try:
         return json.loads(text)
     except RecursionError:
-        raise WeightsError(f"{path}: {what} is nested too deeply to be bpnet's") from None
+        raise WeightsError(
+            f"{printable(path)}: {what} is nested too deeply to be bpnet's"
+        ) from None
     except ValueError as e:
-        raise WeightsError(f"{path}: {what} is not valid JSON ({clip(e)})") from None
+        raise WeightsError(f"{printable(path)}: {what} is not valid JSON ({clip(e)})") from None
 
 
 def check_meta(path, meta):
@@ -251,15 +280,17 @@ def check_meta(path, meta):
     in) if it describes a network bpnet can build, else WeightsError naming the field, what was
     expected and a short excerpt of what was found."""
     if not isinstance(meta, dict):
-        raise WeightsError(f"{path}: meta: expected a JSON object, got {excerpt(meta)}")
+        raise WeightsError(f"{printable(path)}: meta: expected a JSON object, got {excerpt(meta)}")
     for key, info in WeightsMeta.model_fields.items():
         if info.is_required() and key not in meta:
-            raise WeightsError(f"{path}: meta has no {key!r}; expected a bpnet weights file")
+            raise WeightsError(
+                f"{printable(path)}: meta has no {key!r}; expected a bpnet weights file"
+            )
     try:
         checked = WeightsMeta.model_validate(meta)
     except ValidationError as e:
         key, reason = first_error(WeightsMeta, e, meta, shown=excerpt)
-        raise WeightsError(f"{path}: meta.{key}: {reason}") from None
+        raise WeightsError(f"{printable(path)}: meta.{key}: {reason}") from None
     return {**meta, **checked.model_dump(exclude_none=True, exclude=set(checked.model_extra))}
 
 
@@ -279,41 +310,54 @@ def read_meta(path):
         return check_meta(path, parse_json(path, z.text("meta"), "meta"))
 
 
+def _check_arrays(z, path):
+    """(meta, {name: shape}) of the open weights file ``z`` once its meta, keys, shapes,
+    dtypes and total size, all read from headers, are what a weights file holds."""
+    if "meta" not in z.headers and "state" in z.headers:
+        z.fail(_checkpoint_hint(Path(path)))
+    if "meta" not in z.headers:
+        z.fail(
+            f"no 'meta' entry; expected a bpnet weights file (it holds "
+            f"{excerpt(sorted(z.headers))})"
+        )
+    meta = check_meta(path, parse_json(path, z.text("meta"), "meta"))
+    expected = expected_arrays(meta)
+    keys = set(z.headers) - {"meta"}
+    if keys != set(expected):
+        missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
+        z.fail(
+            f"arrays do not match layer sizes {excerpt(meta['sizes'])} (missing "
+            f"{excerpt(missing)}, unexpected {excerpt(extra)})"
+        )
+    for key, shape in expected.items():
+        found, dtype = z.headers[key]
+        if found != shape:
+            z.fail(f"{key} has shape {excerpt(found)}, expected {shape}")
+        if dtype not in (np.float32, np.float64):
+            z.fail(f"{key} has dtype {dtype}, expected float32 or float64")
+    dtypes = {z.headers[k][1] for k in expected}
+    if len(dtypes) != 1:
+        z.fail(f"arrays mix dtypes {sorted(map(str, dtypes))}")
+    z.check_total(expected)
+    return meta, expected
+
+
+def _check_finite(z, key, a):
+    flat = a.reshape(-1)
+    step = max(1, READ_CHUNK // a.itemsize)
+    if not all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step)):
+        z.fail(f"{key} contains NaN or infinite values")
+
+
 def load_weights(path):
     """(params, meta) from a weights file, checking keys, shapes, dtypes and sizes from the
     arrays' headers before reading their data, then finiteness."""
     with Npz(path) as z:
-        if "meta" not in z.headers and "state" in z.headers:
-            z.fail(_checkpoint_hint(Path(path)))
-        if "meta" not in z.headers:
-            z.fail(
-                f"no 'meta' entry; expected a bpnet weights file (it holds "
-                f"{excerpt(sorted(z.headers))})"
-            )
-        meta = check_meta(path, parse_json(path, z.text("meta"), "meta"))
-        expected = expected_arrays(meta)
-        keys = set(z.headers) - {"meta"}
-        if keys != set(expected):
-            missing, extra = sorted(set(expected) - keys), sorted(keys - set(expected))
-            z.fail(
-                f"arrays do not match layer sizes {excerpt(meta['sizes'])} (missing "
-                f"{excerpt(missing)}, unexpected {excerpt(extra)})"
-            )
-        for key, shape in expected.items():
-            found, dtype = z.headers[key]
-            if found != shape:
-                z.fail(f"{key} has shape {excerpt(found)}, expected {shape}")
-            if dtype not in (np.float32, np.float64):
-                z.fail(f"{key} has dtype {dtype}, expected float32 or float64")
-        dtypes = {z.headers[k][1] for k in expected}
-        if len(dtypes) != 1:
-            z.fail(f"arrays mix dtypes {sorted(map(str, dtypes))}")
-        z.check_total(expected)
+        meta, expected = _check_arrays(z, path)
         params = {}
         for key in expected:
-            params[key] = a = z.read(key)
-            if not np.all(np.isfinite(a)):
-                z.fail(f"{key} contains NaN or infinite values")
+            params[key] = z.read(key)
+            _check_finite(z, key, params[key])
     return params, meta
 
 
@@ -339,20 +383,39 @@ def _checkpoint_hint(path):
     )
 
 
+class _Unused:
+    """The random generator of a network whose parameters are read from a file next: it draws
+    nothing, so no random array the size of the weights is ever made."""
+
+    @staticmethod
+    def standard_normal(shape=None):
+        return 0.0
+
+
 def network_from_weights(path, dtype=None):
-    """(MultiLayerNet in inference mode, meta) rebuilt from a weights file; dtype defaults
-    to the file's."""
-    params, meta = load_weights(path)
-    sizes = meta["sizes"]
-    net = MultiLayerNet(
-        sizes[0],
-        sizes[1:-1],
-        sizes[-1],
-        activation=meta["activation"],
-        dtype=dtype or params["W1"].dtype,
-        batchnorm=meta["batchnorm"],
-        dropout=meta["dropout"],
-    )
-    net.set_params(params)
+    """(MultiLayerNet in inference mode, meta) rebuilt from a weights file, checked as
+    :func:`load_weights` checks it; dtype defaults to the file's. Each array is read straight
+    into the network's own, so the network costs the memory of its weights once."""
+    with Npz(path) as z:
+        meta, expected = _check_arrays(z, path)
+        sizes = meta["sizes"]
+        net = MultiLayerNet(
+            sizes[0],
+            sizes[1:-1],
+            sizes[-1],
+            activation=meta["activation"],
+            dtype=dtype or z.headers["W1"][1],
+            rng=_Unused(),
+            batchnorm=meta["batchnorm"],
+            dropout=meta["dropout"],
+        )
+        arrays = net.state_arrays()
+        for key in expected:
+            if arrays[key].dtype == z.headers[key][1]:
+                _check_finite(z, key, z.read_into(key, arrays[key]))
+            else:  # another dtype: the file's values are checked before the cast
+                a = z.read(key)
+                _check_finite(z, key, a)
+                arrays[key][...] = a
     net.training = False
     return net, meta

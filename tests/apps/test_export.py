@@ -1,11 +1,16 @@
 """bpnet export: the ONNX model against bpnet's own network on all 10,000 real MNIST test images,
-every layer kind, the CLI, refusals shared with eval, and the missing-extra hint."""
+every layer kind, the CLI, refusals shared with eval, and the missing-extra hint; the file written
+piece by piece (byte for byte the serialized model), never over the weights, beside them without
+-o, at about the weights' own memory, and one line under any memory limit."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +262,222 @@ def test_batchnorm_eps_is_the_networks_layers(tmp_path, monkeypatch):
     scores = session(tmp_path / "eps.onnx").run(None, {"pixels": x})[0]
     np.testing.assert_allclose(scores, net.predict(x, train_flg=False), rtol=1e-5, atol=1e-5)
     assert not np.allclose(scores, built(weights)[0].predict(x, train_flg=False), atol=1e-3)
+
+
+# --- the file written piece by piece, the output's name, memory ------------------------------
+
+
+def small_net(sizes, dtype=np.float32, batchnorm=False, dropout=0.0, activation="relu"):
+    from bpnet.nn.network import MultiLayerNet
+
+    net = MultiLayerNet(
+        sizes[0],
+        sizes[1:-1],
+        sizes[-1],
+        activation=activation,
+        batchnorm=batchnorm,
+        dropout=dropout,
+        rng=0,
+        dtype=dtype,
+    )
+    rng = np.random.default_rng(2)
+    for key, a in net.state_arrays().items():
+        a[...] = rng.random(a.shape) + (0.5 if key.startswith("running_var") else -0.5)
+    return net
+
+
+@pytest.mark.parametrize(
+    "sizes, dtype, batchnorm, dropout, images, normalize",
+    [
+        ([784, 16, 10], np.float32, False, 0.0, False, True),
+        ([784, 16, 10], np.float32, False, 0.0, True, True),
+        ([784, 40, 30, 10], np.float64, True, 0.3, True, False),
+        ([30, 6, 5, 3], np.float32, True, 0.0, False, False),
+        ([4, 3], np.float64, False, 0.0, True, True),
+    ],
+)
+def test_the_file_is_the_serialized_model_byte_for_byte(
+    tmp_path, sizes, dtype, batchnorm, dropout, images, normalize
+):
+    import io
+
+    from bpnet.apps.export import check_outline, model_outline, onnx_model, write_model
+
+    activation = "sigmoid" if batchnorm else "relu"
+    net = small_net(sizes, dtype, batchnorm, dropout, activation)
+    meta = {
+        "sizes": sizes,
+        "activation": activation,
+        "batchnorm": batchnorm,
+        "dropout": dropout,
+        "normalize": normalize,
+    }
+    whole = onnx_model(net.state_arrays(), meta, version="9.9", images=images).SerializeToString()
+    model, tensors = model_outline(net.state_arrays(), meta, version="9.9", images=images)
+    assert len(model.SerializeToString()) < 5000  # no tensor data in the outline
+    check_outline(model)
+    out = io.BytesIO()
+    assert write_model(out, model, tensors) == len(whole)
+    assert out.getvalue() == whole
+    (tmp_path / "m.onnx").write_bytes(out.getvalue())
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    x = np.random.default_rng(3).random((5, sizes[0])).astype(np.float32) * 255
+    feed = x.reshape(5, 1, 2, 2) if images and sizes[0] == 4 else x
+    feed = x.reshape(5, 1, 28, 28) if images and sizes[0] == 784 else feed
+    scores = session(tmp_path / "m.onnx").run(None, {"pixels": feed})[0]
+    want = net.predict((x / 255 if normalize else x).astype(dtype), train_flg=False)
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_outline_check_is_a_full_check(tmp_path):
+    from bpnet.apps.export import check_outline, model_outline
+
+    net = small_net([30, 6, 3])
+    meta = {"sizes": [30, 6, 3], "activation": "relu"}
+    model, _ = model_outline(net.state_arrays(), meta)
+    model.graph.initializer[1].dims[0] = 7  # W1 no longer (30, 6): Gemm's shapes disagree
+    with pytest.raises((onnx.checker.ValidationError, onnx.shape_inference.InferenceError)):
+        check_outline(model)
+    model, _ = model_outline(net.state_arrays(), meta)
+    model.graph.node[1].op_type = "NoSuchOp"
+    with pytest.raises(onnx.checker.ValidationError):
+        check_outline(model)
+
+
+def test_a_model_over_protobufs_2_gb_is_refused_before_writing(tmp_path):
+    import io
+
+    from bpnet.apps.export import model_outline, write_model
+    from bpnet.errors import InputError
+
+    sizes = [784, 700_000, 10]  # 2.2 GB of float32 weights, none of it in memory
+    arrays = {
+        k: np.broadcast_to(np.float32(0), s)
+        for k, s in {
+            "W1": (784, 700_000),
+            "b1": (700_000,),
+            "W2": (700_000, 10),
+            "b2": (10,),
+        }.items()
+    }
+    model, tensors = model_outline(arrays, {"sizes": sizes, "activation": "relu"})
+    out = io.BytesIO()
+    with pytest.raises(InputError, match=r"2\.\d+ GB, more than the 2 GB a single ONNX file"):
+        write_model(out, model, tensors)
+    assert out.getvalue() == b""
+
+
+def test_the_weights_file_is_never_the_output(tmp_path, bpnet_exe, good_weights):
+    weights = good_weights
+    before = weights.read_bytes()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.onnx").symlink_to(weights)
+    (tmp_path / "sub" / "rel-link.onnx").symlink_to(Path("..") / weights.name)
+    os.link(weights, tmp_path / "hard.onnx")
+    outputs = {
+        str(weights): "is the weights file itself",
+        str(tmp_path / "sub" / ".." / weights.name): "is the weights file itself",
+        weights.name: "is the weights file itself",  # relative, from the weights' folder
+        str(tmp_path / "link.onnx"): "(the same file by a link or another name)",
+        str(tmp_path / "sub" / "rel-link.onnx"): "(the same file by a link or another name)",
+        str(tmp_path / "hard.onnx"): "(the same file by a link or another name)",
+    }
+    listing = sorted(p.name for p in tmp_path.rglob("*"))
+    for out, needle in outputs.items():
+        r = run(bpnet_exe, "export", weights, "-o", out, cwd=tmp_path)
+        line = refused(r, 2, needle, "which the model would replace")
+        assert line.startswith(f"bpnet: error: {Path(out)}: "), line
+        assert weights.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.rglob("*")) == listing  # nothing written
+    r = run(bpnet_exe, "export", weights, "-o", tmp_path / "copy.onnx")
+    assert r.code == 0 and weights.read_bytes() == before, r.err
+
+
+def test_without_o_the_model_goes_beside_the_weights(tmp_path, bpnet_exe, good_weights):
+    run_dir = tmp_path / "runs" / "mnist"
+    run_dir.mkdir(parents=True)
+    for name, written in (
+        ("weights.npz", "weights.onnx"),
+        ("best.NPZ", "best.onnx"),
+        ("model", "model.onnx"),
+        ("net.v2", "net.v2.onnx"),
+    ):
+        shutil.copyfile(good_weights, run_dir / name)
+        r = run(bpnet_exe, "export", Path("runs", "mnist", name), cwd=tmp_path)
+        assert r.code == 0, r.err
+        assert (
+            r.out
+            == f"wrote {Path('runs', 'mnist', written)}: 784-16-10 relu network, ONNX opset 21\n"
+        )
+        onnx.checker.check_model(str(run_dir / written), full_check=True)
+    r = run(bpnet_exe, "export", run_dir / "weights.npz")  # an old model there is replaced
+    assert r.code == 0 and r.out.startswith(f"wrote {run_dir / 'weights.onnx'}: "), r.err
+    assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_missing_output_folder_is_one_line(tmp_path, bpnet_exe, good_weights):
+    out = tmp_path / "missing" / "model.onnx"
+    r = run(bpnet_exe, "export", good_weights, "-o", out)
+    refused(r, 2, f"{out}: folder {out.parent} does not exist")
+
+
+def big_weights(path, hidden):
+    from bpnet.nn.network import param_shapes
+    from bpnet.training.weights import save_weights
+
+    rng = np.random.default_rng(0)
+    sizes = [784, hidden, 10]
+    params = {k: rng.standard_normal(s, dtype=np.float32) for k, s in param_shapes(sizes).items()}
+    save_weights(path, params, {"sizes": sizes, "activation": "relu"})
+    return sum(a.nbytes for a in params.values()) / 1024**2
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """A 784-30000-10 weights file (90 MB of float32) and its size in MB."""
+    path = tmp_path_factory.mktemp("large") / "large.npz"
+    return path, big_weights(path, 30000)
+
+
+def test_export_costs_about_the_weights_once(tmp_path, bpnet_exe, good_weights, large):
+    """Building the whole model, checking it and serializing it made copies upon copies
+    (7.4x the weights); written piece by piece, the export costs the network rebuilt from
+    the file, its weights once, above what a tiny export costs."""
+    path, mb = large
+    small = run(bpnet_exe, "export", good_weights, "-o", tmp_path / "small.onnx")
+    r = run(bpnet_exe, "export", path, "-o", tmp_path / "large.onnx", timeout=300)
+    assert small.code == 0 and r.code == 0, (small.err, r.err)
+    assert r.peak_mb - small.peak_mb < 1.3 * mb, (r.peak_mb, small.peak_mb, mb)
+    model = onnx.load(tmp_path / "large.onnx")
+    with np.load(path) as z:
+        w1 = onnx.numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "W1"))
+        assert np.array_equal(w1, z["W1"])
+
+
+def test_under_any_memory_limit_export_ends_in_one_line(tmp_path, bpnet_exe, good_weights, large):
+    """From the smallest address-space limit a tiny export runs under, up to where the large
+    export succeeds: each try writes the whole model or says `out of memory` in one line
+    (exit status 1) and leaves the old model as it was."""
+    path, mb = large
+    out = tmp_path / "model.onnx"
+    out.write_bytes(b"old model")
+    floor = next(
+        limit
+        for limit in range(100, 1000, 25)
+        if run(
+            bpnet_exe, "export", good_weights, "-o", tmp_path / "tiny.onnx", as_limit=limit << 20
+        ).code
+        == 0
+    )
+    outcomes = []
+    for limit in range(floor, floor + int(4 * mb) + 200, 40):
+        r = run(bpnet_exe, "export", path, "-o", out, as_limit=limit << 20, timeout=300)
+        if r.code == 0:
+            outcomes.append("wrote")
+            onnx.checker.check_model(str(out), full_check=True)
+            break
+        refused(r, 1, "out of memory", peak_mb=10 * mb)
+        assert r.err == "bpnet: error: out of memory\n" and out.read_bytes() == b"old model"
+        outcomes.append("out of memory")
+    assert outcomes[-1] == "wrote" and "out of memory" in outcomes, outcomes
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

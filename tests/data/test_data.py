@@ -150,7 +150,7 @@ def test_missing_or_corrupt_files_name_the_fix(ds, folder):
 
 
 def test_unwritable_folder_loads_without_a_cache(ds, folder, monkeypatch):
-    def refuse(path):
+    def refuse(path, **options):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(idx, "atomic_write", refuse)
