@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bpnet.base.text import printable
 from bpnet.cli.common import (
     data_dir_option,
     debug_option,
@@ -104,4 +105,5 @@ def download(dataset, data_dir, mirrors, mirrors_only, force, quiet, timeout, tr
                 f"{r.name:<{width}}  " + (f"fetched from {r.source}" if r.source else "present")
             )
         fetched = sum(r.source is not None for r in results)
-        click.echo(f"{dataset}: {len(results)} files verified in {folder}, {fetched} fetched")
+        where = printable(folder)
+        click.echo(f"{dataset}: {len(results)} files verified in {where}, {fetched} fetched")

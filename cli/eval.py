@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from bpnet.base.text import printable
 from bpnet.cli.common import (
     data_dir_option,
     debug_option,
@@ -101,7 +102,8 @@ def eval_cmd(
             }
         )
         return
-    click.echo(f"{weights}: {net.describe()}, {dataset} {split} split, {len(labels)} images")
+    name = printable(weights)
+    click.echo(f"{name}: {net.describe()}, {dataset} {split} split, {len(labels)} images")
     click.echo(f"accuracy {acc:.4f} ({int(np.trace(cm))}/{len(labels)})   mean loss {loss:.4f}")
     click.echo("")
     click.echo(
@@ -116,5 +118,5 @@ def eval_cmd(
     if errors_png:
         click.echo(
             f"\nwrote the {min(errors_count, len(labels) - int(np.trace(cm)))} most "
-            f"confident errors to {errors_png}"
+            f"confident errors to {printable(errors_png)}"
         )

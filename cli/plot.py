@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bpnet.base.text import printable
 from bpnet.cli.common import debug_option, handle_errors
 
 
@@ -33,4 +34,4 @@ def plot(run_dir, output):
     if csv_path.name == "metrics.csv" and (error := unfinished(csv_path.parent, csv_path.name)):
         raise error
     out = plot_metrics(csv_path, output or csv_path.parent / "metrics.png")
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {printable(out)}")

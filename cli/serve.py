@@ -6,6 +6,7 @@ import click
 
 from bpnet.apps.serve import MAX_CONNECTIONS
 from bpnet.apps.serve import serve as serve_page
+from bpnet.base.text import printable
 from bpnet.cli.common import debug_option, handle_errors
 
 
@@ -44,6 +45,6 @@ def serve(weights, host, port, max_connections, quiet):
     """
 
     def ready(url):
-        click.echo(f"serving {weights} at {url} (Ctrl-C to stop)", err=True)
+        click.echo(f"serving {printable(weights)} at {url} (Ctrl-C to stop)", err=True)
 
     serve_page(weights, host, port, quiet, ready, max_connections)

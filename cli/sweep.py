@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bpnet.base.text import printable
 from bpnet.cli.common import (
     data_dir_option,
     debug_option,
@@ -103,9 +104,10 @@ def _results(study, sweep, out, cli, k=10):
         if not isinstance(e, PlotUnavailable):
             raise
         click.echo(f"no picture: {e}")
-    click.echo("wrote " + ", ".join(map(str, written)))
+    click.echo("wrote " + ", ".join(map(printable, written)))
     if best_yaml:
-        click.echo(f"retrain the best on all images: bpnet train --config {out / 'best.yaml'}")
+        best = printable(out / "best.yaml")
+        click.echo(f"retrain the best on all images: bpnet train --config {best}")
 
 
 def _fmt(v):
@@ -180,7 +182,7 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     sw = load_sweep(sweep_file or config, cli)
     out = Path(out or f"sweeps/{sw.name}")
     if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
+        raise InputError(f"{printable(out)}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or str(out / "journal.log")
     study_name = study_name or sw.name
@@ -189,7 +191,7 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     if not quiet:
         click.echo(
             f"sweep {sw.name}: {sw.n_trials} trials, {sw.sampler} sampler, {sw.metric}, "
-            f"{jobs} worker(s), study {study_name} in {storage}"
+            f"{jobs} worker(s), study {printable(study_name)} in {printable(storage)}"
         )
     bar = TrialBar(sw, quiet)
     started = time.perf_counter()

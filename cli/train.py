@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from bpnet.base.text import printable
 from bpnet.cli.common import (
     config_options,
     data_dir_option,
@@ -90,8 +91,9 @@ def _already_trained(run_dir, cfg, done, data_dir):
         ["bpnet", "eval", str(run_dir)] + (["--data-dir", str(data_dir)] if data_dir else [])
     )
     return (
-        f"{run_dir} already holds this run, trained to iteration {done.iteration} of "
-        f"{done.total}: {', '.join(figures) or 'no figures'} -> {run_dir / 'weights.npz'}\n"
+        f"{printable(run_dir)} already holds this run, trained to iteration {done.iteration} of "
+        f"{done.total}: {', '.join(figures) or 'no figures'} -> "
+        f"{printable(run_dir / 'weights.npz')}\n"
         f"evaluate it with `{evaluate}`; train it again by adding --force; train it longer "
         f"with `{resume_command(run_dir, data_dir, unit, 'N')}` (N > {now})"
     )
@@ -223,7 +225,7 @@ def train(
             f"training {trainer.net.describe()} on {cfg['dataset']} "
             f"({len(data.train)} train, {len(data.val) if data.val else 0} validation), "
             f"{trainer.total} iterations, {cfg['train']['optimizer']} lr "
-            f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {run_dir}"
+            f"{cfg['train']['lr']:g}, {cfg['train']['dtype']}, into {printable(run_dir)}"
         )
 
     def on_signal(signum, _frame):
@@ -240,13 +242,13 @@ def train(
             signal.signal(s, h)
     done = (
         f"done in {result['elapsed']:.1f} s: test accuracy "
-        f"{result.get('test_acc', math.nan):.4f} -> {run_dir / 'weights.npz'}"
+        f"{result.get('test_acc', math.nan):.4f} -> {printable(run_dir / 'weights.npz')}"
     )
     st = trainer.state
     if trainer.selected_on == "val":
         done += (
             f"; best validation accuracy {st.best:.4f} (iteration {st.best_iteration}) -> "
-            f"{run_dir / 'best.npz'}"
+            f"{printable(run_dir / 'best.npz')}"
         )
     else:
         done += "; no best.npz: without validation images (data.validation: 0) nothing is selected"
