@@ -341,6 +341,8 @@ def busy(conn, most):
         conn.setblocking(False)  # never wait on a client that does not read
         conn.send(head.encode() + body)
         conn.shutdown(socket.SHUT_WR)
+        while conn.recv(1 << 16):  # what has come of its request: unread, it would reset
+            pass
     except OSError:
         pass
     conn.close()

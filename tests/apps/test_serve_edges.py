@@ -257,6 +257,11 @@ STRICT = {
         431,
         "request line and headers too long",
     ),
+    "json-over-256-KB-sent-whole": (
+        upload(b"[" + b"0," * 150_000 + b"0]", "application/json"),
+        413,
+        "body of 300003 bytes, more than the 262144 accepted",
+    ),
     "http2-preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 404, "no page *"),
     # forms that carry no digit
     "form-without-boundary": (
@@ -312,6 +317,32 @@ def test_a_strictly_refused_request_is_one_line_of_json_and_the_server_goes_on(s
     assert time.monotonic() - started < 5
     assert good_answer(server, files)["top"]  # still serving
     assert server.proc.poll() is None
+
+
+def test_the_33rd_connection_is_answered_503_at_once_and_the_32_are_served(server, files):
+    time.sleep(0.5)  # connections of earlier tests closed (a refused one lingers a moment)
+    idle = [socket.create_connection(server.address, timeout=20) for _ in range(32)]
+    try:
+        time.sleep(0.5)  # all accepted
+        started = time.monotonic()
+        status, headers, body = server.get("/")  # sent at once: read or not, 503
+        assert time.monotonic() - started < 2
+        assert status == 503 and headers["Retry-After"] == "1", body
+        assert json.loads(body) == {
+            "error": "busy: 32 connections are open, the most served at once; try again"
+        }
+        idle[0].sendall(upload(files[0].read_bytes(), "image/png", extra="Connection: close\r\n"))
+        reply = b""
+        while chunk := idle[0].recv(65536):  # one of the 32 is served meanwhile
+            reply += chunk
+        assert parse_response(reply)[0] == 200
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while server.get("/")[0] != 200:  # their places are free again
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
 
 
 def reset(address, raw):
