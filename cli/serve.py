@@ -27,8 +27,8 @@ def memory_size(ctx, param, value):
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on, IPv4 or IPv6 (the default is this machine only; 0.0.0.0 or "
-    ":: : every network it is on, with a warning).",
+    help="Address to listen on, IPv4 or IPv6. The default is this machine only; 0.0.0.0 "
+    "(or ::) is every network it is on, with a warning.",
 )
 @click.option(
     "--port",

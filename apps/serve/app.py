@@ -209,7 +209,7 @@ class App:
                 name = "image body"
                 if kind == "form":
                     name, raw = form_file(raw, environ["CONTENT_TYPE"])
-                held.need(decode_bytes(raw), f"{name} (decoding)")
+                held.need(decode_bytes(raw), f"reading {name}")
                 answer = self.classifier.from_bytes(raw, top, name)
         return json.dumps(answer).encode()
 

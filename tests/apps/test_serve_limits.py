@@ -174,7 +174,7 @@ def test_an_upload_beyond_the_whole_budget_is_413_at_once(bpnet_exe, weights):
         status, _, body = answer(srv.address, hostile_png(2048))
         assert status == 413, body
         assert json.loads(body)["error"] == (
-            "image body (decoding) needs about 192 MB of memory, more than the 64 MB this "
+            "reading image body needs about 192 MB of memory, more than the 64 MB this "
             "server gives the uploads in hand (bpnet serve --decode-memory)"
         )
         small = io.BytesIO()
