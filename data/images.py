@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import struct
 
 import numpy as np
 
@@ -88,6 +89,25 @@ def read_image_bytes(raw, path):
     return img
 
 
+def declared_size(raw):
+    """(format, width, height) that the header of image bytes ``raw`` declares, read as
+    ``read_image_bytes`` reads it, before anything is decoded (format: PNG, JPEG, P2, P5 or
+    NPY); None when there is no readable header, which the reader refuses before allocating."""
+    try:
+        if raw.startswith(PNG_MAGIC):
+            return ("PNG", *png_size(raw))
+        if raw.startswith(JPEG_MAGIC):
+            return ("JPEG", *jpeg_size(raw))
+        if raw[:2] in (b"P2", b"P5"):
+            return (raw[:2].decode(), *_pgm_header(raw, "")[:2])
+        if raw.startswith(NPY_MAGIC):
+            shape = npy_header(io.BytesIO(raw))[0]
+            return "NPY", shape[-1] if shape else 1, math.prod(shape[:-1])
+    except (ValueError, InputError):
+        pass
+    return None
+
+
 def _read_pillow(raw, path, kind):
     """Grey levels of a PNG or JPEG, decoded by Pillow without touching any of its globals.
 
@@ -145,12 +165,7 @@ def png_size(raw):
                 raise ValueError(f"IHDR chunk of {length} bytes, expected 13")
             if pos + 16 > len(raw):
                 break
-            sizes.append(
-                (
-                    int.from_bytes(raw[pos + 8 : pos + 12], "big"),
-                    int.from_bytes(raw[pos + 12 : pos + 16], "big"),
-                )
-            )
+            sizes.append(struct.unpack(">II", raw[pos + 8 : pos + 16]))  # width, height
         pos += 12 + length  # length, type, data, CRC
     if not sizes:
         raise ValueError(
@@ -194,12 +209,8 @@ def jpeg_size(raw):
                 )
             if pos + 9 > len(raw):
                 break
-            sizes.append(
-                (
-                    int.from_bytes(raw[pos + 7 : pos + 9], "big"),
-                    int.from_bytes(raw[pos + 5 : pos + 7], "big"),
-                )
-            )
+            height, width = struct.unpack(">HH", raw[pos + 5 : pos + 9])
+            sizes.append((width, height))
         pos += 2 + length
     if not sizes:
         raise ValueError(
@@ -236,8 +247,8 @@ def _pillow_grey(im):
     return np.asarray(im.convert("L"), dtype=np.float64)
 
 
-def _read_pgm(raw, path):
-    """PGM, plain (P2, ASCII) or raw (P5, 8-bit or big-endian 16-bit); the first image."""
+def _pgm_header(raw, path):
+    """(width, height, maxval, end of the header) of PGM bytes."""
     fields, pos = [], 2
     for name in ("width", "height", "maxval"):
         m = _PGM_TOKEN.match(raw, pos)
@@ -245,7 +256,12 @@ def _read_pgm(raw, path):
             raise InputError(f"{path}: PGM header has no valid {name}")
         fields.append(int(m.group(1)))
         pos = m.end()
-    width, height, maxval = fields
+    return (*fields, pos)
+
+
+def _read_pgm(raw, path):
+    """PGM, plain (P2, ASCII) or raw (P5, 8-bit or big-endian 16-bit); the first image."""
+    width, height, maxval, pos = _pgm_header(raw, path)
     _check_pixels(path, "PGM", width, height)
     if not 0 < maxval < 65536:
         raise InputError(f"{path}: PGM maxval {maxval}, expected 1..65535")

@@ -33,8 +33,10 @@ class Classifier:
             best = top_classes(self.net, digit[None], self.scale, top)[0]
         return {"top": best, "input": np.round(digit, 1).tolist()}
 
-    def from_png(self, raw, top=3):
-        return self.answer(load_digit("image body", raw), top)
+    def from_bytes(self, raw, top=3, name="image body"):
+        """Image bytes of any format ``bpnet predict`` reads, told by their first bytes
+        (``name`` names them in errors)."""
+        return self.answer(load_digit(name, raw), top)
 
     def from_json(self, raw, top=3):
         """``{"pixels": 28×28 numbers 0..255}``, preprocessed as ``predict`` does an image
