@@ -114,7 +114,7 @@ def plot_sweep(study, sweep, path, k=10):
     )
     if best:
         ax1.legend(fontsize=7)
-    done = [t for t in finished if t.value is not None]
+    done = [t for t in finished if t.state.name == "COMPLETE"]  # a pruned one has a value too
     _sampled(fig, ax2, sweep, done)
     fig.tight_layout()
     save_png(fig, path)
