@@ -88,20 +88,6 @@ def assert_exact(ts, n):
     assert all(t.state.is_finished() for t in ts)
 
 
-def wait_running(storage, name, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            ts = trials(storage, name)
-        except KeyError:  # the study is not created yet
-            ts = []
-        if any(t.state.name == "RUNNING" and "heartbeat" in t.user_attrs for t in ts):
-            return
-        time.sleep(0.05)
-    pytest.fail("no trial started")
-
-
 def group_pids(pgid):
     """The processes of the process group ``pgid`` (a command started in a session of its
     own, and the workers it forked)."""

@@ -13,12 +13,12 @@ import yaml
 from sweeprun import (  # skips this module when Optuna is missing
     TINY,
     assert_exact,
+    catch,
     optuna,
     run,
     sweep_file,
     trials,
     two_processes,
-    wait_running,
 )
 
 # -- validation ----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_best_yaml_trains(bpnet_exe, tmp_path, mnist_session_dir):
 def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     """Kill a sweep (its worker too) in the middle of a trial, then finish the study with two
     other processes: the killed trial is FAIL, the total exact."""
-    path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
+    path = sweep_file(tmp_path, n=4, epochs=400)
     args = [str(path), "--storage", storage, "--grace", "3"]
     victim = subprocess.Popen(
         [
@@ -212,7 +212,7 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    wait_running(storage, "tiny", victim)
+    catch(storage, "tiny", victim)  # frozen with a trial in its training
     os.killpg(victim.pid, signal.SIGKILL)  # the command and its worker process
     victim.wait()
     two_processes(bpnet_exe, tmp_path, data_dir, args)
