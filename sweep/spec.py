@@ -4,7 +4,9 @@ declared once as models and checked against the config's own vocabulary before a
 Every value a trial can take is checked as its config key is (``set`` values, each bound and
 each choice of the space), and the base config is read once: a trial's config is the base with
 two labelled sources on top, ``set`` and ``space``, so an error names the sweep file and the key
-as ``set.KEY`` or ``space.KEY``.
+as ``set.KEY`` or ``space.KEY``. Each bound and choice is checked once, as a trial would take it
+(its key, the rules between keys, the memory it needs), on a copy of the base's sections rather
+than a whole trial config: the cost grows with the file, a few tens of microseconds a value.
 """
 
 from __future__ import annotations
