@@ -44,9 +44,9 @@ class TrialBar:
         )
 
     def __call__(self, study):
-        from bpnet.sweep.results import best_trials
+        from bpnet.sweep.results import best_trials, budget_trials
 
-        done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        done = [t for t in budget_trials(study, self.sweep) if t.state.is_finished()]
         self.bar.update(len(done) - self.n)
         self.n = len(done)
         best = best_trials(study, self.sweep, 1)
@@ -168,10 +168,14 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     """Run the hyperparameter search a sweep file describes (see --list) as an Optuna study.
 
     Running the same command again, or on another machine with the same --storage and
-    --study, joins the same study: the trial budget is global. Ctrl-C stops the workers;
-    the same command continues.
+    --study, joins the same study: the trial budget is global. A study belongs to the sweep
+    that made it: another sweep file is refused by name. Ctrl-C (or SIGTERM) stops the
+    workers and puts their trials back; the same command continues and runs them again.
     """
+    from bpnet.sweep.interrupts import exit_status
     from bpnet.sweep.spec import load_sweep
+    from bpnet.sweep.study import find_study, storage_kind
+    from bpnet.sweep.urls import shown
     from bpnet.sweep.workers import default_jobs, run_sweep
 
     if sweep_file and config and sweep_file != config:
@@ -183,27 +187,34 @@ def sweep(sweep_file, config, jobs, storage, study_name, out, grace, data_dir, o
     out = Path(out or f"sweeps/{sw.name}")
     if out.exists() and not out.is_dir():
         raise InputError(f"{printable(out)}: exists and is not a folder")
+    if storage:
+        storage_kind(storage)  # refused here if it cannot work, before any file or process
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or str(out / "journal.log")
+    storage_kind(storage)
     study_name = study_name or sw.name
     jobs = jobs or default_jobs()
     ensure_data(sw.base["dataset"], sw.base["data_dir"], offline, quiet)
     if not quiet:
         click.echo(
             f"sweep {sw.name}: {sw.n_trials} trials, {sw.sampler} sampler, {sw.metric}, "
-            f"{jobs} worker(s), study {printable(study_name)} in {printable(storage)}"
+            f"{jobs} worker(s), study {printable(study_name)} in {printable(shown(storage))}"
         )
     bar = TrialBar(sw, quiet)
     started = time.perf_counter()
     try:
         study = run_sweep(sw, storage, study_name, jobs, cli, monitor=bar, grace=grace)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP: the workers have stopped
         bar.close()
-        from bpnet.sweep.study import open_study
-
-        _results(open_study(sw, storage, study_name), sw, out, cli)
-        click.echo("interrupted; run the same command to continue the study", err=True)
-        raise SystemExit(130) from None
+        study = find_study(sw, storage, study_name)
+        if study is not None:
+            _results(study, sw, out, cli)
+        click.echo(
+            "interrupted; run the same command to continue the study (interrupted trials "
+            "run again)",
+            err=True,
+        )
+        raise SystemExit(exit_status(e)) from None
     bar.close()
     if not quiet:
         click.echo(f"done in {time.perf_counter() - started:.1f} s")

@@ -4,22 +4,27 @@ declared once as models and checked against the config's own vocabulary before a
 Every value a trial can take is checked as its config key is (``set`` values, each bound and
 each choice of the space), and the base config is read once: a trial's config is the base with
 two labelled sources on top, ``set`` and ``space``, so an error names the sweep file and the key
-as ``set.KEY`` or ``space.KEY``.
+as ``set.KEY`` or ``space.KEY``. Each bound and choice is checked once, as a trial would take it
+(its key, the rules between keys, the memory it needs), on a copy of the base's sections rather
+than a whole trial config: the cost grows with the file, a few tens of microseconds a value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import annotated_types as at
+import yaml
 from pydantic import AfterValidator, Field
 
-from bpnet.base.schema import Expected, Integer, Invalid, Model, Name, Number, check_field, validate
+from bpnet.base.schema import Expected, Integer, Model, Name, Number, validate
 from bpnet.base.yamlsafe import show
 from bpnet.errors import ConfigError
-from bpnet.training.config import FIELDS, schema_text
+from bpnet.training.config import FIELDS, get, schema_text
+from bpnet.training.memory import check_memory
 from bpnet.training.sources import (
     Layers,
     did_you_mean,
@@ -103,7 +108,13 @@ class SweepFile(Model):
     seed: Annotated[Integer, at.Ge(0)] = Field(
         0, description=("Seed of the sampler (trial k draws from seed, k).")
     )
-    n_trials: Annotated[Integer, at.Gt(0)] = Field(20, description="Trials in the whole study.")
+    n_trials: Annotated[Integer, at.Gt(0)] = Field(
+        20,
+        description=(
+            "Trials in the whole study, over every process and machine; each is made when a "
+            "worker takes it, so a large budget costs nothing up front."
+        ),
+    )
     metric: Literal[METRICS] = Field(
         "val_acc",
         description=("Last evaluation's validation accuracy (maximised) or loss (minimised)."),
@@ -119,30 +130,60 @@ class SweepFile(Model):
 
 @dataclass
 class Dimension:
-    """One searched config key: ``kind`` in DISTRIBUTIONS and its bounds or choices."""
+    """One searched config key: ``kind`` in DISTRIBUTIONS and its bounds or choices; a
+    choice's ``labels`` are what Optuna records (``_label``), one per value, all different."""
 
     key: str
     kind: str
     values: list
+    labels: Optional[list] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.kind == "choice" and self.labels is None:
+            self.labels = [_label(v) for v in self.values]
+
+    def value_of(self, label):
+        """The choice recorded as ``label``; a number or bound is itself."""
+        if self.kind != "choice":
+            return label
+        if not hasattr(self, "_index"):
+            self._index = {lab: i for i, lab in reversed(list(enumerate(self.labels)))}
+        return self.values[self._index[label]]
 
     def suggest(self, trial):
         if self.kind == "choice":
-            labels = [_label(v) for v in self.values]
-            return self.values[labels.index(trial.suggest_categorical(self.key, labels))]
+            return self.value_of(trial.suggest_categorical(self.key, self.labels))
         low, high = self.values
         if self.kind == "int":
             return trial.suggest_int(self.key, low, high)
         return trial.suggest_float(self.key, low, high, log=self.kind == "log_uniform")
 
+    def distribution(self):
+        """The Optuna distribution ``suggest`` draws from."""
+        from optuna import distributions as d
+
+        if self.kind == "choice":
+            return d.CategoricalDistribution(self.labels)
+        low, high = self.values
+        if self.kind == "int":
+            return d.IntDistribution(low, high)
+        return d.FloatDistribution(low, high, log=self.kind == "log_uniform")
+
     def grid(self):
         if self.kind == "choice":
-            return [_label(v) for v in self.values]
+            return list(self.labels)
         return list(range(self.values[0], self.values[1] + 1))
 
 
 def _label(value):
-    """Optuna's categorical choices are scalars: lists and mappings go as their YAML text."""
-    return value if value is None or isinstance(value, (bool, int, float, str)) else show(value)
+    """Optuna's categorical choices are scalars: lists and mappings go as their YAML text on
+    one line, whole (two long lists never share a label)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        return "[" + ", ".join(map(str, value)) + "]"  # YAML's own text for a list of integers
+    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf).strip()
+    return text[: -len("\n...")] if text.endswith("\n...") else text
 
 
 @dataclass
@@ -188,15 +229,37 @@ class Sweep:
         values = dict(params)
         if number is not None and "train.seed" not in values and "train.seed" not in self.set:
             values["train.seed"] = number
-        layers = self._base_layers().copy()
         try:
-            layers.apply("space", values, dotted=True)
-            given = {k: v for k, v in (cli or {}).items() if v is not None}
-            if given:
-                layers.apply("command line", given, dotted=True)
-            cfg = layers.resolve(self._layers["stem"])
+            cfg = self._layered(values, cli).resolve(self._layers["stem"])
         except ConfigError as e:
             raise self._blame(e) from None
+        self._check_validation(cfg)
+        return cfg
+
+    def _layered(self, values, cli):
+        """The base layers with ``values`` (source ``space``) and ``cli`` on top, on a copy of
+        the base's sections (the values are replaced, never changed in place: no deep copy)."""
+        base = self._base_layers()
+        cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in base.cfg.items()}
+        layers = Layers(cfg, dict(base.origin)).apply("space", values, dotted=True)
+        given = {k: v for k, v in (cli or {}).items() if v is not None}
+        if given:
+            layers.apply("command line", given, dotted=True)
+        return layers
+
+    def check_value(self, key, value, cli=None):
+        """``value`` of the searched ``key`` as a trial takes it, checked as its config would be
+        (each key, the rules between keys, the memory it needs), without making that config;
+        returns the value as the config stores it."""
+        try:
+            layers = self._layered({key: value}, cli).check_rules()
+            check_memory(layers.cfg, layers.origin)
+        except ConfigError as e:
+            raise self._blame(e) from None
+        self._check_validation(layers.cfg)
+        return get(layers.cfg, key)
+
+    def _check_validation(self, cfg):
         if cfg["data"]["validation"] == 0:
             raise SweepError(
                 self.path,
@@ -205,7 +268,12 @@ class Sweep:
                 "images, got 0 in its config (never on the test set): set "
                 "data.validation > 0",
             )
-        return cfg
+
+    def definition(self):
+        """What defines this sweep, for its study to keep (see :mod:`bpnet.sweep.record`)."""
+        from bpnet.sweep.record import definition
+
+        return definition(self)
 
 
 def list_sweeps():
@@ -218,8 +286,8 @@ def resolve_sweep_path(path_or_name):
     return resolve_config_path(path_or_name, "sweeps", "sweep")
 
 
-def _dimension(path, key, spec):
-    """The Dimension of ``space.KEY: spec``, each bound or choice checked as the config key."""
+def _distribution(path, key, spec):
+    """``(kind, values)`` of ``space.KEY: spec``, its shape checked (not yet its values)."""
     where = f"space.{key}"
     if not (isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in DISTRIBUTIONS):
         raise SweepError(
@@ -228,13 +296,18 @@ def _dimension(path, key, spec):
             f"expected one of {{{': ..., '.join(DISTRIBUTIONS)}: ...}}, got {show(spec)}",
         )
     kind = next(iter(spec))
-    values = getattr(validate(DISTRIBUTIONS[kind], spec, path, f"{where}.", SweepError), kind)
-    known = FIELDS[key]
-    try:
-        values = [check_field(known.model, known.name, v) for v in values]
-    except Invalid as e:
-        raise SweepError(path, where, e.reason) from None
-    return Dimension(key, kind, values)
+    return kind, getattr(validate(DISTRIBUTIONS[kind], spec, path, f"{where}.", SweepError), kind)
+
+
+def _dimension(sweep, key, kind, values, cli):
+    """The Dimension of ``space.KEY``: each bound or choice checked as a trial takes it (its
+    key, the rules between keys, the memory), once; the same choice twice is refused."""
+    dim = Dimension(key, kind, [sweep.check_value(key, v, cli) for v in values])
+    if kind == "choice" and len(set(dim.labels)) < len(dim.labels):
+        seen = set()
+        twice = next(lab for lab in dim.labels if lab in seen or seen.add(lab))
+        raise SweepError(sweep.path, f"space.{key}.choice", f"{show(twice)} is given twice")
+    return dim
 
 
 def load_sweep(path_or_name, cli=None):
@@ -256,21 +329,21 @@ def load_sweep(path_or_name, cli=None):
                 raise SweepError(
                     path, f"{part}.{key}", f"unknown config key{did_you_mean(str(key))}"
                 )
-    space = [_dimension(path, key, spec) for key, spec in doc.space.items()]
+    shapes = {key: _distribution(path, key, spec) for key, spec in doc.space.items()}
     if doc.sampler == "grid":
-        bad = next((d for d in space if d.kind not in ("choice", "int")), None)
+        bad = next((k for k, (kind, _) in shapes.items() if kind not in ("choice", "int")), None)
         if bad:
             raise SweepError(
                 path,
-                f"space.{bad.key}",
-                f"the grid sampler needs choice or int dimensions, got {bad.kind}",
+                f"space.{bad}",
+                f"the grid sampler needs choice or int dimensions, got {shapes[bad][0]}",
             )
     sweep = Sweep(
         path,
         doc.name or path.stem,
         config,
         dict(doc.set),
-        space,
+        [],
         doc.sampler,
         doc.seed,
         doc.n_trials,
@@ -278,13 +351,7 @@ def load_sweep(path_or_name, cli=None):
         doc.pruner,
     )
     sweep.base = sweep.trial_config({}, cli)
-    seen = set()
-    for dim in space:  # every bound and choice must make a valid config (rules, memory)
-        for v in dim.values:
-            label = (dim.key, _label(v))
-            if label not in seen:
-                seen.add(label)
-                sweep.trial_config({dim.key: v}, cli)
+    sweep.space = [_dimension(sweep, key, *shape, cli) for key, shape in shapes.items()]
     return sweep
 
 

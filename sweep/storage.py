@@ -1,12 +1,14 @@
 """The one place bpnet reaches into Optuna's private storage API.
 
-A sweep's budget is exact: the study's creator enqueues ``n_trials`` WAITING trials and a worker
-only ever takes one of those. Optuna's public ``study.ask()`` takes a waiting trial when there
-is one but creates a new trial when there is none, which would overrun the budget; so a worker
-claims a trial itself, with the storage's atomic WAITING -> RUNNING transition
-(``set_trial_state_values`` answers False to all but one of the processes asking), as ``ask``
-does inside. Having claimed a trial outside ``ask``, bpnet also reaches the storage by the
-trial's id: user attributes (heartbeat, error, seconds) and FAIL for a lost or interrupted trial.
+A sweep's budget is exact: its trials are the study's trials numbered below ``n_trials``, and a
+worker only ever takes a WAITING one of those. Optuna's public ``study.ask()`` takes a waiting
+trial when there is one but creates a new trial when there is none, which would overrun the
+budget; so a worker claims a trial itself, with the storage's atomic WAITING -> RUNNING
+transition (``set_trial_state_values`` answers False to all but one of the processes asking), as
+``ask`` does inside. Having claimed a trial outside ``ask``, bpnet also reaches the storage by
+the trial's id: user attributes (heartbeat, error, seconds), FAIL for a lost trial, and RUNNING
+-> WAITING for an interrupted one (its parameters stay, so whoever claims it next runs the same
+trial again; every storage allows that move, and the process that made it claims nothing more).
 
 Every private name bpnet uses is here and only here: ``Study._storage``,
 ``FrozenTrial._trial_id``, the storage methods in ``SIGNATURES`` (Optuna documents storages'
@@ -128,14 +130,17 @@ def trial_id(trial):
     return tid
 
 
-def claim_waiting(study):
-    """A WAITING trial of ``study`` moved to RUNNING for this process (its FrozenTrial, as
-    it was before the move), or None when none is left; each trial goes to one caller only,
-    whichever processes and machines ask at once."""
+def claim_waiting(study, budget=None):
+    """The WAITING trial of ``study`` with the lowest number (below ``budget``, if given) moved
+    to RUNNING for this process (its FrozenTrial, as it was before the move), or None when none
+    is left; each trial goes to one caller only, whichever processes and machines ask at once."""
     import optuna
 
     storage = storage_of(study)
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    for t in sorted(waiting, key=lambda t: t.number):
+        if budget is not None and t.number >= budget:
+            break
         try:
             if storage.set_trial_state_values(trial_id(t), optuna.trial.TrialState.RUNNING):
                 return t
@@ -161,6 +166,17 @@ def fail(storage, tid, reason):
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     return True
+
+
+def release(storage, tid):
+    """Move the running trial ``tid`` back to WAITING, its parameters and attributes kept;
+    False when it had finished already (then it stays as it was)."""
+    import optuna
+
+    try:
+        return bool(_verified(storage).set_trial_state_values(tid, optuna.trial.TrialState.WAITING))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
 
 
 def live_trial(study, tid):

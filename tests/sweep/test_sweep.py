@@ -4,92 +4,23 @@ real PostgreSQL server, a SIGKILLed worker, results files."""
 from __future__ import annotations
 
 import csv
-import glob
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 
 import pytest
 import yaml
-
-optuna = pytest.importorskip("optuna", reason="pip install 'bpnet[sweep]'")
-
-TINY = """\
-# tiny sweep for tests
-config: quick.yaml
-set:
-  data.subset: 300
-  data.validation: 100
-  model.hidden: [20]
-  train.epochs: {epochs}
-space:
-  train.lr: {{log_uniform: [0.01, 0.5]}}
-  train.weight_decay: {{log_uniform: [1.0e-8, 1.0e-4]}}
-sampler: random
-seed: 1
-n_trials: {n}
-"""
-
-
-def sweep_file(tmp_path, n=10, epochs=2, name="tiny"):
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(TINY.format(n=n, epochs=epochs))
-    return path
-
-
-def run(bpnet_exe, args, cwd, data_dir, **kw):
-    return subprocess.run(
-        [bpnet_exe, "sweep", *map(str, args), "--data-dir", str(data_dir), "--offline", "--quiet"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kw,
-    )
-
-
-def two_processes(bpnet_exe, tmp_path, data_dir, args):
-    """Two `bpnet sweep ARGS --jobs 1` at once, each with its own --out; both must succeed."""
-    procs = [
-        subprocess.Popen(
-            [
-                bpnet_exe,
-                "sweep",
-                *map(str, args),
-                "--jobs",
-                "1",
-                "--out",
-                str(tmp_path / f"out{i}"),
-                "--data-dir",
-                str(data_dir),
-                "--offline",
-                "--quiet",
-            ],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-
-
-def trials(storage, name):
-    from bpnet.sweep.study import open_storage
-
-    return optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials()
-
-
-def assert_exact(ts, n):
-    assert len(ts) == n
-    assert sorted(t.number for t in ts) == list(range(n))
-    assert all(t.state.is_finished() for t in ts)
-
+from sweeprun import (  # skips this module when Optuna is missing
+    TINY,
+    assert_exact,
+    catch,
+    in_budget,
+    optuna,
+    run,
+    sweep_file,
+    trials,
+    two_processes,
+)
 
 # -- validation ----------------------------------------------------------------------------------
 MISTAKES = [
@@ -218,6 +149,7 @@ def test_two_processes_share_one_journal_study(bpnet_exe, tmp_path, mnist_sessio
     two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", journal])
     ts = trials(journal, "tiny")
     assert_exact(ts, 12)
+    ts = in_budget(ts, 12)
     assert all(t.state.name == "COMPLETE" for t in ts)
     # each trial's values are a function of (seed, number): the same params were never drawn twice
     assert len({(t.params["train.lr"], t.params["train.weight_decay"]) for t in ts}) == 12
@@ -260,24 +192,10 @@ def test_best_yaml_trains(bpnet_exe, tmp_path, mnist_session_dir):
     assert meta_cfg["data"]["subset"] is None
 
 
-def _wait_running(storage, name, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            ts = trials(storage, name)
-        except KeyError:  # the study is not created yet
-            ts = []
-        if any(t.state.name == "RUNNING" and "heartbeat" in t.user_attrs for t in ts):
-            return
-        time.sleep(0.05)
-    pytest.fail("no trial started")
-
-
 def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
     """Kill a sweep (its worker too) in the middle of a trial, then finish the study with two
     other processes: the killed trial is FAIL, the total exact."""
-    path = sweep_file(tmp_path, n=4, epochs=400)  # trials of seconds: the kill lands in one
+    path = sweep_file(tmp_path, n=4, epochs=400)
     args = [str(path), "--storage", storage, "--grace", "3"]
     victim = subprocess.Popen(
         [
@@ -296,12 +214,13 @@ def sigkill_then_finish(bpnet_exe, tmp_path, data_dir, storage):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _wait_running(storage, "tiny", victim)
+    catch(storage, "tiny", victim)  # frozen with a trial in its training
     os.killpg(victim.pid, signal.SIGKILL)  # the command and its worker process
     victim.wait()
     two_processes(bpnet_exe, tmp_path, data_dir, args)
     ts = trials(storage, "tiny")
     assert_exact(ts, 4)
+    ts = in_budget(ts, 4)
     failed = [t for t in ts if t.state.name == "FAIL"]
     assert len(failed) == 1 and failed[0].user_attrs["error"] == "worker lost (no heartbeat)"
     assert sum(t.state.name == "COMPLETE" for t in ts) == 3
@@ -313,134 +232,13 @@ def test_sigkilled_worker_trial_fails_and_study_goes_on_journal(
     sigkill_then_finish(bpnet_exe, tmp_path, mnist_session_dir, str(tmp_path / "j.log"))
 
 
-def test_interrupt_then_same_command_continues(bpnet_exe, tmp_path, mnist_session_dir):
-    path = sweep_file(tmp_path, n=4, epochs=400)
-    cmd = [
-        bpnet_exe,
-        "sweep",
-        str(path),
-        "--jobs",
-        "1",
-        "--data-dir",
-        str(mnist_session_dir),
-        "--offline",
-    ]
-    p = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    journal = str(tmp_path / "sweeps" / "tiny" / "journal.log")
-    _wait_running(journal, "tiny", p)
-    os.killpg(p.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 130, err
-    assert "run the same command to continue" in err and "of 4 trials" in out
-    assert (tmp_path / "sweeps" / "tiny" / "trials.csv").is_file()
-    r = subprocess.run(cmd + ["--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    ts = trials(journal, "tiny")
-    assert_exact(ts, 4)
-    assert [t.user_attrs.get("error") for t in ts if t.state.name == "FAIL"] == ["interrupted"]
-
-
-def test_a_ctrl_c_right_after_a_claim_marks_that_trial_interrupted(
-    tmp_path, monkeypatch, mnist_session_dir
-):
-    # the moment between taking a trial and starting its heartbeat, where a loaded machine
-    # can deliver the interrupt: the trial must not stay RUNNING until it is called lost
-    from bpnet.sweep.spec import load_sweep
-    from bpnet.sweep.study import open_study
-    from bpnet.sweep.workers import _Heartbeat, work
-
-    sweep = load_sweep(str(sweep_file(tmp_path, n=2)))
-    journal = str(tmp_path / "j.log")
-    open_study(sweep, journal, "tiny")
-
-    def interrupted(self):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_Heartbeat, "start", interrupted)
-    try:
-        work(sweep, journal, "tiny", cli={"data_dir": str(mnist_session_dir), "offline": True})
-    except KeyboardInterrupt:
-        pytest.fail("the interrupt escaped work() and left its trial RUNNING")
-    states = [(t.state.name, t.user_attrs.get("error")) for t in trials(journal, "tiny")]
-    assert sorted(states) == [("FAIL", "interrupted"), ("WAITING", None)]
-
-
 # -- PostgreSQL --------------------------------------------------------------------------------
-def _pg_bin(name):
-    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found if isinstance(found, str) else (found[-1] if found else None)
-
-
-@pytest.fixture
-def postgres(tmp_path):
-    """A PostgreSQL server of its own on 127.0.0.1 (trust auth), run as a non-root user."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI must run this test)")
-        pytest.skip(reason)
-    prefix = []
-    base = tmp_path / "pg"
-    base.mkdir()
-    if os.geteuid() == 0:  # the server refuses to run as root
-        import pwd
-
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
-            user = pwd.getpwnam("postgres")
-        os.chown(base, user.pw_uid, user.pw_gid)
-        for parent in [tmp_path, *tmp_path.parents]:  # let it reach its folder
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-    subprocess.run(
-        prefix + [initdb, "-D", str(data), "-A", "trust", "-U", "bpnet"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        prefix
-        + [
-            pg_ctl,
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(base / "log"),
-            "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {base}",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://bpnet@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-
-
 def test_two_processes_share_one_postgres_study(bpnet_exe, tmp_path, mnist_session_dir, postgres):
     path = sweep_file(tmp_path, n=10)
     two_processes(bpnet_exe, tmp_path, mnist_session_dir, [path, "--storage", postgres])
     ts = trials(postgres, "tiny")
     assert_exact(ts, 10)
-    assert all(t.state.name == "COMPLETE" for t in ts)
+    assert all(t.state.name == "COMPLETE" for t in in_budget(ts, 10))
 
 
 def test_sigkilled_worker_trial_fails_and_study_goes_on_postgres(
