@@ -8,6 +8,9 @@
 2. A database server that accepts connections and never answers: the wall time of ``bpnet sweep``
    until it gives up, with its one line, for PostgreSQL, MySQL (PyMySQL) and Redis URLs pointing at
    a silent TCP server on 127.0.0.1.
+3. A budget of a billion trials: ``bpnet sweep`` is started, given Ctrl-C (SIGINT to its process
+   group) once its journal holds a running trial, and the time from the signal to its exit, its
+   exit status and the journal's size are printed.
 
 Run (needs ``bpnet[sweep,postgres,mysql,redis]``, which the test extra installs, and real MNIST):
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +38,10 @@ BPNET = shutil.which("bpnet", path=str(Path(sys.executable).parent)) or "bpnet"
 CHECK = (
     "import sys, time\n"
     "import numpy\n"
-    "from bpnet.sweep.spec import load_sweep\n"
+    "try:\n"
+    "    from bpnet.sweep.spec import load_sweep\n"
+    "except ImportError:  # before bpnet.sweep (0.1.0)\n"
+    "    from bpnet.nn.sweep import load_sweep\n"
     "start = time.perf_counter()\n"
     "sweep = load_sweep(sys.argv[1])\n"
     "print(time.perf_counter() - start, len(sweep.space[0].values))\n"
@@ -120,6 +127,35 @@ def time_refusal(url, folder, data_dir, limit=300.0):
     return seconds, p.returncode, lines[-1] if lines else "(nothing on stderr)"
 
 
+def time_interrupt(folder, data_dir, wait=60.0):
+    """(seconds from SIGINT to exit, exit status, journal bytes) of a billion-trial sweep."""
+    path = folder / "billion.yaml"
+    path.write_text(
+        TINY.format(key="train.lr: {log_uniform: [0.01, 0.1]}").replace(
+            "n_trials: 2", "n_trials: 1000000000"
+        )
+    )
+    out = folder / "billion"
+    cmd = [BPNET, "sweep", str(path), "--out", str(out), "--jobs", "2", "--quiet"]
+    cmd += ["--data-dir", str(data_dir), "--offline"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    p = subprocess.Popen(cmd, cwd=folder, start_new_session=True, **quiet)
+    journal, deadline = out / "journal.log", time.monotonic() + wait
+    while time.monotonic() < deadline and p.poll() is None:
+        if journal.is_file() and b"heartbeat" in journal.read_bytes():  # a trial is running
+            break
+        time.sleep(0.05)
+    start = time.perf_counter()
+    os.killpg(p.pid, signal.SIGINT)
+    try:
+        p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        return None, None, journal.stat().st_size
+    return time.perf_counter() - start, p.returncode, journal.stat().st_size
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--other-root", help="an older checkout's root, timed beside this one")
@@ -148,6 +184,10 @@ def main():
                 print(f"   {scheme:<14} {shown}  exit {status}  {line}")
         finally:
             server.close()
+        print("3. n_trials: 1000000000, Ctrl-C once a trial runs")
+        seconds, status, size = time_interrupt(folder, data_dir)
+        shown = f"{seconds:6.2f} s" if seconds is not None else "no exit after 120 s"
+        print(f"   exit {shown} after the signal, status {status}, journal {size:,} bytes")
 
 
 if __name__ == "__main__":
