@@ -5,12 +5,25 @@ weights files good and bad, and no way out to the internet. Plain helpers live i
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 from hostile import write_good_weights, write_not_weights
 from mnist import CANDIDATES, MNIST_FILES, find_mnist, not_found
+
+# A shell that starts the suite in the background (`pytest &` in a script) or under nohup starts
+# it with SIGINT (or SIGHUP) ignored, and an ignored signal stays ignored in every child: the
+# tests that send Ctrl-C, SIGHUP or SIGTERM to a real bpnet process would see it ignored. A
+# handled signal is reset to its default on exec, so the children get the usual behaviour.
+for _signum, _handler in (
+    (signal.SIGINT, signal.default_int_handler),
+    (signal.SIGHUP, signal.SIG_DFL),
+    (signal.SIGTERM, signal.SIG_DFL),
+):
+    if signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, _handler)
 
 
 @pytest.fixture(autouse=True)
