@@ -28,9 +28,7 @@ def _windows(x, filter_h, filter_w, stride, pad):
     out_h = conv_output_size(h, filter_h, stride, pad)
     out_w = conv_output_size(w, filter_w, stride, pad)
     if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"a {filter_h}x{filter_w} filter does not fit {h}x{w} maps with pad {pad}"
-        )
+        raise ValueError(f"a {filter_h}x{filter_w} filter does not fit {h}x{w} maps with pad {pad}")
     sn, sc, sh, sw = x.strides
     shape = (n, c, filter_h, filter_w, out_h, out_w)
     strides = (sn, sc, sh, sw, sh * stride, sw * stride)

@@ -172,6 +172,16 @@ class MultiLayerNet:
         return text + (f", dropout {self.dropout:g}" if self.dropout else "")
 
     @property
+    def input_size(self):
+        """Inputs per example (784 for MNIST)."""
+        return self.sizes[0]
+
+    @property
+    def output_size(self):
+        """Classes."""
+        return self.sizes[-1]
+
+    @property
     def depth(self):
         """Number of Affine layers."""
         return len(self.sizes) - 1

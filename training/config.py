@@ -19,6 +19,7 @@ from bpnet.base.schema import (
     Flag,
     FolderPath,
     Integer,
+    Invalid,
     Model,
     Name,
     Number,
@@ -35,6 +36,7 @@ from bpnet.nn.optim import OPTIMIZERS as _UPDATE_RULES
 from bpnet.nn.optim import SCHEDULES
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
+INPUT_SHAPE = (1, 28, 28)  # what a convolutional network's first layer sees
 TRAIN_SIZE, TEST_SIZE = SPECS["mnist"].files[0].count, SPECS["mnist"].files[2].count
 OPTIMIZERS = tuple(_UPDATE_RULES)
 DTYPES = ("float32", "float64")
@@ -52,6 +54,83 @@ Hidden = Annotated[
     list[PositiveInt],
     BeforeValidator(_one_or_list),
     Expected("a list of integers > 0 (or one integer > 0)"),
+]
+LAYER_WORDS = (
+    "a list of layers, each relu, sigmoid, batchnorm, {conv: {filters: N, size: K, stride: S, "
+    "pad: P}}, {pool: {size: K, stride: S, pad: P}}, {affine: {units: N}} (or {affine: N}) or "
+    "{dropout: {ratio: R}} (or {dropout: R})"
+)
+_LAYER_OPTIONS = {  # kind -> (required, optional with defaults), all integers but dropout's ratio
+    "conv": (("filters", "size"), {"stride": 1, "pad": 0}),
+    "pool": (("size",), {"stride": None, "pad": 0}),
+    "affine": (("units",), {}),
+    "dropout": ((), {"ratio": 0.5}),
+}
+_SHORT = {"affine": "units", "dropout": "ratio", "pool": "size"}  # {affine: 100}
+_BARE = ("relu", "sigmoid", "batchnorm")
+MAX_LAYER_SIZE = 100_000  # filters, units, a filter's or pool's side, stride, pad
+
+
+def _layer(i, item):
+    """The canonical form of one ``model.layers`` entry (every option given), or ValueError."""
+    where = f"[{i}]"
+    if isinstance(item, str) and item.lower() in _BARE:
+        return item.lower()
+    if not (isinstance(item, dict) and len(item) == 1):
+        raise Invalid(where, f"{show(item)} is no layer")
+    ((kind, options),) = item.items()
+    kind = str(kind).lower()
+    if kind in _BARE and options in (None, {}):
+        return kind
+    if kind not in _LAYER_OPTIONS:
+        raise Invalid(where, f"unknown layer {show(kind)}")
+    required, optional = _LAYER_OPTIONS[kind]
+    if not isinstance(options, dict):
+        options = {_SHORT[kind]: options} if kind in _SHORT else options
+    if not isinstance(options, dict):
+        raise Invalid(where, f"{kind} takes a mapping of options, got {show(options)}")
+    unknown = set(options) - set(required) - set(optional)
+    if unknown:
+        raise Invalid(where, f"{kind} has no option {sorted(unknown)[0]!r}")
+    missing = [k for k in required if k not in options]
+    if missing:
+        raise Invalid(where, f"{kind} needs {' and '.join(missing)}")
+    out = {k: options[k] for k in required}
+    out.update({k: options.get(k, default) for k, default in optional.items()})
+    for key, value in out.items():
+        if kind == "dropout":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (ok and 0 <= value < 1):
+                raise Invalid(where, "dropout ratio: expected a number in [0, 1)")
+            out[key] = float(value)
+            continue
+        if value is None and key == "stride":
+            value = out["size"]
+        low = 0 if key == "pad" else 1
+        if not (isinstance(value, int) and not isinstance(value, bool)) or not (
+            low <= value <= MAX_LAYER_SIZE
+        ):
+            raise Invalid(
+                where,
+                f"{kind} {key}: expected an integer from {low} to {MAX_LAYER_SIZE}, "
+                f"got {show(value)}",
+            )
+        out[key] = value
+    return {kind: out}
+
+
+def _layers(v):
+    if v is None:
+        return None
+    if not isinstance(v, list) or not v:
+        raise Invalid("", f"expected a non-empty list of layers, got {show(v)}")
+    return [_layer(i, item) for i, item in enumerate(v)]
+
+
+LayerList = Annotated[
+    Optional[list[Union[str, dict]]],
+    BeforeValidator(_layers),
+    Expected(LAYER_WORDS),
 ]
 WeightInit = Annotated[
     Union[Annotated[Number, at.Gt(0)], Literal["he", "xavier"]],
@@ -73,6 +152,13 @@ def _choice(names, fold_case=False):
 
 
 class ModelSection(Model):
+    layers: LayerList = Field(
+        None,
+        description=(
+            "The network as a sequence of layers over the 1x28x28 input (convolutional "
+            "networks), before the output Affine; null: `hidden`'s fully connected network."
+        ),
+    )
     hidden: Hidden = Field([50], description="Hidden layer sizes; `[]` is softmax regression.")
     activation: _choice(ACTIVATIONS) = Field("relu", description="Hidden-layer activation.")
     weight_init: WeightInit = Field(
@@ -288,6 +374,43 @@ def key_table():
         for dotted, key in FIELDS.items()
     ]
     return "\n".join(rows) + "\n"
+
+
+def layer_tuples(layers):
+    """``[(kind, options)]`` (what :class:`~bpnet.nn.convnet.ConvNet` takes) of the canonical
+    ``model.layers``."""
+    out = []
+    for item in layers:
+        if isinstance(item, str):
+            out.append((item, {}))
+        else:
+            ((kind, options),) = item.items()
+            out.append((kind, dict(options)))
+    return out
+
+
+def build_network(cfg, rng=None, dtype=None, dropout_rng=None):
+    """The untrained network the config's model describes: a ConvNet for ``model.layers``,
+    else a MultiLayerNet of ``model.hidden``; ``dtype`` overrides ``train.dtype``."""
+    import numpy as np
+
+    model = cfg["model"]
+    if model.get("layers") is None:
+        from bpnet.nn.network import MultiLayerNet
+
+        return MultiLayerNet(**network_kwargs(cfg, dtype), rng=rng, dropout_rng=dropout_rng)
+    from bpnet.nn.convnet import ConvNet
+
+    return ConvNet(
+        INPUT_SHAPE,
+        layer_tuples(model["layers"]),
+        OUTPUT_SIZE,
+        weight_init_std=model["weight_init"],
+        weight_decay=cfg["train"]["weight_decay"],
+        dtype=np.dtype(dtype or cfg["train"]["dtype"]),
+        rng=rng,
+        dropout_rng=dropout_rng,
+    )
 
 
 def network_kwargs(cfg, dtype=None):
