@@ -12,7 +12,7 @@ import json
 from typing import Annotated, Literal, NamedTuple, Optional, Union
 
 import annotated_types as at
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from bpnet.base.schema import (
     Expected,
@@ -127,10 +127,49 @@ def _layers(v):
     return [_layer(i, item) for i, item in enumerate(v)]
 
 
+def _layer_schema():
+    """The JSON Schema of one ``model.layers`` entry, for editors."""
+    size = {"type": "integer", "minimum": 1, "maximum": MAX_LAYER_SIZE}
+    pad = {"type": "integer", "minimum": 0, "maximum": MAX_LAYER_SIZE}
+    ratio = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+
+    def entry(kind, options, required, short=None):
+        body = {
+            "type": "object",
+            "properties": options,
+            "required": list(required),
+            "additionalProperties": False,
+        }
+        value = {"anyOf": [body, short]} if short else body
+        return {
+            "type": "object",
+            "properties": {kind: value},
+            "required": [kind],
+            "additionalProperties": False,
+        }
+
+    return {
+        "anyOf": [
+            {"enum": list(_BARE)},
+            entry(
+                "conv",
+                {"filters": size, "size": size, "stride": size, "pad": pad},
+                ("filters", "size"),
+            ),
+            entry("pool", {"size": size, "stride": size, "pad": pad}, ("size",), size),
+            entry("affine", {"units": size}, ("units",), size),
+            entry("dropout", {"ratio": ratio}, (), ratio),
+        ]
+    }
+
+
 LayerList = Annotated[
     Optional[list[Union[str, dict]]],
     BeforeValidator(_layers),
     Expected(LAYER_WORDS),
+    WithJsonSchema(
+        {"anyOf": [{"type": "array", "minItems": 1, "items": _layer_schema()}, {"type": "null"}]}
+    ),
 ]
 WeightInit = Annotated[
     Union[Annotated[Number, at.Gt(0)], Literal["he", "xavier"]],

@@ -199,7 +199,7 @@ class Layers:
         if layers is None:
             return
         for key in ("model.hidden", "model.batchnorm", "model.dropout"):
-            if key in self.origin:
+            if get(self.cfg, key) != get(defaults(), key):  # a config.yaml holds the defaults
                 raise ConfigError(
                     self.origin[key],
                     key,
