@@ -22,9 +22,10 @@ def layer_nodes(node, const, x, meta, arrays, eps):
     inputs, output, **attrs)`` and ``const(name, value)``; returns the output Gemm's input
     (N, D). ``eps``: one per batch normalization (None: bpnet's default)."""
     from bpnet.nn.layers import BatchNormalization
-    from bpnet.training.config import layer_tuples
+    from bpnet.training.config import split_layers
 
-    layers = normalized(layer_tuples(meta["layers"]))
+    net = split_layers(meta["layers"])
+    layers = normalized(net.body)
     shapes = infer_shapes(meta["input_shape"], layers)
     w = bn = 0
     maps = True  # x is (N, C, H, W)
@@ -86,8 +87,11 @@ def layer_nodes(node, const, x, meta, arrays, eps):
     w += 1
     if maps:
         x = node("Flatten", [x], "flatten_out", axis=1)
-    return node(
+    x = node(
         "Gemm",
         [x, const(f"W{w}", arrays[f"W{w}"]), const(f"b{w}", arrays[f"b{w}"])],
-        "scores_raw",
+        "scores_out" if net.output_dropout else "scores_raw",
     )
+    if net.output_dropout:  # the book's DeepConvNet drops output scores too: × (1 − ratio)
+        x = node("Mul", [x, const("keep_out", 1.0 - net.output_dropout)], "scores_raw")
+    return x

@@ -160,7 +160,8 @@ def describe_layers(input_shape, layers, output_size):
 
 class ConvNet(MultiLayerNet):
     """A network of ``layers`` (see the module) over inputs of ``input_shape`` (C, H, W), ending
-    in an Affine to ``output_size`` classes and SoftmaxWithLoss. Inputs may come flat (N, C·H·W)
+    in an Affine to ``output_size`` classes (then, with ``output_dropout``, a Dropout of the
+    scores, as the book's DeepConvNet has) and SoftmaxWithLoss. Inputs may come flat (N, C·H·W)
     or as (N, C, H, W). ``weight_init_std``: a number, ``he`` or ``xavier`` (fan-in C·FH·FW for a
     convolution); the other arguments as :class:`MultiLayerNet`'s."""
 
@@ -174,6 +175,7 @@ class ConvNet(MultiLayerNet):
         dtype=np.float64,
         rng=None,
         dropout_rng=None,
+        output_dropout=0.0,
     ):
         for kind, _ in layers:
             if kind not in KINDS:
@@ -184,6 +186,7 @@ class ConvNet(MultiLayerNet):
         self.layer_specs = normalized(layers)
         self.output_shapes = infer_shapes(self.input_shape, self.layer_specs)
         self.classes = int(output_size)
+        self.output_dropout = float(output_dropout)
         self.weight_decay = float(weight_decay)
         self.dtype = np.dtype(dtype)
         self.training = True
@@ -206,7 +209,8 @@ class ConvNet(MultiLayerNet):
         # the first dropout ratio
         self.activation = activation
         self.batchnorm = any(k == "batchnorm" for k, _ in self.layer_specs)
-        self.dropout = next((o["ratio"] for k, o in self.layer_specs if k == "dropout"), 0.0)
+        ratios = [o["ratio"] for k, o in self.layer_specs if k == "dropout"]
+        self.dropout = (ratios or [self.output_dropout])[0]
         for key, W in self.params.items():
             if key.startswith("W"):
                 fan_in = int(np.prod(W.shape[1:])) if W.ndim == 4 else W.shape[0]
@@ -252,6 +256,9 @@ class ConvNet(MultiLayerNet):
         self.layers[f"Affine{counts['affine']}"] = Affine(
             p[f"W{w}"], p[f"b{w}"], g[f"W{w}"], g[f"b{w}"]
         )
+        if self.output_dropout:  # the book's DeepConvNet drops output scores too
+            counts["dropout"] = counts.get("dropout", 0) + 1
+            self.layers[f"Dropout{counts['dropout']}"] = Dropout(self.output_dropout, dropout_rng)
         self.last_layer = SoftmaxWithLoss()
 
     @property
@@ -279,7 +286,8 @@ class ConvNet(MultiLayerNet):
         return self._layers_of(Convolution)
 
     def describe(self):
-        return describe_layers(self.input_shape, self.layer_specs, self.classes)
+        text = describe_layers(self.input_shape, self.layer_specs, self.classes)
+        return text + (f" > dropout {self.output_dropout:g}" if self.output_dropout else "")
 
     def predict(self, x, train_flg=None, cols=None):
         """Scores (N, classes) for inputs (N, C·H·W) or (N, C, H, W); ``cols`` is not taken

@@ -124,7 +124,9 @@ def _layers(v):
         return None
     if not isinstance(v, list) or not v:
         raise Invalid("", f"expected a non-empty list of layers, got {show(v)}")
-    return [_layer(i, item) for i, item in enumerate(v)]
+    layers = [_layer(i, item) for i, item in enumerate(v)]
+    split_layers(layers)  # ends with the output affine
+    return layers
 
 
 def _layer_schema():
@@ -428,6 +430,36 @@ def layer_tuples(layers):
     return out
 
 
+class NetworkLayers(NamedTuple):
+    """A whole network's ``model.layers`` as :class:`~bpnet.nn.convnet.ConvNet` takes it."""
+
+    body: list  # [(kind, options)] before the output Affine
+    classes: int  # the output Affine's units
+    output_dropout: float  # the ratio of a Dropout after it (0.0: none)
+
+
+def split_layers(layers):
+    """The :class:`NetworkLayers` of a canonical ``model.layers``: its last affine gives the
+    classes' scores, and only a dropout may follow it; Invalid naming the layer otherwise."""
+    tuples = layer_tuples(layers)
+    last = max((i for i, (kind, _) in enumerate(tuples) if kind == "affine"), default=None)
+    if last is None:
+        raise Invalid(
+            "",
+            "expected the network's layers to end with the affine that gives the classes' "
+            "scores ({affine: 10} for MNIST), found no affine",
+        )
+    tail = tuples[last + 1 :]
+    for i, (kind, _) in enumerate(tail, start=last + 1):
+        if kind != "dropout" or i > last + 1:
+            raise Invalid(
+                f"[{i}]",
+                f"only one dropout may follow the output affine (layers[{last}]), got {kind}",
+            )
+    ratio = tail[0][1]["ratio"] if tail else 0.0
+    return NetworkLayers(tuples[:last], tuples[last][1]["units"], ratio)
+
+
 def build_network(cfg, rng=None, dtype=None, dropout_rng=None):
     """The untrained network the config's model describes: a ConvNet for ``model.layers``,
     else a MultiLayerNet of ``model.hidden``; ``dtype`` overrides ``train.dtype``."""
@@ -440,10 +472,12 @@ def build_network(cfg, rng=None, dtype=None, dropout_rng=None):
         return MultiLayerNet(**network_kwargs(cfg, dtype), rng=rng, dropout_rng=dropout_rng)
     from bpnet.nn.convnet import ConvNet
 
+    net = split_layers(model["layers"])
     return ConvNet(
         INPUT_SHAPE,
-        layer_tuples(model["layers"]),
-        OUTPUT_SIZE,
+        net.body,
+        net.classes,
+        output_dropout=net.output_dropout,
         weight_init_std=model["weight_init"],
         weight_decay=cfg["train"]["weight_decay"],
         dtype=np.dtype(dtype or cfg["train"]["dtype"]),

@@ -22,8 +22,8 @@ from bpnet.training.config import (
     TRAIN_SIZE,
     defaults,
     get,
-    layer_tuples,
     put,
+    split_layers,
 )
 
 INTERPRETER = 200 * 1024**2  # Python, NumPy and the loaded modules, before any array
@@ -80,10 +80,10 @@ def _layer_counts(layers):
     """(parameters, values one image makes through the layers, its im2col values)."""
     from bpnet.nn.convnet import image_values, param_shapes
 
-    specs = layer_tuples(layers)
-    weights = sum(math.prod(s) for s in param_shapes(INPUT_SHAPE, specs, OUTPUT_SIZE).values())
-    values, cols = image_values(INPUT_SHAPE, specs)
-    return weights, values + OUTPUT_SIZE, cols
+    net = split_layers(layers)
+    weights = sum(math.prod(s) for s in param_shapes(INPUT_SHAPE, net.body, net.classes).values())
+    values, cols = image_values(INPUT_SHAPE, net.body)
+    return weights, values + net.classes, cols
 
 
 MEMORY_KEYS = (

@@ -27,14 +27,15 @@ from bpnet.errors import ConfigError
 from bpnet.training.config import (
     FIELDS,
     INPUT_SHAPE,
+    OUTPUT_SIZE,
     SECTIONS,
     TRAIN_SIZE,
     Config,
     defaults,
     get,
-    layer_tuples,
     nest,
     put,
+    split_layers,
 )
 
 LENGTH_KEYS = ("train.epochs", "train.iterations")
@@ -208,12 +209,19 @@ class Layers:
                 )
         from bpnet.nn.convnet import LayerMismatch, infer_shapes
 
+        source, net = self.origin.get("model.layers", "defaults"), split_layers(layers)
         try:
-            infer_shapes(INPUT_SHAPE, layer_tuples(layers))
+            infer_shapes(INPUT_SHAPE, [*net.body, ("affine", {"units": net.classes})])
         except LayerMismatch as e:
+            raise ConfigError(source, f"model.layers[{e.index}]", e.reason) from None
+        if net.classes != OUTPUT_SIZE:
+            last = len(net.body)
             raise ConfigError(
-                self.origin.get("model.layers", "defaults"), f"model.layers[{e.index}]", e.reason
-            ) from None
+                source,
+                f"model.layers[{last}]",
+                f"the last affine gives the scores of the {OUTPUT_SIZE} classes: expected "
+                f"{{affine: {OUTPUT_SIZE}}}, got {{affine: {net.classes}}}",
+            )
 
     def resolve(self, stem):
         """The finished config: rules checked, the memory it needs checked against what there

@@ -26,7 +26,7 @@ from bpnet.base.text import clip, excerpt, printable
 from bpnet.data.specs import DATASETS
 from bpnet.nn import convnet
 from bpnet.nn.network import ACTIVATIONS, MultiLayerNet, buffer_shapes, param_shapes
-from bpnet.training.config import LayerList, layer_tuples
+from bpnet.training.config import LayerList, split_layers
 from bpnet.training.npz import (  # noqa: F401  (the weights file's own names, as before)
     MAX_DEFLATE_RATIO,
     MAX_HEADER,
@@ -130,8 +130,9 @@ def _check_layers(path, meta):
     ``sizes[-1]`` classes, and one image's values through it are bounded."""
     shape = meta.get("input_shape") or [1, 28, 28]
     meta["input_shape"] = shape
+    net = split_layers(meta["layers"])  # checked by WeightsMeta: ends with the output affine
     try:
-        shapes = convnet.infer_shapes(shape, layer_tuples(meta["layers"]))
+        shapes = convnet.infer_shapes(shape, net.body)
     except convnet.LayerMismatch as e:
         raise WeightsError(f"{printable(path)}: meta.layers[{e.index}]: {e.reason}") from None
     values = sum(math.prod(s) for s in shapes)
@@ -140,10 +141,10 @@ def _check_layers(path, meta):
             f"{printable(path)}: meta.layers: one image makes {values:,} values in its layers, "
             f"more than the {MAX_IMAGE_VALUES:,} a network bpnet evaluates may"
         )
-    if meta["sizes"] != [math.prod(shape), meta["sizes"][-1]]:
+    if meta["sizes"] != [math.prod(shape), net.classes]:
         raise WeightsError(
-            f"{printable(path)}: meta.sizes: expected [{math.prod(shape)}, CLASSES] for a "
-            f"network of layers, got {excerpt(meta['sizes'])}"
+            f"{printable(path)}: meta.sizes: expected [{math.prod(shape)}, {net.classes}] for "
+            f"a network of these layers, got {excerpt(meta['sizes'])}"
         )
 
 
@@ -152,10 +153,10 @@ def expected_arrays(meta):
     Wn, bn, and gamma{i}, beta{i}, running_mean{i}, running_var{i} of each hidden layer i
     when ``meta.batchnorm``."""
     if meta.get("layers") is not None:
-        shape, layers = meta["input_shape"], layer_tuples(meta["layers"])
+        shape, net = meta["input_shape"], split_layers(meta["layers"])
         return {
-            **convnet.param_shapes(shape, layers, meta["sizes"][-1]),
-            **convnet.buffer_shapes(shape, layers),
+            **convnet.param_shapes(shape, net.body, net.classes),
+            **convnet.buffer_shapes(shape, net.body),
         }
     sizes, batchnorm = meta["sizes"], meta["batchnorm"]
     return {**param_shapes(sizes, batchnorm), **buffer_shapes(sizes, batchnorm)}
@@ -291,10 +292,12 @@ def network_from_weights(path, dtype=None):
 
 
 def _network(meta, dtype):
+    net = split_layers(meta["layers"])
     return convnet.ConvNet(
         meta["input_shape"],
-        layer_tuples(meta["layers"]),
-        meta["sizes"][-1],
+        net.body,
+        net.classes,
         dtype=dtype,
         rng=_Unused(),
+        output_dropout=net.output_dropout,
     )

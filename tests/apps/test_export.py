@@ -72,7 +72,8 @@ NETS = {
     ],
     "unnormalized-float64": ["data.normalize=false", "train.dtype=float64", "train.lr=0.0005"],
     "convolutional": [
-        "model.layers=[{conv: {filters: 6, size: 5}}, relu, {pool: 2}, {affine: 30}, relu]",
+        "model.layers=[{conv: {filters: 6, size: 5}}, relu, {pool: 2}, {affine: 30}, relu, "
+        "{affine: 10}]",
         "model.weight_init=he",
         "train.optimizer=adam",
         "train.lr=0.002",
@@ -80,7 +81,7 @@ NETS = {
     "convolutional-every-layer": [
         "model.layers=[{conv: {filters: 4, size: 3, pad: 1}}, relu, "
         "{pool: {size: 3, stride: 2, pad: 1}}, {conv: {filters: 6, size: 2, stride: 2}}, "
-        "batchnorm, sigmoid, {affine: 40}, {dropout: 0.2}, relu]",
+        "batchnorm, sigmoid, {affine: 40}, {dropout: 0.2}, relu, {affine: 10}, {dropout: 0.5}]",
         "model.weight_init=he",
         "train.optimizer=adam",
         "train.lr=0.002",

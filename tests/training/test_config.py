@@ -26,6 +26,7 @@ SHIPPED = (
     "mnist-augment-fast",
     "mnist-best",
     "mnist-bn",
+    "mnist-cnn",
     "mnist-fast",
     "quick",
 )

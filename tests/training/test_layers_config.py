@@ -28,6 +28,7 @@ TINY = """model:
     - pool: 2
     - affine: 20
     - relu
+    - affine: 10
   weight_init: he
 data: {subset: 1200, validation: 200}
 train: {epochs: 3, optimizer: adam, lr: 0.002, batch_size: 50}
@@ -80,6 +81,35 @@ def error_of(tmp_path, text):
     ],
 )
 def test_a_layer_that_is_wrong_is_named_by_its_index(tmp_path, layers, expected):
+    whole = layers if layers == "[]" else layers[:-1] + ", {affine: 10}]"  # the output affine
+    assert error_of(tmp_path, f"model:\n  layers: {whole}\n") == expected
+
+
+@pytest.mark.parametrize(
+    "layers,expected",
+    [
+        (
+            "[{conv: {filters: 4, size: 5}}, relu]",
+            "model.layers: expected the network's layers to end with the affine that gives the "
+            "classes' scores ({affine: 10} for MNIST), found no affine",
+        ),
+        (
+            "[{affine: 10}, relu]",
+            "model.layers[1]: only one dropout may follow the output affine (layers[0]), got relu",
+        ),
+        (
+            "[{affine: 10}, {dropout: 0.5}, {dropout: 0.5}]",
+            "model.layers[2]: only one dropout may follow the output affine (layers[0]), got "
+            "dropout",
+        ),
+        (
+            "[{affine: 100}, {dropout: 0.5}]",
+            "model.layers[0]: the last affine gives the scores of the 10 classes: expected "
+            "{affine: 10}, got {affine: 100}",
+        ),
+    ],
+)
+def test_the_network_ends_with_the_affine_that_gives_the_classes(tmp_path, layers, expected):
     assert error_of(tmp_path, f"model:\n  layers: {layers}\n") == expected
 
 
@@ -87,7 +117,7 @@ def test_a_layer_that_is_wrong_is_named_by_its_index(tmp_path, layers, expected)
     "key,value", [("hidden", "[100]"), ("batchnorm", "true"), ("dropout", "0.5")]
 )
 def test_no_hidden_layer_key_beside_layers(tmp_path, key, value):
-    message = error_of(tmp_path, f"model:\n  layers: [relu]\n  {key}: {value}\n")
+    message = error_of(tmp_path, f"model:\n  layers: [{{affine: 10}}]\n  {key}: {value}\n")
     assert message.startswith(f"model.{key}: not used with model.layers, which describes")
 
 
@@ -99,6 +129,7 @@ def test_the_canonical_form_round_trips_and_short_forms_are_the_long_ones(tmp_pa
         {"pool": {"size": 2, "stride": 2, "pad": 0}},
         {"affine": {"units": 20}},
         "relu",
+        {"affine": {"units": 10}},
     ]
     again = load_config(str(write(tmp_path, dump_config(short), "again.yaml")))
     assert again["model"] == short["model"]
@@ -150,21 +181,22 @@ def test_conv_weights_read_back_as_the_same_network(tmp_path):
     "layers,meta,expected",
     [
         (
-            [{"conv": {"filters": 100000, "size": 1}}],
+            [{"conv": {"filters": 100000, "size": 1}}, {"affine": {"units": 10}}],
             {},
             "meta.layers: one image makes 78,400,000 values in its layers, more than",
         ),
         (
-            [{"pool": {"size": 50}}],
+            [{"pool": {"size": 50}}, {"affine": {"units": 10}}],
             {},
             "meta.layers[0]: pool 50x50 over 28x28 maps (pad 0): the pool is larger",
         ),
         ([{"conv": {"filters": 4}}], {}, "meta.layers[0]: conv needs size"),
-        (None, {"sizes": [784, 20, 10]}, "meta.sizes: expected [784, CLASSES] for a network"),
+        ([{"conv": {"filters": 4, "size": 3}}], {}, "meta.layers: expected the network's layers"),
+        (None, {"sizes": [784, 20, 10]}, "meta.sizes: expected [784, 10] for a network of these"),
         (
-            [{"conv": {"filters": 5, "size": 5}}, "relu"],
+            [{"conv": {"filters": 5, "size": 5}}, "relu", {"affine": {"units": 10}}],
             {},
-            "arrays do not match its layers (2 in meta.layers)",
+            "arrays do not match its layers (3 in meta.layers)",
         ),
     ],
 )
