@@ -186,6 +186,7 @@ class ConvNet(MultiLayerNet):
         self.layer_specs = normalized(layers)
         self.output_shapes = infer_shapes(self.input_shape, self.layer_specs)
         self.classes = int(output_size)
+        self.input_size, self.output_size = int(np.prod(self.input_shape)), self.classes
         self.output_dropout = float(output_dropout)
         self.weight_decay = float(weight_decay)
         self.dtype = np.dtype(dtype)
@@ -260,14 +261,6 @@ class ConvNet(MultiLayerNet):
             counts["dropout"] = counts.get("dropout", 0) + 1
             self.layers[f"Dropout{counts['dropout']}"] = Dropout(self.output_dropout, dropout_rng)
         self.last_layer = SoftmaxWithLoss()
-
-    @property
-    def input_size(self):
-        return int(np.prod(self.input_shape))
-
-    @property
-    def output_size(self):
-        return self.classes
 
     @property
     def depth(self):
