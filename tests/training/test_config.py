@@ -430,7 +430,7 @@ def test_dump_then_load_gives_the_same_config(tmp_path, name):
     cfg = load_config(name, [*sets, "train.weight_decay=1.0e-4"])
     text = dump_config(cfg)
     assert list(yaml.safe_load(text)) == list(SCHEMA)
-    assert ("{conv: {filters: 30" if conv else "hidden: [30, 20]\n") in text
+    assert ("{conv: {filters: " if conv else "hidden: [30, 20]\n") in text
     again = load_config(write(tmp_path, text, "config.yaml"))
     assert again == cfg and again["name"] == name  # the saved name, not the file's stem
 
