@@ -8,11 +8,25 @@ the output positions: ``im2col`` is one copy of that view, ``col2im`` one add pe
 
 Shapes, the book's: x (N, C, H, W); filters W (FN, C, FH, FW), b (FN,); output (N, FN, OH, OW)
 with OH = (H + 2·pad − FH) // stride + 1, likewise OW.
+
+Inside the layers the maps are laid out channel first, (C, N, H, W) in memory, and handed on as
+(N, C, H, W) views of it, so no layer transposes its output: ``Convolution`` keeps the patches as
+columns, (FH, FW, C) rows by (n, oy, ox) columns (each row one strided copy of the padded maps, a
+contiguous run of OW values at a time), and one product W·col gives the output in that layout.
+A batch is cut into BLOCKS fixed blocks of images, each copied and multiplied on its own and
+shared by the threads of ``bpnet.nn.threads.use``: the blocks depend only on the shapes, so the
+bits are the same on 1 thread or 4.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from . import threads
+
+BLOCKS = threads.BLOCKS  # a large batch is cut into this many blocks of images
+# A convolution with fewer multiply-adds than this runs as one block (a handoff costs ~20 us).
+MIN_BLOCKED = 4_000_000
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0):
@@ -28,9 +42,7 @@ def _windows(x, filter_h, filter_w, stride, pad):
     out_h = conv_output_size(h, filter_h, stride, pad)
     out_w = conv_output_size(w, filter_w, stride, pad)
     if out_h < 1 or out_w < 1:
-        raise ValueError(
-            f"a {filter_h}x{filter_w} filter does not fit {h}x{w} maps with pad {pad}"
-        )
+        raise ValueError(f"a {filter_h}x{filter_w} filter does not fit {h}x{w} maps with pad {pad}")
     sn, sc, sh, sw = x.strides
     shape = (n, c, filter_h, filter_w, out_h, out_w)
     strides = (sn, sc, sh, sw, sh * stride, sw * stride)
@@ -63,66 +75,211 @@ def col2im(col, input_shape, filter_h, filter_w, stride=1, pad=0):
     return img[:, :, pad : h + pad, pad : w + pad]
 
 
+def _bounds(n, work):
+    """The fixed blocks [lo, hi) of a batch of n images: BLOCKS of them when ``work`` (the
+    layer's multiply-adds) is at least MIN_BLOCKED, else one. Shapes alone decide."""
+    if work < MIN_BLOCKED or n < BLOCKS:
+        return [0, n]
+    return [n * i // BLOCKS for i in range(BLOCKS + 1)]
+
+
+def _each(bounds, fn):
+    """``fn(lo, hi)`` for every block, shared by the threads of ``threads.use``."""
+    if len(bounds) > 2 and threads.current() > 1:
+        threads._share(bounds, fn)
+    else:
+        for lo, hi in zip(bounds, bounds[1:]):
+            fn(lo, hi)
+
+
+def _channel_first(x):
+    """x (N, C, H, W) as a C-contiguous (C, N, H, W) array: a view when x is already laid out
+    channel first (as this module's layers hand on their outputs), else a copy."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+
+
 class Convolution:
     """y = x ∗ W + b, a batch of images through FN filters.
 
-    W: (FN, C, FH, FW); b: (FN,); x: (N, C, H, W); y: (N, FN, OH, OW). forward keeps the im2col
-    rows of x (what dW needs); backward gives dx (None with ``need_dx=False``: a first layer's),
-    and fills dW and db.
+    W: (FN, C, FH, FW); b: (FN,); x: (N, C, H, W); y: (N, FN, OH, OW) (a view of a (FN, N, OH,
+    OW) array). forward keeps the patches of x as columns (what dW needs); backward gives dx
+    (None with ``need_dx=False``: a first layer's), and fills dW and db.
     """
 
     def __init__(self, W, b, stride=1, pad=0, dW=None, db=None):
         self.W, self.b, self.stride, self.pad = W, b, stride, pad
         self.dW, self.db = dW, db  # gradient buffers, filled in place (made on first use)
-        self.x_shape = self.col = None
+        self.x_shape = self.col = None  # input shape; the patches, one (K, n·OH·OW) per block
+        self._padded = None  # the zero-bordered (C, N, H + 2·pad, W + 2·pad) input, reused
+
+    def _geometry(self, x_shape):
+        fn, c, fh, fw = self.W.shape
+        out_h = conv_output_size(x_shape[2], fh, self.stride, self.pad)
+        out_w = conv_output_size(x_shape[3], fw, self.stride, self.pad)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"a {fh}x{fw} filter does not fit {x_shape[2]}x{x_shape[3]} maps "
+                f"with pad {self.pad}"
+            )
+        return fn, c, fh, fw, out_h, out_w
+
+    def _pad(self, xc):
+        """xc (C, N, H, W) with its zero border, in a buffer kept between calls."""
+        p = self.pad
+        if not p:
+            return xc
+        c, n, h, w = xc.shape
+        shape = (c, n, h + 2 * p, w + 2 * p)
+        if self._padded is None or self._padded.shape != shape or self._padded.dtype != xc.dtype:
+            self._padded = np.zeros(shape, dtype=xc.dtype)
+        self._padded[:, :, p : p + h, p : p + w] = xc
+        return self._padded
 
     def forward(self, x, train_flg=True):
-        fn, _, fh, fw = self.W.shape
-        n = x.shape[0]
+        fn, c, fh, fw, out_h, out_w = self._geometry(x.shape)
+        n, s = x.shape[0], self.stride
         self.x_shape = x.shape
-        self.col = im2col(x, fh, fw, self.stride, self.pad)
-        out = self.col @ self.W.reshape(fn, -1).T  # (N·OH·OW, FN)
-        out += self.b
-        out_h = conv_output_size(x.shape[2], fh, self.stride, self.pad)
-        out_w = conv_output_size(x.shape[3], fw, self.stride, self.pad)
-        return out.reshape(n, out_h, out_w, fn).transpose(0, 3, 1, 2)
+        xp = self._pad(x.transpose(1, 0, 2, 3) if self.pad else _channel_first(x))
+        k, p = c * fh * fw, out_h * out_w
+        w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, k).astype(x.dtype, copy=False)
+        bounds = _bounds(n, n * p * k * fn)
+        old = self.col if self.col is not None and len(self.col) == len(bounds) - 1 else None
+        cols = [None] * (len(bounds) - 1)
+        out = np.empty((fn, n * p), dtype=x.dtype)
+        bias = self.b.astype(x.dtype, copy=False)[:, None]
+
+        def block(lo, hi):
+            i = bounds.index(lo)
+            col = old[i] if old is not None else None
+            if col is None or col.shape != (k, (hi - lo) * p) or col.dtype != x.dtype:
+                col = np.empty((k, (hi - lo) * p), dtype=x.dtype)
+            cv = col.reshape(fh, fw, c, hi - lo, out_h, out_w)
+            for y in range(fh):
+                for z in range(fw):
+                    cv[y, z] = xp[:, lo:hi, y : y + s * out_h : s, z : z + s * out_w : s]
+            part = out[:, lo * p : hi * p]
+            np.matmul(w_mat, col, out=part)
+            part += bias
+            cols[i] = col
+
+        _each(bounds, block)
+        self.col, self._bounds = cols, bounds
+        return out.reshape(fn, n, out_h, out_w).transpose(1, 0, 2, 3)
 
     def backward(self, dout, need_dx=True):
-        fn, c, fh, fw = self.W.shape
-        dout = dout.transpose(0, 2, 3, 1).reshape(-1, fn)  # (N·OH·OW, FN)
+        fn, c, fh, fw, out_h, out_w = self._geometry(self.x_shape)
+        n, h, w = self.x_shape[0], self.x_shape[2], self.x_shape[3]
+        s, pad, k, p = self.stride, self.pad, c * fh * fw, out_h * out_w
+        d = _channel_first(dout).reshape(fn, n * p)
+        bounds = self._bounds
         if self.dW is None:
             self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
-        self.db[...] = dout.sum(axis=0)
-        np.matmul(dout.T, self.col, out=self.dW.reshape(fn, -1))
-        if not need_dx:
+        w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, k).astype(d.dtype, copy=False)
+        dws = [None] * (len(bounds) - 1)
+        dbs = [None] * (len(bounds) - 1)
+        dx = None
+        if need_dx:
+            dx = np.zeros((c, n, h + 2 * pad + s - 1, w + 2 * pad + s - 1), dtype=d.dtype)
+
+        def block(lo, hi):
+            i = bounds.index(lo)
+            part = d[:, lo * p : hi * p]
+            dws[i] = part @ self.col[i].T
+            dbs[i] = part.sum(axis=1)
+            if dx is None:
+                return
+            dcol = (w_mat.T @ part).reshape(fh, fw, c, hi - lo, out_h, out_w)
+            img = dx[:, lo:hi]
+            for y in range(fh):
+                for z in range(fw):
+                    img[:, :, y : y + s * out_h : s, z : z + s * out_w : s] += dcol[y, z]
+
+        _each(bounds, block)
+        dw, db = dws[0], dbs[0]
+        for more_w, more_b in zip(dws[1:], dbs[1:]):  # in block order: the same bits always
+            dw += more_w
+            db += more_b
+        self.dW[...] = dw.reshape(fn, fh, fw, c).transpose(0, 3, 1, 2)
+        self.db[...] = db
+        if dx is None:
             return None
-        dcol = dout @ self.W.reshape(fn, -1)
-        return col2im(dcol, self.x_shape, fh, fw, self.stride, self.pad)
+        return dx[:, :, pad : pad + h, pad : pad + w].transpose(1, 0, 2, 3)
 
 
 class Pooling:
     """Max pooling: each output is the largest input of its pool_h × pool_w window.
 
-    x: (N, C, H, W); y: (N, C, OH, OW). forward keeps where each maximum was (the first one in a
-    tie); backward routes each gradient to that input alone.
+    x: (N, C, H, W); y: (N, C, OH, OW). backward routes each gradient to one input of its
+    window, the first largest one (row by row) in a tie. Windows that do not overlap (stride
+    = pool_h = pool_w, no pad: the book's 2×2 pools) take the maximum of pool_h·pool_w strided
+    views, and backward finds the largest input again from x and y; other pools go through
+    im2col.
     """
 
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
         self.x_shape = self.arg_max = None
+        self.x = self.out = None  # input and output (windows that do not overlap)
+
+    def _tiled(self):
+        return self.pad == 0 and self.stride == self.pool_h == self.pool_w
+
+    def _views(self, xc, out_h, out_w):
+        """The pool_h·pool_w strided views (C, N, OH, OW) of xc, one per window offset."""
+        s = self.stride
+        return [
+            xc[:, :, y : y + s * out_h : s, z : z + s * out_w : s]
+            for y in range(self.pool_h)
+            for z in range(self.pool_w)
+        ]
 
     def forward(self, x, train_flg=True):
         n, c, h, w = x.shape
         out_h = conv_output_size(h, self.pool_h, self.stride, self.pad)
         out_w = conv_output_size(w, self.pool_w, self.stride, self.pad)
+        self.x_shape = x.shape
+        if not self._tiled():
+            return self._forward_col(x, out_h, out_w)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"a {self.pool_h}x{self.pool_w} pool does not fit {h}x{w} maps")
+        views = self._views(x.transpose(1, 0, 2, 3), out_h, out_w)
+        out = np.empty((c, n, out_h, out_w), dtype=x.dtype)
+        np.maximum(views[0], views[1], out=out) if len(views) > 1 else np.copyto(out, views[0])
+        for v in views[2:]:
+            np.maximum(out, v, out=out)
+        self.x, self.out = x, out
+        return out.transpose(1, 0, 2, 3)
+
+    def backward(self, dout):
+        if not self._tiled():
+            return self._backward_col(dout)
+        n, c, h, w = self.x_shape
+        out_h, out_w = self.out.shape[2:]
+        d = dout.transpose(1, 0, 2, 3)
+        dx = np.empty((c, n, h, w), dtype=dout.dtype)
+        if out_h * self.stride < h or out_w * self.stride < w:  # rows or columns no pool reads
+            dx.fill(0)
+        views = self._views(self.x.transpose(1, 0, 2, 3), out_h, out_w)
+        free = None  # windows whose gradient has not gone to an input yet
+        for v, dv in zip(views, self._views(dx, out_h, out_w)):
+            hit = np.equal(v, self.out)
+            if free is None:
+                free = ~hit
+            else:
+                hit &= free
+                free &= ~hit
+            np.multiply(d, hit, out=dv)
+        return dx.transpose(1, 0, 2, 3)
+
+    def _forward_col(self, x, out_h, out_w):
+        n, c = x.shape[:2]
         col = im2col(x, self.pool_h, self.pool_w, self.stride, self.pad)
         col = col.reshape(-1, self.pool_h * self.pool_w)  # rows (n, oy, ox, c)
-        self.x_shape = x.shape
         self.arg_max = col.argmax(axis=1)
         out = col[np.arange(len(col)), self.arg_max]
         return out.reshape(n, out_h, out_w, c).transpose(0, 3, 1, 2)
 
-    def backward(self, dout):
+    def _backward_col(self, dout):
         size = self.pool_h * self.pool_w
         dout = dout.transpose(0, 2, 3, 1).reshape(-1)
         dmax = np.zeros((dout.size, size), dtype=dout.dtype)
