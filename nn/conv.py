@@ -27,6 +27,7 @@ from . import threads
 BLOCKS = threads.BLOCKS  # a large batch is cut into this many blocks of images
 # A convolution with fewer multiply-adds than this runs as one block (a handoff costs ~20 us).
 MIN_BLOCKED = 4_000_000
+SUB_BLOCK = int(__import__("os").environ.get("SB", 250_000))  # floats
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0):
@@ -84,12 +85,17 @@ def _bounds(n, work):
 
 
 def _each(bounds, fn):
-    """``fn(lo, hi)`` for every block, shared by the threads of ``threads.use``."""
+    """``fn(i, lo, hi)`` for every block i, shared by the threads of ``threads.use``."""
+    index = {lo: i for i, lo in enumerate(bounds[:-1])}
+
+    def block(lo, hi):
+        fn(index[lo], lo, hi)
+
     if len(bounds) > 2 and threads.current() > 1:
-        threads._share(bounds, fn)
+        threads._share(bounds, block)
     else:
         for lo, hi in zip(bounds, bounds[1:]):
-            fn(lo, hi)
+            block(lo, hi)
 
 
 def _channel_first(x):
@@ -98,19 +104,47 @@ def _channel_first(x):
     return np.ascontiguousarray(x.transpose(1, 0, 2, 3))
 
 
+def _patches(xp, filter_h, filter_w, stride, out_h, out_w, out):
+    """The patches of the padded maps xp (C, n, H', W') as the columns of ``out`` (FH·FW·C,
+    n·OH·OW), rows (fy, fx, c): FH·FW strided copies, each a run of OW values at a time."""
+    c, n = xp.shape[:2]
+    view = out.reshape(filter_h, filter_w, c, n, out_h, out_w)
+    for y in range(filter_h):
+        for x in range(filter_w):
+            view[y, x] = xp[:, :, y : y + stride * out_h : stride, x : x + stride * out_w : stride]
+    return out
+
+
+class _Buffers:
+    """Arrays kept between calls, one per (name, block), remade when the shape or dtype
+    changes: a fresh large array costs its page faults on every use."""
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, key, shape, dtype, zeros=False):
+        a = self.arrays.get(key)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self.arrays[key] = (np.zeros if zeros else np.empty)(shape, dtype)
+        return a
+
+
 class Convolution:
     """y = x ∗ W + b, a batch of images through FN filters.
 
     W: (FN, C, FH, FW); b: (FN,); x: (N, C, H, W); y: (N, FN, OH, OW) (a view of a (FN, N, OH,
     OW) array). forward keeps the patches of x as columns (what dW needs); backward gives dx
-    (None with ``need_dx=False``: a first layer's), and fills dW and db.
+    (None with ``need_dx=False``: a first layer's), and fills dW and db. With stride 1, dx is
+    the convolution of the zero-bordered dout with the flipped filters (one copy of patches and
+    one product); other strides add each filter offset's share of W·dout back into dx.
     """
 
     def __init__(self, W, b, stride=1, pad=0, dW=None, db=None):
         self.W, self.b, self.stride, self.pad = W, b, stride, pad
         self.dW, self.db = dW, db  # gradient buffers, filled in place (made on first use)
         self.x_shape = self.col = None  # input shape; the patches, one (K, n·OH·OW) per block
-        self._padded = None  # the zero-bordered (C, N, H + 2·pad, W + 2·pad) input, reused
+        self._bounds = None  # the blocks of images of the last forward
+        self._buf = _Buffers()
 
     def _geometry(self, x_shape):
         fn, c, fh, fw = self.W.shape
@@ -123,40 +157,26 @@ class Convolution:
             )
         return fn, c, fh, fw, out_h, out_w
 
-    def _pad(self, xc):
-        """xc (C, N, H, W) with its zero border, in a buffer kept between calls."""
-        p = self.pad
-        if not p:
-            return xc
-        c, n, h, w = xc.shape
-        shape = (c, n, h + 2 * p, w + 2 * p)
-        if self._padded is None or self._padded.shape != shape or self._padded.dtype != xc.dtype:
-            self._padded = np.zeros(shape, dtype=xc.dtype)
-        self._padded[:, :, p : p + h, p : p + w] = xc
-        return self._padded
-
     def forward(self, x, train_flg=True):
         fn, c, fh, fw, out_h, out_w = self._geometry(x.shape)
-        n, s = x.shape[0], self.stride
+        n, h, w = x.shape[0], x.shape[2], x.shape[3]
+        pad, k, p = self.pad, c * fh * fw, out_h * out_w
         self.x_shape = x.shape
-        xp = self._pad(x.transpose(1, 0, 2, 3) if self.pad else _channel_first(x))
-        k, p = c * fh * fw, out_h * out_w
+        if pad:  # the zero-bordered maps, in a buffer whose border stays zero
+            shape = (c, n, h + 2 * pad, w + 2 * pad)
+            xp = self._buf.get("padded", shape, x.dtype, zeros=True)
+            xp[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
+        else:
+            xp = _channel_first(x)
         w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, k).astype(x.dtype, copy=False)
+        bias = self.b.astype(x.dtype, copy=False)[:, None]
         bounds = _bounds(n, n * p * k * fn)
-        old = self.col if self.col is not None and len(self.col) == len(bounds) - 1 else None
         cols = [None] * (len(bounds) - 1)
         out = np.empty((fn, n * p), dtype=x.dtype)
-        bias = self.b.astype(x.dtype, copy=False)[:, None]
 
-        def block(lo, hi):
-            i = bounds.index(lo)
-            col = old[i] if old is not None else None
-            if col is None or col.shape != (k, (hi - lo) * p) or col.dtype != x.dtype:
-                col = np.empty((k, (hi - lo) * p), dtype=x.dtype)
-            cv = col.reshape(fh, fw, c, hi - lo, out_h, out_w)
-            for y in range(fh):
-                for z in range(fw):
-                    cv[y, z] = xp[:, lo:hi, y : y + s * out_h : s, z : z + s * out_w : s]
+        def block(i, lo, hi):
+            col = self._buf.get(("col", i), (k, (hi - lo) * p), x.dtype)
+            _patches(xp[:, lo:hi], fh, fw, self.stride, out_h, out_w, col)
             part = out[:, lo * p : hi * p]
             np.matmul(w_mat, col, out=part)
             part += bias
@@ -169,30 +189,24 @@ class Convolution:
     def backward(self, dout, need_dx=True):
         fn, c, fh, fw, out_h, out_w = self._geometry(self.x_shape)
         n, h, w = self.x_shape[0], self.x_shape[2], self.x_shape[3]
-        s, pad, k, p = self.stride, self.pad, c * fh * fw, out_h * out_w
+        p = out_h * out_w
         d = _channel_first(dout).reshape(fn, n * p)
         bounds = self._bounds
         if self.dW is None:
             self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
-        w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, k).astype(d.dtype, copy=False)
         dws = [None] * (len(bounds) - 1)
         dbs = [None] * (len(bounds) - 1)
-        dx = None
-        if need_dx:
-            dx = np.zeros((c, n, h + 2 * pad + s - 1, w + 2 * pad + s - 1), dtype=d.dtype)
+        dx = np.empty((c, n * h * w), dtype=d.dtype) if need_dx else None
+        tconv = self.stride == 1 and self.pad < min(fh, fw) and fn <= 2 * c
+        spread = self._transposed_conv if tconv else None
+        spread = spread or self._add_back
 
-        def block(lo, hi):
-            i = bounds.index(lo)
+        def block(i, lo, hi):
             part = d[:, lo * p : hi * p]
             dws[i] = part @ self.col[i].T
             dbs[i] = part.sum(axis=1)
-            if dx is None:
-                return
-            dcol = (w_mat.T @ part).reshape(fh, fw, c, hi - lo, out_h, out_w)
-            img = dx[:, lo:hi]
-            for y in range(fh):
-                for z in range(fw):
-                    img[:, :, y : y + s * out_h : s, z : z + s * out_w : s] += dcol[y, z]
+            if dx is not None:
+                spread(i, lo, hi, part, dx[:, lo * h * w : hi * h * w])
 
         _each(bounds, block)
         dw, db = dws[0], dbs[0]
@@ -203,7 +217,39 @@ class Convolution:
         self.db[...] = db
         if dx is None:
             return None
-        return dx[:, :, pad : pad + h, pad : pad + w].transpose(1, 0, 2, 3)
+        return dx.reshape(c, n, h, w).transpose(1, 0, 2, 3)
+
+    def _transposed_conv(self, i, lo, hi, d, dx):
+        """dx (C, n·H·W) of images [lo, hi) for stride 1: the patches of dout (FN, n·OH·OW),
+        bordered with FH − 1 − pad zeros (likewise across), times the flipped filters."""
+        fn, c, fh, fw = self.W.shape
+        h, w = self.x_shape[2:]
+        out_h, out_w = h + 2 * self.pad - fh + 1, w + 2 * self.pad - fw + 1
+        qh, qw = fh - 1 - self.pad, fw - 1 - self.pad
+        shape = (fn, hi - lo, out_h + 2 * qh, out_w + 2 * qw)
+        dp = self._buf.get(("dpad", i), shape, d.dtype, zeros=True)
+        dp[:, :, qh : qh + out_h, qw : qw + out_w] = d.reshape(fn, hi - lo, out_h, out_w)
+        flipped = self.W[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(c, -1)
+        flipped = flipped.astype(d.dtype, copy=False)
+        col = self._buf.get(("dcol", i), (fh * fw * fn, (hi - lo) * h * w), d.dtype)
+        _patches(dp, fh, fw, 1, h, w, col)
+        np.matmul(flipped, col, out=dx)
+
+    def _add_back(self, i, lo, hi, d, dx):
+        """dx (C, n·H·W) of images [lo, hi): W·dout gives each patch's gradient, added back
+        into the (zero-bordered) maps one filter offset at a time."""
+        fn, c, fh, fw = self.W.shape
+        h, w = self.x_shape[2:]
+        s, pad = self.stride, self.pad
+        out_h = conv_output_size(h, fh, s, pad)
+        out_w = conv_output_size(w, fw, s, pad)
+        w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, -1).astype(d.dtype, copy=False)
+        dcol = (w_mat.T @ d).reshape(fh, fw, c, hi - lo, out_h, out_w)
+        img = np.zeros((c, hi - lo, h + 2 * pad + s - 1, w + 2 * pad + s - 1), dtype=d.dtype)
+        for y in range(fh):
+            for x in range(fw):
+                img[:, :, y : y + s * out_h : s, x : x + s * out_w : s] += dcol[y, x]
+        dx.reshape(c, hi - lo, h, w)[...] = img[:, :, pad : pad + h, pad : pad + w]
 
 
 class Pooling:
