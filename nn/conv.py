@@ -27,6 +27,7 @@ from . import threads
 BLOCKS = threads.BLOCKS  # a large batch is cut into this many blocks of images
 # A convolution with fewer multiply-adds than this runs as one block (a handoff costs ~20 us).
 MIN_BLOCKED = 4_000_000
+SUB_BLOCK = int(__import__("os").environ.get("SB", 262_144))
 SUB_BLOCK = int(__import__("os").environ.get("SB", 250_000))  # floats
 
 
@@ -142,7 +143,7 @@ class Convolution:
     def __init__(self, W, b, stride=1, pad=0, dW=None, db=None):
         self.W, self.b, self.stride, self.pad = W, b, stride, pad
         self.dW, self.db = dW, db  # gradient buffers, filled in place (made on first use)
-        self.x_shape = self.col = None  # input shape; the patches, one (K, n·OH·OW) per block
+        self.x_shape = self._xp = None  # input shape; the (zero-bordered) input, channel first
         self._bounds = None  # the blocks of images of the last forward
         self._buf = _Buffers()
 
@@ -168,22 +169,18 @@ class Convolution:
             xp[:, :, pad : pad + h, pad : pad + w] = x.transpose(1, 0, 2, 3)
         else:
             xp = _channel_first(x)
-        w_mat = self.W.transpose(0, 2, 3, 1).reshape(fn, k).astype(x.dtype, copy=False)
-        bias = self.b.astype(x.dtype, copy=False)[:, None]
+        w_mat = np.empty((fn, k + 1), dtype=x.dtype)  # the filters, then the bias
+        w_mat[:, :k].reshape(fn, fh, fw, c)[...] = self.W.transpose(0, 2, 3, 1)
+        w_mat[:, k] = self.b
         bounds = _bounds(n, n * p * k * fn)
-        cols = [None] * (len(bounds) - 1)
         out = np.empty((fn, n * p), dtype=x.dtype)
 
         def block(i, lo, hi):
-            col = self._buf.get(("col", i), (k, (hi - lo) * p), x.dtype)
-            _patches(xp[:, lo:hi], fh, fw, self.stride, out_h, out_w, col)
-            part = out[:, lo * p : hi * p]
-            np.matmul(w_mat, col, out=part)
-            part += bias
-            cols[i] = col
+            for a, b, col in self._columns(i, lo, hi, xp):
+                np.matmul(w_mat, col, out=out[:, a * p : b * p])
 
         _each(bounds, block)
-        self.col, self._bounds = cols, bounds
+        self._xp, self._bounds = xp, bounds
         return out.reshape(fn, n, out_h, out_w).transpose(1, 0, 2, 3)
 
     def backward(self, dout, need_dx=True):
@@ -195,29 +192,46 @@ class Convolution:
         if self.dW is None:
             self.dW, self.db = np.empty_like(self.W), np.empty_like(self.b)
         dws = [None] * (len(bounds) - 1)
-        dbs = [None] * (len(bounds) - 1)
         dx = np.empty((c, n * h * w), dtype=d.dtype) if need_dx else None
         tconv = self.stride == 1 and self.pad < min(fh, fw) and fn <= 2 * c
         spread = self._transposed_conv if tconv else None
         spread = spread or self._add_back
 
         def block(i, lo, hi):
-            part = d[:, lo * p : hi * p]
-            dws[i] = part @ self.col[i].T
-            dbs[i] = part.sum(axis=1)
-            if dx is not None:
-                spread(i, lo, hi, part, dx[:, lo * h * w : hi * h * w])
+            for a, b, col in self._columns(i, lo, hi, self._xp):  # the patches again
+                part = d[:, a * p : b * p]
+                dw = np.matmul(part, col.T)  # (FN, K + 1): dW, then db
+                if a == lo:
+                    dws[i] = dw
+                else:
+                    dws[i] += dw
+                if dx is not None:
+                    spread(i, a, b, part, dx[:, a * h * w : b * h * w])
 
         _each(bounds, block)
-        dw, db = dws[0], dbs[0]
-        for more_w, more_b in zip(dws[1:], dbs[1:]):  # in block order: the same bits always
-            dw += more_w
-            db += more_b
-        self.dW[...] = dw.reshape(fn, fh, fw, c).transpose(0, 3, 1, 2)
-        self.db[...] = db
+        dw = dws[0]
+        for more in dws[1:]:  # in block order: the same bits always
+            dw += more
+        self.dW[...] = dw[:, :-1].reshape(fn, fh, fw, c).transpose(0, 3, 1, 2)
+        self.db[...] = dw[:, -1]
         if dx is None:
             return None
         return dx.reshape(c, n, h, w).transpose(1, 0, 2, 3)
+
+    def _columns(self, i, lo, hi, xp):
+        """(a, b, col) for each few images [a, b) of block i: col (K + 1, (b − a)·OH·OW) their
+        patches and a row of ones (the product adds the bias, and gives db in backward), in a
+        buffer of block i small enough to stay in cache."""
+        fn, c, fh, fw, out_h, out_w = self._geometry(self.x_shape)
+        k, p = c * fh * fw, out_h * out_w
+        step = max(1, min(hi - lo, SUB_BLOCK // ((k + 1) * p)))
+        buf = self._buf.get(("col", i), (k + 1, step * p), xp.dtype)
+        buf[k] = 1
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            col = buf[:, : (b - a) * p]
+            _patches(xp[:, a:b], fh, fw, self.stride, out_h, out_w, col[:k])
+            yield a, b, col
 
     def _transposed_conv(self, i, lo, hi, d, dx):
         """dx (C, n·H·W) of images [lo, hi) for stride 1: the patches of dout (FN, n·OH·OW),
@@ -227,11 +241,11 @@ class Convolution:
         out_h, out_w = h + 2 * self.pad - fh + 1, w + 2 * self.pad - fw + 1
         qh, qw = fh - 1 - self.pad, fw - 1 - self.pad
         shape = (fn, hi - lo, out_h + 2 * qh, out_w + 2 * qw)
-        dp = self._buf.get(("dpad", i), shape, d.dtype, zeros=True)
+        dp = self._buf.get(("dpad", i, hi - lo), shape, d.dtype, zeros=True)
         dp[:, :, qh : qh + out_h, qw : qw + out_w] = d.reshape(fn, hi - lo, out_h, out_w)
         flipped = self.W[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(c, -1)
         flipped = flipped.astype(d.dtype, copy=False)
-        col = self._buf.get(("dcol", i), (fh * fw * fn, (hi - lo) * h * w), d.dtype)
+        col = self._buf.get(("dcol", i, hi - lo), (fh * fw * fn, (hi - lo) * h * w), d.dtype)
         _patches(dp, fh, fw, 1, h, w, col)
         np.matmul(flipped, col, out=dx)
 
