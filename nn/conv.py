@@ -27,8 +27,9 @@ from . import threads
 BLOCKS = threads.BLOCKS  # a large batch is cut into this many blocks of images
 # A convolution with fewer multiply-adds than this runs as one block (a handoff costs ~20 us).
 MIN_BLOCKED = 4_000_000
-SUB_BLOCK = int(__import__("os").environ.get("SB", 262_144))
-SUB_BLOCK = int(__import__("os").environ.get("SB", 250_000))  # floats
+# Patches are copied and multiplied a few images at a time, at most this many floats (512 KB
+# in float32: they stay in a core's cache), and copied again in backward rather than kept.
+SUB_BLOCK = 131_072
 
 
 def conv_output_size(input_size, filter_size, stride=1, pad=0):
