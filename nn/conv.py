@@ -117,6 +117,14 @@ def _patches(xp, filter_h, filter_w, stride, out_h, out_w, out):
     return out
 
 
+def _channel_bounds(c, size):
+    """Fixed blocks of channels for elementwise work on ``size`` values: BLOCKS of them when
+    ``size`` is at least ``threads.MIN_ELEMENTWISE``, else one."""
+    if size < threads.MIN_ELEMENTWISE or c < BLOCKS:
+        return [0, c]
+    return [c * i // BLOCKS for i in range(BLOCKS + 1)]
+
+
 class _Buffers:
     """Arrays kept between calls, one per (name, block), remade when the shape or dtype
     changes: a fresh large array costs its page faults on every use."""
@@ -303,11 +311,16 @@ class Pooling:
             return self._forward_col(x, out_h, out_w)
         if out_h < 1 or out_w < 1:
             raise ValueError(f"a {self.pool_h}x{self.pool_w} pool does not fit {h}x{w} maps")
-        views = self._views(x.transpose(1, 0, 2, 3), out_h, out_w)
+        xc = x.transpose(1, 0, 2, 3)
         out = np.empty((c, n, out_h, out_w), dtype=x.dtype)
-        np.maximum(views[0], views[1], out=out) if len(views) > 1 else np.copyto(out, views[0])
-        for v in views[2:]:
-            np.maximum(out, v, out=out)
+
+        def block(i, lo, hi):
+            views = self._views(xc[lo:hi], out_h, out_w)
+            np.copyto(out[lo:hi], views[0])
+            for v in views[1:]:
+                np.maximum(out[lo:hi], v, out=out[lo:hi])
+
+        _each(_channel_bounds(c, x.size), block)
         self.x, self.out = x, out
         return out.transpose(1, 0, 2, 3)
 
@@ -320,16 +333,19 @@ class Pooling:
         dx = np.empty((c, n, h, w), dtype=dout.dtype)
         if out_h * self.stride < h or out_w * self.stride < w:  # rows or columns no pool reads
             dx.fill(0)
-        views = self._views(self.x.transpose(1, 0, 2, 3), out_h, out_w)
-        free = None  # windows whose gradient has not gone to an input yet
-        for v, dv in zip(views, self._views(dx, out_h, out_w)):
-            hit = np.equal(v, self.out)
-            if free is None:
-                free = ~hit
-            else:
+        xc = self.x.transpose(1, 0, 2, 3)
+
+        def block(i, lo, hi):
+            out = self.out[lo:hi]
+            hit, free = np.empty(out.shape, bool), np.ones(out.shape, bool)  # free: windows
+            views = self._views(xc[lo:hi], out_h, out_w)  # whose gradient has not gone yet
+            for v, dv in zip(views, self._views(dx[lo:hi], out_h, out_w)):
+                np.equal(v, out, out=hit)
                 hit &= free
-                free &= ~hit
-            np.multiply(d, hit, out=dv)
+                free ^= hit
+                np.multiply(d[lo:hi], hit, out=dv)
+
+        _each(_channel_bounds(c, dx.size), block)
         return dx.transpose(1, 0, 2, 3)
 
     def _forward_col(self, x, out_h, out_w):

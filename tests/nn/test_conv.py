@@ -130,9 +130,11 @@ def test_convolution_backward_matches_centered_differences(case):
         assert rel_err(a, m) < 1e-8
 
 
-def test_blocked_convolution_is_right_and_the_same_on_any_thread_count():
-    """A batch large enough to be cut into blocks: against the loops, and bit for bit the same
-    outputs and gradients on 1, 2 and 3 threads."""
+@pytest.mark.parametrize("sub_block", [conv.SUB_BLOCK, 1])
+def test_blocked_layers_are_right_and_the_same_on_any_thread_count(sub_block):
+    """A batch large enough to be cut into blocks (and, with ``sub_block`` 1, each block's
+    patches copied one image at a time): against the loops, and bit for bit the same outputs
+    and gradients on 1, 2 and 3 threads."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((8, 6, 12, 12)).astype(np.float32)
     W = rng.standard_normal((16, 6, 3, 3)).astype(np.float32)
@@ -142,13 +144,17 @@ def test_blocked_convolution_is_right_and_the_same_on_any_thread_count():
     for n in (1, 2, 3):
         with threads.use(n), pytest.MonkeyPatch.context() as mp:
             mp.setattr(conv, "MIN_BLOCKED", 0)
-            layer = Convolution(W, b, 1, 1)
+            mp.setattr(conv, "SUB_BLOCK", sub_block)
+            mp.setattr(threads, "MIN_ELEMENTWISE", 0)
+            layer, pool = Convolution(W, b, 1, 1), Pooling(2, 2, stride=2)
             y = layer.forward(x)
             assert len(layer._bounds) == conv.BLOCKS + 1
-            dx = layer.backward(y * 0.5)
-            results.append([np.array(a) for a in (y, dx, layer.dW, layer.db)])
+            z = pool.forward(y)
+            dx = layer.backward(pool.backward(z * 0.5))
+            results.append([np.array(a) for a in (y, z, dx, layer.dW, layer.db)])
     ref = naive_conv(x.astype(np.float64), W.astype(np.float64), b.astype(np.float64), 1, 1)
     np.testing.assert_allclose(results[0][0], ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(results[0][1], naive_pool(results[0][0], 2, 2, 2, 0))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
