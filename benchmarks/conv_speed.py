@@ -248,24 +248,49 @@ def measure(args, data):
 def report(results, args):
     titles = {"simple": "SimpleConvNet (ch. 7)", "deep": "DeepConvNet (ch. 8)"}
     for net in args.nets:
-        rows = [(label, r) for (n, label), r in results.items() if n == net]
-        print(f"\n{titles[net]}: one training iteration (batch 100, Adam) and inference over")
-        print("10,000 test images (batches of 100); medians; ratios: that time / bpnet's")
-        print(f"{'':<18}{'train':>10}{'':>22}{'10k infer':>11}{'':>22}{'VmHWM':>9}")
-        base = {k: dict(rows).get(f"bpnet, {k}") for k in ("2 threads", "1 thread")}
-        for label, r in rows:
+        rows = {label: r for (n, label), r in results.items() if n == net}
+        print(f"\n{titles[net]}: medians of one training iteration (batch 100, Adam) and of")
+        print("inference over the 10,000 test images; ratios: that time / bpnet's (2 t, 1 t)")
+        print(
+            f"{'':<19}{'train':>9}{'/2 t':>7}{'/1 t':>7}{'10k infer':>11}{'/2 t':>7}{'/1 t':>7}"
+            f"{'VmHWM':>8}"
+        )
+        base = [rows.get(f"bpnet, {k}") for k in ("2 threads", "1 thread")]
+        base = [b if b and "error" not in b else None for b in base]
+        for label, r in rows.items():
             if "error" in r:
-                print(f"{label:<18}failed: {r['error']}")
+                print(f"{label:<19}failed: {r['error']}")
                 continue
-            ratios = []
-            for key in ("train", "infer"):
-                cells = [r[key] / b[key] for b in base.values() if b and "error" not in b]
-                ratios.append("x".join(f"{c:.2f}" for c in cells))
+            cells = []
+            for key, scale, unit in (("train", 1e3, "ms"), ("infer", 1, "s")):
+                cells.append(f"{r[key] * scale:7.{1 if unit == 'ms' else 3}f} {unit:<2}")
+                cells += [f"{r[key] / b[key]:6.2f}x" if b else "      -" for b in base]
             print(
-                f"{label:<18}{r['train'] * 1e3:8.1f} ms  {ratios[0] + ' (2 t, 1 t)':<20}"
-                f"{r['infer']:9.3f} s  {ratios[1] + ' (2 t, 1 t)':<20}"
+                f"{label:<19}{cells[0]}{cells[1]}{cells[2]}  {cells[3]}{cells[4]}{cells[5]}"
                 f"{r['vmhwm'] / 1024:6.0f} MB"
             )
+        goals(net, rows)
+
+
+def goals(net, rows):
+    """The ratios the speed goals name (printed, not judged)."""
+
+    def t(label):
+        r = rows.get(label)
+        return r["train"] if r and "error" not in r else None
+
+    b2, b1, book = t("bpnet, 2 threads"), t("bpnet, 1 thread"), t("book's code")
+    p2, p1 = t("PyTorch, 2 threads"), t("PyTorch, 1 thread")
+    limit = "1.00" if net == "simple" else "1.50"
+    parts = []
+    if book and b2:
+        parts.append(f"book / bpnet (2 t) {book / b2:.1f} [goal >= 10]")
+    if p2 and b2:
+        parts.append(f"bpnet / PyTorch, 2 t: {b2 / p2:.2f} [goal <= {limit}]")
+    if p1 and b1:
+        parts.append(f"1 t: {b1 / p1:.2f} [goal <= {limit}]")
+    if parts:
+        print("training: " + "; ".join(parts))
 
 
 def main():

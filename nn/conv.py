@@ -337,12 +337,17 @@ class Pooling:
 
         def block(i, lo, hi):
             out = self.out[lo:hi]
-            hit, free = np.empty(out.shape, bool), np.ones(out.shape, bool)  # free: windows
-            views = self._views(xc[lo:hi], out_h, out_w)  # whose gradient has not gone yet
-            for v, dv in zip(views, self._views(dx[lo:hi], out_h, out_w)):
+            hit, free = np.empty(out.shape, bool), None  # free: windows whose gradient
+            views = self._views(xc[lo:hi], out_h, out_w)  # has not gone to an input yet
+            last = len(views) - 1
+            for j, (v, dv) in enumerate(zip(views, self._views(dx[lo:hi], out_h, out_w))):
                 np.equal(v, out, out=hit)
-                hit &= free
-                free ^= hit
+                if free is None:
+                    free = ~hit
+                else:
+                    hit &= free
+                    if j < last:
+                        free ^= hit
                 np.multiply(d[lo:hi], hit, out=dv)
 
         _each(_channel_bounds(c, dx.size), block)
