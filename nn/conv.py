@@ -10,12 +10,14 @@ Shapes, the book's: x (N, C, H, W); filters W (FN, C, FH, FW), b (FN,); output (
 with OH = (H + 2·pad − FH) // stride + 1, likewise OW.
 
 Inside the layers the maps are laid out channel first, (C, N, H, W) in memory, and handed on as
-(N, C, H, W) views of it, so no layer transposes its output: ``Convolution`` keeps the patches as
-columns, (FH, FW, C) rows by (n, oy, ox) columns (each row one strided copy of the padded maps, a
-contiguous run of OW values at a time), and one product W·col gives the output in that layout.
-A batch is cut into BLOCKS fixed blocks of images, each copied and multiplied on its own and
-shared by the threads of ``bpnet.nn.threads.use``: the blocks depend only on the shapes, so the
-bits are the same on 1 thread or 4.
+(N, C, H, W) views of it, so no layer transposes its output: ``Convolution`` lays the patches
+out as columns, (FH, FW, C) rows by (n, oy, ox) columns (each row one strided copy of the padded
+maps, a run of OW values at a time) under a row of ones, and one product [W b]·col gives the
+output in that layout, bias included. A batch is cut into BLOCKS fixed blocks of images, shared
+by the threads of ``bpnet.nn.threads.use``, each block's patches made a few images at a time
+(small enough to stay in cache, and made again in backward rather than kept): the blocks depend
+only on the shapes, and the blocks' dW are summed in their order, so the bits are the same on 1
+thread or 4.
 """
 
 from __future__ import annotations
@@ -143,10 +145,11 @@ class Convolution:
     """y = x ∗ W + b, a batch of images through FN filters.
 
     W: (FN, C, FH, FW); b: (FN,); x: (N, C, H, W); y: (N, FN, OH, OW) (a view of a (FN, N, OH,
-    OW) array). forward keeps the patches of x as columns (what dW needs); backward gives dx
-    (None with ``need_dx=False``: a first layer's), and fills dW and db. With stride 1, dx is
-    the convolution of the zero-bordered dout with the flipped filters (one copy of patches and
-    one product); other strides add each filter offset's share of W·dout back into dx.
+    OW) array). forward keeps the zero-bordered x (channel first), whose patches backward makes
+    again for dW and db; backward gives dx (None with ``need_dx=False``: a first layer's), and
+    fills dW and db. With stride 1 and FN <= 2·C, dx is the convolution of the zero-bordered
+    dout with the flipped filters (one copy of patches and one product); otherwise each filter
+    offset's share of Wᵀ·dout is added back into dx.
     """
 
     def __init__(self, W, b, stride=1, pad=0, dW=None, db=None):
@@ -288,7 +291,7 @@ class Pooling:
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
         self.x_shape = self.arg_max = None
-        self.x = self.out = None  # input and output (windows that do not overlap)
+        self.x = self.out = self.runs = None  # input, output, running maxima (tiled windows)
 
     def _tiled(self):
         return self.pad == 0 and self.stride == self.pool_h == self.pool_w
@@ -312,16 +315,21 @@ class Pooling:
         if out_h < 1 or out_w < 1:
             raise ValueError(f"a {self.pool_h}x{self.pool_w} pool does not fit {h}x{w} maps")
         xc = x.transpose(1, 0, 2, 3)
-        out = np.empty((c, n, out_h, out_w), dtype=x.dtype)
+        k = self.pool_h * self.pool_w
+        # the running maxima over the first j + 1 offsets, j < k - 1 (the first is a view of x)
+        runs = [np.empty((c, n, out_h, out_w), dtype=x.dtype) for _ in range(k - 1)]
+        out = runs[-1] if runs else np.empty((c, n, out_h, out_w), dtype=x.dtype)
 
         def block(i, lo, hi):
             views = self._views(xc[lo:hi], out_h, out_w)
-            np.copyto(out[lo:hi], views[0])
-            for v in views[1:]:
-                np.maximum(out[lo:hi], v, out=out[lo:hi])
+            if not runs:
+                np.copyto(out[lo:hi], views[0])
+            for j, v in enumerate(views[1:]):
+                np.maximum(views[0] if j == 0 else runs[j - 1][lo:hi], v, out=runs[j][lo:hi])
 
         _each(_channel_bounds(c, x.size), block)
         self.x, self.out = x, out
+        self.runs = runs
         return out.transpose(1, 0, 2, 3)
 
     def backward(self, dout):
@@ -336,19 +344,23 @@ class Pooling:
         xc = self.x.transpose(1, 0, 2, 3)
 
         def block(i, lo, hi):
-            out = self.out[lo:hi]
-            hit, free = np.empty(out.shape, bool), None  # free: windows whose gradient
-            views = self._views(xc[lo:hi], out_h, out_w)  # has not gone to an input yet
-            last = len(views) - 1
-            for j, (v, dv) in enumerate(zip(views, self._views(dx[lo:hi], out_h, out_w))):
-                np.equal(v, out, out=hit)
-                if free is None:
-                    free = ~hit
-                else:
-                    hit &= free
-                    if j < last:
-                        free ^= hit
-                np.multiply(d[lo:hi], hit, out=dv)
+            # The running maximum reaches the window's maximum first at the offset that takes
+            # the gradient: ``reached`` (running maximum over the offsets so far == maximum)
+            # turns true there and stays true.
+            out, g = self.out[lo:hi], d[lo:hi]
+            views = self._views(xc[lo:hi], out_h, out_w)
+            dviews = self._views(dx[lo:hi], out_h, out_w)
+            before = None
+            for j, dv in enumerate(dviews):
+                if j == len(dviews) - 1:
+                    if j:
+                        np.multiply(g, ~before, out=dv)
+                    else:
+                        np.copyto(dv, g)
+                    break
+                reached = np.equal(views[0] if j == 0 else self.runs[j - 1][lo:hi], out)
+                np.multiply(g, reached if before is None else reached ^ before, out=dv)
+                before = reached
 
         _each(_channel_bounds(c, dx.size), block)
         return dx.transpose(1, 0, 2, 3)
