@@ -56,6 +56,15 @@ class Convolution(_conv.Convolution):
     def col_W(self):
         return self.W.reshape(len(self.W), -1).T
 
+    @property
+    def col(self):
+        """The book's im2col rows of the last input, made when asked for (bpnet's layer makes
+        its patches a block at a time and keeps none)."""
+        if self.x is None:
+            return None
+        _, _, fh, fw = self.W.shape
+        return _conv.im2col(self.x, fh, fw, self.stride, self.pad)
+
     def forward(self, x, train_flg=True):
         self.x = x
         return super().forward(x, train_flg)
@@ -68,6 +77,20 @@ class Pooling(_conv.Pooling):
     def __init__(self, pool_h, pool_w, stride=2, pad=0):
         super().__init__(pool_h, pool_w, stride, pad)
         self.x = None
+
+    @property
+    def arg_max(self):
+        """The book's: for each window (rows n, oy, ox, c), which of its inputs is the largest
+        (made when asked for after a pool of windows that do not overlap, which bpnet's layer
+        takes without im2col)."""
+        if self.x is None or not self._tiled():
+            return self._arg_max
+        col = _conv.im2col(self.x, self.pool_h, self.pool_w, self.stride, self.pad)
+        return col.reshape(-1, self.pool_h * self.pool_w).argmax(axis=1)
+
+    @arg_max.setter
+    def arg_max(self, value):
+        self._arg_max = value
 
     def forward(self, x, train_flg=True):
         self.x = x

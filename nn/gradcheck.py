@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .conv import Convolution, Pooling
+from .conv import Convolution, Pooling, im2col
 from .defaults import GRADCHECK_STEP, GRADCHECK_TOL
 from .gradient import numerical_partials
 from .layers import (
@@ -133,8 +133,13 @@ def kink_choices(net):
         for layer in net.layers.values():
             if isinstance(layer, Relu):
                 out.append(layer.positive.copy())
-            elif isinstance(layer, Pooling):
-                out.append(layer.arg_max.copy())
+            elif isinstance(layer, Pooling):  # which input of each window is the largest
+                ph, pw, stride, pad = layer.pool_h, layer.pool_w, layer.stride, layer.pad
+                if layer.arg_max is not None and layer.x is None:
+                    out.append(layer.arg_max.copy())
+                else:
+                    col = im2col(layer.x, ph, pw, stride, pad).reshape(-1, ph * pw)
+                    out.append(col.argmax(axis=1))
         return out
 
     return choices

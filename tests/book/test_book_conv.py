@@ -245,5 +245,5 @@ def test_simple_convnet_trains_as_the_books_code(mnist_session_dir, monkeypatch,
     assert ours.test_acc_list == theirs.test_acc_list
     for k in ("W1", "b1", "W2", "b3"):
         np.testing.assert_allclose(
-            ours.network.params[k], theirs.network.params[k], rtol=1e-5, atol=1e-9
-        )
+            ours.network.params[k], theirs.network.params[k], rtol=1e-5, atol=1e-7
+        )  # atol: 1e-4 of one Adam step (lr 0.001); the two sum the products in other orders
