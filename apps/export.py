@@ -7,7 +7,8 @@ Each hidden layer i is Gemm(W_i, b_i) → BatchNormalization (inference: running
 and the eps of the network's layer, when ``meta.batchnorm``) → Relu or Sigmoid → Mul by
 1 − ratio (Dropout at inference, when ``meta.dropout`` > 0); the last Gemm gives ``scores``
 (N, C) and a Softmax ``probabilities`` (N, C), both float32. Arithmetic runs in the weights
-file's dtype.
+file's dtype, except a convolutional network's (``meta.layers``, see :mod:`.onnx_layers`),
+which runs in float32: onnxruntime's CPU provider has no float64 convolution.
 
 A large network is exported without its model ever being held whole: the model is built and
 checked (``onnx.checker``, full check) with references in place of its weight tensors, then
@@ -74,14 +75,19 @@ def model_outline(arrays, meta, version=None, images=False, eps=None):
             f"rows (N, {sizes[0]})"
         )
     dtype = np.dtype(arrays["W1"].dtype)
+    if meta.get("layers") is not None:  # onnxruntime's CPU provider has no float64 Conv
+        dtype = np.dtype(np.float32)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     batchnorm, dropout = meta["batchnorm"], meta["dropout"]
     act = {"relu": "Relu", "sigmoid": "Sigmoid"}[meta["activation"]]
-    if eps is None:
+    if eps is None and meta.get("layers") is None:
         eps = [BatchNormalization.EPS] * (depth - 1)
     inits, nodes, tensors = [], [], {}
 
-    def const(name, value):
+    def const(name, value, exact=False):
+        if exact:  # an integer operand (shapes, pads): kept as it is
+            inits.append(numpy_helper.from_array(np.asarray(value), name))
+            return name
         value = np.asarray(value, dtype=dtype)
         if value.ndim:  # a weight tensor: its bytes come from the array when written
             tensors[name] = value
@@ -95,14 +101,18 @@ def model_outline(arrays, meta, version=None, images=False, eps=None):
         return output
 
     x = "pixels"
-    if images:
+    conv = meta.get("layers") is not None
+    if images and not conv:
         x = node("Flatten", [x], "rows", axis=1)
+    elif conv and not images:
+        maps = np.array([-1, *meta["input_shape"]], dtype=np.int64)
+        x = node("Reshape", [x, const("input_maps", maps, exact=True)], "maps")
     if dtype != np.float32:
         x = node("Cast", [x], "pixels_cast", to=elem)
     scale = input_scale(meta["normalize"])
     if scale != 1:
         x = node("Mul", [x, const("input_scale", scale)], "x0")
-    for i in range(1, depth + 1):
+    for i in range(1, 0 if conv else depth + 1):
         x = node(
             "Gemm",
             [x, const(f"W{i}", arrays[f"W{i}"]), const(f"b{i}", arrays[f"b{i}"])],
@@ -126,6 +136,10 @@ def model_outline(arrays, meta, version=None, images=False, eps=None):
         x = node(act, [x], f"{act.lower()}{i}")
         if dropout > 0:
             x = node("Mul", [x, const(f"keep{i}", 1.0 - dropout)], f"dropout{i}")
+    if conv:
+        from bpnet.apps.onnx_layers import layer_nodes
+
+        x = layer_nodes(node, const, x, meta, arrays, eps)
     probs = node("Softmax", [x], "probs_raw", axis=1)
     if dtype != np.float32:
         x, probs = (node("Cast", [v], f"{v}_f32", to=TensorProto.FLOAT) for v in (x, probs))
@@ -152,10 +166,12 @@ def model_outline(arrays, meta, version=None, images=False, eps=None):
         opset_imports=[helper.make_opsetid("", OPSET)],
     )
     model.ir_version = IR_VERSION
-    model.doc_string = (
-        f"bpnet {'-'.join(map(str, sizes))} {meta['activation']} network "
-        f"trained on {meta['dataset']}"
+    what = (
+        f"{len(meta['layers'])}-layer convolutional"
+        if conv
+        else f"{'-'.join(map(str, sizes))} {meta['activation']}"
     )
+    model.doc_string = f"bpnet {what} network trained on {meta['dataset']}"
     helper.set_model_props(
         model,
         {
@@ -167,6 +183,7 @@ def model_outline(arrays, meta, version=None, images=False, eps=None):
             "normalize": json.dumps(scale != 1),
             "batchnorm": json.dumps(batchnorm),
             "dropout": json.dumps(dropout),
+            **({"layers": json.dumps(meta["layers"])} if conv else {}),
         },
     )
     return model, tensors

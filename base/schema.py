@@ -192,6 +192,9 @@ def first_error(model, error: ValidationError, doc=None, shown=show):
     whole field's (``[100, 0]``, not the item 0 that failed)."""
     err = error.errors(include_url=False)[0]
     path, owner, name = _field_path(model, err["loc"])
+    cause = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+    if isinstance(cause, Invalid):  # a validator that names the part that failed ([3], .size)
+        return ".".join(path) + cause.key, cause.reason
     if err["type"] == "extra_forbidden":
         return ".".join(map(str, err["loc"])), "unknown key"
     if doc is not None and path and len(path) < len(err["loc"]):

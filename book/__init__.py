@@ -8,6 +8,9 @@ signatures and defaults, implemented by ``bpnet.nn``. The rule for a script of t
     from dataset.mnist import load_mnist  ->  from bpnet.book.mnist import load_mnist
     from layer_naive / two_layer_net   ->  from bpnet.book.layer_naive / .two_layer_net
 
+Chapters 7 and 8's ``simple_convnet.py`` and ``deep_convnet.py`` are the book's own files, next
+to the scripts that import them, rewritten by the same rule.
+
 Randomness comes from NumPy's global generator, as in the book, so ``np.random.seed``
 makes a script repeatable.
 """

@@ -1,6 +1,13 @@
-"""The book's ``common.util`` helpers used by chapters 5 and 6."""
+"""The book's ``common.util``: chapter 6's helpers and chapter 7's im2col.
+
+``im2col``, ``col2im`` and ``conv_output_size`` are ``bpnet.nn.conv``'s: the book's row layout
+and results, in the input's dtype (the book's are always float64); ``conv_output_size`` gives
+the whole number of positions (the book's returns a float, 24.0 for 24).
+"""
 
 import numpy as np
+
+from bpnet.nn.conv import col2im, conv_output_size, im2col  # noqa: F401
 
 
 def smooth_curve(x):

@@ -84,7 +84,7 @@ def eval_cmd(
             probs[idx, pred[idx]],
             errors_png,
         )
-    cm = confusion_matrix(labels, pred, net.sizes[-1])
+    cm = confusion_matrix(labels, pred, net.output_size)
     support = cm.sum(axis=1)
     per_class = np.divide(np.diag(cm), support, out=np.full(len(cm), np.nan), where=support > 0)
     if as_json:

@@ -38,7 +38,9 @@ def export(weights, output, images):
     output = default_output(weights) if output is None else output
     model = export_onnx(weights, output, images)
     props = {p.key: p.value for p in model.metadata_props}
-    click.echo(
-        f"wrote {printable(output)}: {'-'.join(map(str, json.loads(props['sizes'])))} "
-        f"{props['activation']} network, ONNX opset {model.opset_import[0].version}"
-    )
+    if "layers" in props:
+        what = f"{len(json.loads(props['layers']))}-layer convolutional network"
+    else:
+        sizes = "-".join(map(str, json.loads(props["sizes"])))
+        what = f"{sizes} {props['activation']} network"
+    click.echo(f"wrote {printable(output)}: {what}, ONNX opset {model.opset_import[0].version}")

@@ -177,6 +177,12 @@ def gradcheck(
                 "lrrrrrl",
             )
         )
+        kinks = sum(r.kinks for r in results)
+        if kinks:
+            click.echo(
+                f"{kinks} coordinate(s) left out: their ±step crossed a ReLU's 0 or a max "
+                f"pooling's tie, where a centered difference is no derivative"
+            )
         if failed:
             click.echo(f"{len(failed)} of {len(results)} checks FAILED ({elapsed:.1f} s)")
         else:

@@ -10,3 +10,6 @@ GRADCHECK_TOL = 1e-7
 GRADCHECK_STEP = 1e-5
 # evaluation: images per forward pass (and per reused float buffer)
 EVAL_BATCH = 10000
+# evaluation of a convolutional network: at most this many bytes of layer outputs and im2col rows
+# per forward pass (its batches are made smaller to fit; a fully connected net's are not)
+EVAL_MEMORY = 256 * 1024**2

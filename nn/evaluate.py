@@ -39,6 +39,8 @@ def evaluate(net, pixels, labels, scale=1 / 255, batch_size=EVAL_BATCH, threads=
 
 
 def _evaluate(net, pixels, labels, scale, batch_size):
+    if hasattr(net, "eval_batch"):  # a convolutional network: batches bounded in memory
+        batch_size = net.eval_batch(batch_size)
     n = len(pixels)
     ready = pixels.dtype == net.dtype
     buf = (
@@ -47,7 +49,7 @@ def _evaluate(net, pixels, labels, scale, batch_size):
         else np.empty((min(batch_size, n), int(np.prod(pixels.shape[1:]))), dtype=net.dtype)
     )
     pred = np.empty(n, dtype=np.int64)
-    probs = np.empty((n, net.sizes[-1]), dtype=net.dtype)
+    probs = np.empty((n, net.output_size), dtype=net.dtype)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -75,9 +77,9 @@ def confusion_matrix(labels, pred, classes=10):
 
 def check_digit_input(net, name):
     """InputError unless ``net`` takes 28×28 = 784 inputs (``name`` names the weights)."""
-    if net.sizes[0] != 28 * 28:
+    if net.input_size != 28 * 28:
         raise InputError(
-            f"{name}: the network takes {net.sizes[0]} inputs, expected 784 (28x28 images)"
+            f"{name}: the network takes {net.input_size} inputs, expected 784 (28x28 images)"
         )
 
 

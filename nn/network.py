@@ -105,6 +105,7 @@ class MultiLayerNet:
         if not hasattr(rng, "standard_normal"):  # a seed or None (a Generator or RandomState,
             rng = np.random.default_rng(rng)  # or the np.random module itself, is used as is)
         self.sizes = [int(input_size), *map(int, hidden_sizes), int(output_size)]
+        self.input_size, self.output_size = self.sizes[0], self.sizes[-1]  # inputs, classes
         self.activation = activation
         self.weight_decay = float(weight_decay)
         self.batchnorm, self.dropout = bool(batchnorm), float(dropout)

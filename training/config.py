@@ -33,8 +33,15 @@ from bpnet.nn.defaults import EVAL_BATCH
 from bpnet.nn.network import ACTIVATIONS
 from bpnet.nn.optim import OPTIMIZERS as _UPDATE_RULES
 from bpnet.nn.optim import SCHEDULES
+from bpnet.training.layerspec import (  # noqa: F401  (read from here by the rest of training)
+    LayerList,
+    NetworkLayers,
+    layer_tuples,
+    split_layers,
+)
 
 INPUT_SIZE, OUTPUT_SIZE = 784, 10
+INPUT_SHAPE = (1, 28, 28)  # what a convolutional network's first layer sees
 TRAIN_SIZE, TEST_SIZE = SPECS["mnist"].files[0].count, SPECS["mnist"].files[2].count
 OPTIMIZERS = tuple(_UPDATE_RULES)
 DTYPES = ("float32", "float64")
@@ -73,6 +80,13 @@ def _choice(names, fold_case=False):
 
 
 class ModelSection(Model):
+    layers: LayerList = Field(
+        None,
+        description=(
+            "The network as a sequence of layers over the 1x28x28 input (convolutional "
+            "networks), before the output Affine; null: `hidden`'s fully connected network."
+        ),
+    )
     hidden: Hidden = Field([50], description="Hidden layer sizes; `[]` is softmax regression.")
     activation: _choice(ACTIVATIONS) = Field("relu", description="Hidden-layer activation.")
     weight_init: WeightInit = Field(
@@ -265,8 +279,12 @@ def defaults():
 
 
 def dump_config(cfg):
-    """YAML text of a resolved config in the models' order; ``load_config`` reads it back equal."""
-    return dump(Config.model_validate(cfg).model_dump())
+    """YAML text of a resolved config in the models' order; ``load_config`` reads it back equal.
+    ``model.layers`` is left out when null, so a fully connected run's file reads as before."""
+    doc = Config.model_validate(cfg).model_dump()
+    if doc["model"]["layers"] is None:
+        del doc["model"]["layers"]
+    return dump(doc)
 
 
 def config_schema():
@@ -288,6 +306,32 @@ def key_table():
         for dotted, key in FIELDS.items()
     ]
     return "\n".join(rows) + "\n"
+
+
+def build_network(cfg, rng=None, dtype=None, dropout_rng=None):
+    """The untrained network the config's model describes: a ConvNet for ``model.layers``,
+    else a MultiLayerNet of ``model.hidden``; ``dtype`` overrides ``train.dtype``."""
+    import numpy as np
+
+    model = cfg["model"]
+    if model.get("layers") is None:
+        from bpnet.nn.network import MultiLayerNet
+
+        return MultiLayerNet(**network_kwargs(cfg, dtype), rng=rng, dropout_rng=dropout_rng)
+    from bpnet.nn.convnet import ConvNet
+
+    net = split_layers(model["layers"])
+    return ConvNet(
+        INPUT_SHAPE,
+        net.body,
+        net.classes,
+        output_dropout=net.output_dropout,
+        weight_init_std=model["weight_init"],
+        weight_decay=cfg["train"]["weight_decay"],
+        dtype=np.dtype(dtype or cfg["train"]["dtype"]),
+        rng=rng,
+        dropout_rng=dropout_rng,
+    )
 
 
 def network_kwargs(cfg, dtype=None):

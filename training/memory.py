@@ -12,8 +12,19 @@ from bpnet.base.limits import limit
 from bpnet.base.text import human
 from bpnet.base.yamlsafe import show
 from bpnet.errors import ConfigError
+from bpnet.nn.defaults import EVAL_MEMORY
 from bpnet.nn.optim import OPTIMIZERS
-from bpnet.training.config import INPUT_SIZE, OUTPUT_SIZE, TEST_SIZE, TRAIN_SIZE, defaults, get, put
+from bpnet.training.config import (
+    INPUT_SHAPE,
+    INPUT_SIZE,
+    OUTPUT_SIZE,
+    TEST_SIZE,
+    TRAIN_SIZE,
+    defaults,
+    get,
+    put,
+    split_layers,
+)
 
 INTERPRETER = 200 * 1024**2  # Python, NumPy and the loaded modules, before any array
 
@@ -23,7 +34,8 @@ def memory_needs(cfg):
     with ``cfg`` allocates, each part computed from the config alone.
 
     parameters: weights, gradients, optimizer state and the copies a save snapshots;
-    activations: each layer's forward output, mask and gradient for one mini-batch;
+    activations: each layer's forward output, mask and gradient for one mini-batch, and a
+    convolution's or pooling's im2col rows (kept for backward, and their gradient);
     batches: the two chunks of input batches prepared ahead; evaluation: validation and test
     inputs converted once plus one evaluation batch through the net; augmentation: the
     float64 coordinate arrays of one batch and the elastic field's Gaussian kernel
@@ -31,18 +43,26 @@ def memory_needs(cfg):
     """
     tr, model, aug = cfg["train"], cfg["model"], cfg["augment"]
     item = np.dtype(tr["dtype"]).itemsize
-    sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
-    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     slots = len(OPTIMIZERS[tr["optimizer"]].slots)  # arrays the update rule carries per parameter
-    width, bs = sum(sizes), tr["batch_size"]
+    if model.get("layers") is None:
+        sizes = [INPUT_SIZE, *model["hidden"], OUTPUT_SIZE]
+        weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        width, cols, model_key = sum(sizes), 0, "model.hidden"
+    else:
+        weights, width, cols = _layer_counts(model["layers"])
+        model_key = "model.layers"
+    bs = tr["batch_size"]
     n_eval = TEST_SIZE + cfg["data"]["validation"]
     chunk = min(50 * bs, TRAIN_SIZE)
+    eval_bs = min(cfg["eval"]["batch_size"], n_eval)
+    if cols:  # a convolutional network evaluates in batches bounded in memory (ConvNet.eval_batch)
+        eval_bs = max(1, min(eval_bs, EVAL_MEMORY // ((2 * width + cols) * item)))
     needs = {
-        "parameters": (weights * item * 2 * (2 + slots), "model.hidden"),
-        "activations": (bs * width * item * 4, "train.batch_size"),
+        "parameters": (weights * item * 2 * (2 + slots), model_key),
+        "activations": (bs * (width * 4 + cols * 2) * item, "train.batch_size"),
         "batches": (2 * chunk * INPUT_SIZE * (1 + item), "train.batch_size"),
         "evaluation": (
-            n_eval * INPUT_SIZE * item + min(cfg["eval"]["batch_size"], n_eval) * width * item * 3,
+            n_eval * INPUT_SIZE * item + eval_bs * (width * 3 + cols) * item,
             "eval.batch_size",
         ),
         "data": ((TRAIN_SIZE + TEST_SIZE) * (INPUT_SIZE + 8), "dataset"),
@@ -56,7 +76,18 @@ def memory_needs(cfg):
     return needs
 
 
+def _layer_counts(layers):
+    """(parameters, values one image makes through the layers, its im2col values)."""
+    from bpnet.nn.convnet import image_values, param_shapes
+
+    net = split_layers(layers)
+    weights = sum(math.prod(s) for s in param_shapes(INPUT_SHAPE, net.body, net.classes).values())
+    values, cols = image_values(INPUT_SHAPE, net.body)
+    return weights, values + net.classes, cols
+
+
 MEMORY_KEYS = (
+    "model.layers",
     "model.hidden",
     "train.batch_size",
     "eval.batch_size",

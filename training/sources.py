@@ -24,7 +24,19 @@ from bpnet.base.schema import Invalid, check_field
 from bpnet.base.text import clip
 from bpnet.base.yamlsafe import load_yaml, show
 from bpnet.errors import ConfigError
-from bpnet.training.config import FIELDS, SECTIONS, TRAIN_SIZE, Config, defaults, get, nest, put
+from bpnet.training.config import (
+    FIELDS,
+    INPUT_SHAPE,
+    OUTPUT_SIZE,
+    SECTIONS,
+    TRAIN_SIZE,
+    Config,
+    defaults,
+    get,
+    nest,
+    put,
+    split_layers,
+)
 
 LENGTH_KEYS = ("train.epochs", "train.iterations")
 MAX_KEY_PARTS = 8  # dotted parts of a --set key; the config's keys have at most 2
@@ -36,7 +48,8 @@ SCHEMA_LINE = "# yaml-language-server: $schema="
 # Names other tools use for a key, for the did-you-mean hint on unknown keys.
 ALIASES = {
     "lr": ["learning_rate"],
-    "hidden": ["hidden_sizes", "hidden_size", "layers"],
+    "hidden": ["hidden_sizes", "hidden_size"],
+    "layers": ["layer_list", "architecture", "net"],
     "weight_init": ["weight_init_std", "init"],
     "weight_decay": ["l2", "lambda"],
     "iterations": ["iters", "iters_num", "steps"],
@@ -113,8 +126,9 @@ class Layers:
             key = FIELDS[dotted]
             try:
                 put(self.cfg, dotted, check_field(key.model, key.name, value))
-            except Invalid as e:
-                raise ConfigError(source, dotted, e.reason) from None
+            except Invalid as e:  # e.key: the field's name and any part of it ([3])
+                part = e.key[len(key.name) :] if (e.key or "").startswith(key.name) else ""
+                raise ConfigError(source, dotted + part, e.reason) from None
             touched.append(dotted)
         lengths = [k for k in LENGTH_KEYS if k in touched and get(self.cfg, k) is not None]
         if len(lengths) == 2:
@@ -170,6 +184,7 @@ class Layers:
                 ("data.subset", "data.validation"),
                 f"the subset must hold more than the validation images and at most {TRAIN_SIZE}",
             )
+        self._check_layers()
         train = cfg["train"]
         if train["schedule"] in ("cosine", "onecycle") and train["min_lr"] >= train["lr"]:
             conflict(
@@ -177,6 +192,36 @@ class Layers:
                 f"the {train['schedule']} schedule needs train.min_lr < train.lr",
             )
         return self
+
+    def _check_layers(self):
+        """``model.layers`` describes the whole network: no hidden-layer key beside it, and
+        every layer fits what reaches it from the 1x28x28 input."""
+        layers = self.cfg["model"]["layers"]
+        if layers is None:
+            return
+        for key in ("model.hidden", "model.batchnorm", "model.dropout"):
+            if get(self.cfg, key) != get(defaults(), key):  # a config.yaml holds the defaults
+                raise ConfigError(
+                    self.origin[key],
+                    key,
+                    f"not used with model.layers, which describes the whole network (put "
+                    f"{key.split('.')[1]} in the layers, or leave model.layers null)",
+                )
+        from bpnet.nn.convnet import LayerMismatch, infer_shapes
+
+        source, net = self.origin.get("model.layers", "defaults"), split_layers(layers)
+        try:
+            infer_shapes(INPUT_SHAPE, [*net.body, ("affine", {"units": net.classes})])
+        except LayerMismatch as e:
+            raise ConfigError(source, f"model.layers[{e.index}]", e.reason) from None
+        if net.classes != OUTPUT_SIZE:
+            last = len(net.body)
+            raise ConfigError(
+                source,
+                f"model.layers[{last}]",
+                f"the last affine gives the scores of the {OUTPUT_SIZE} classes: expected "
+                f"{{affine: {OUTPUT_SIZE}}}, got {{affine: {net.classes}}}",
+            )
 
     def resolve(self, stem):
         """The finished config: rules checked, the memory it needs checked against what there

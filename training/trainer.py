@@ -35,7 +35,6 @@ from bpnet.base.text import clip
 from bpnet.data.augment import Augmenter
 from bpnet.errors import BpnetError, InputError
 from bpnet.nn.evaluate import evaluate, input_scale, to_input
-from bpnet.nn.network import MultiLayerNet
 from bpnet.nn.optim import learning_rate, make_optimizer
 from bpnet.nn.threads import use as use_threads
 from bpnet.training.batches import (
@@ -47,7 +46,7 @@ from bpnet.training.batches import (
     seeded_rng,
 )
 from bpnet.training.checkpoint import State, read_checkpoint, write_checkpoint
-from bpnet.training.config import dump_config, network_kwargs
+from bpnet.training.config import build_network, dump_config
 from bpnet.training.metrics import metrics_csv
 from bpnet.training.rundir import RunDir
 from bpnet.training.weights import WeightsError, save_weights
@@ -107,7 +106,7 @@ class Trainer:
         self.iters_per_epoch = math.ceil(len(data.train) / self.batch_size)
         self.total = tr["iterations"] or tr["epochs"] * self.iters_per_epoch
         self.lr_at = self.schedule()
-        self.net = MultiLayerNet(**network_kwargs(cfg), rng=seeded_rng(tr["seed"], INIT_STREAM))
+        self.net = build_network(cfg, rng=seeded_rng(tr["seed"], INIT_STREAM))
         rule = ("optimizer", "lr", "momentum", "beta1", "beta2", "eps", "decay_rate")
         self.opt = make_optimizer(*(tr[k] for k in rule))
         # the optimizer updates every parameter at once, from the gradients' one flat array
@@ -234,7 +233,11 @@ class Trainer:
     def _batch_stream(self):
         tr, train = self.cfg["train"], self.data.train
         augment = self._augment if self.augmenter.active else None
-        columns = self.net.sizes[1] >= COLUMNS_MIN_WIDTH and not self.augmenter.active
+        columns = (
+            not hasattr(self.net, "layer_specs")  # a convolution reads every pixel
+            and self.net.sizes[1] >= COLUMNS_MIN_WIDTH
+            and not self.augmenter.active
+        )
         return BatchStream(
             train.x,
             train.t,
@@ -364,19 +367,22 @@ class Trainer:
             raise errors[0]
 
     def meta(self, final):
-        sizes = self.net.sizes
+        conv = hasattr(self.net, "layer_specs")
         meta = {
-            "sizes": sizes,
-            "activation": self.net.activation,
+            "sizes": [self.net.input_size, self.net.output_size] if conv else self.net.sizes,
+            "activation": getattr(self.net, "activation", "relu"),
             "dataset": self.cfg["dataset"],
-            "batchnorm": self.net.batchnorm,
-            "dropout": self.net.dropout,
+            "batchnorm": getattr(self.net, "batchnorm", False),
+            "dropout": getattr(self.net, "dropout", 0.0),
             "normalize": self.cfg["data"]["normalize"],
             "dtype": self.dtype.name,
             "iteration": self.state.iteration,
             "metrics": self.state.rows[-1] if self.state.rows else {},
             "config": self.cfg,
         }
+        if conv:
+            meta["layers"] = self.cfg["model"]["layers"]
+            meta["input_shape"] = list(self.net.input_shape)
         if self.selected_on is not None:  # best.npz is chosen on it
             meta["selected_on"] = self.selected_on
         meta["bpnet_version"] = __version__

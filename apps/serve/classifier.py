@@ -24,7 +24,7 @@ class Classifier:
         self.net, self.meta = network_from_weights(weights)
         check_digit_input(self.net, weights)
         self.scale = input_scale(self.meta["normalize"])
-        self.classes = self.net.sizes[-1]
+        self.classes = self.net.output_size
         self._lock = threading.Lock()
 
     def answer(self, digit, top=3):

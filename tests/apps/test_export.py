@@ -35,8 +35,9 @@ def session(path):
 def bpnet_outputs(weights, x):
     """(scores, probabilities) of bpnet's own network for uint8 rows x, as `bpnet eval`."""
     net, meta = network_from_weights(weights)
-    scores = net.predict(
-        to_input(x, input_scale(meta.get("normalize", True)), net.dtype), train_flg=False
+    x = to_input(x, input_scale(meta.get("normalize", True)), net.dtype)
+    scores = np.concatenate(  # 1000 at a time: a convolution's im2col rows of 10,000 are large
+        [net.predict(x[i : i + 1000], train_flg=False) for i in range(0, len(x), 1000)]
     ).astype(np.float64)
     e = np.exp(scores - scores.max(axis=1, keepdims=True))
     return scores, e / e.sum(axis=1, keepdims=True)
@@ -70,6 +71,22 @@ NETS = {
         "train.lr=0.001",
     ],
     "unnormalized-float64": ["data.normalize=false", "train.dtype=float64", "train.lr=0.0005"],
+    "convolutional": [
+        "model.layers=[{conv: {filters: 6, size: 5}}, relu, {pool: 2}, {affine: 30}, relu, "
+        "{affine: 10}]",
+        "model.weight_init=he",
+        "train.optimizer=adam",
+        "train.lr=0.002",
+    ],
+    "convolutional-every-layer": [
+        "model.layers=[{conv: {filters: 4, size: 3, pad: 1}}, relu, "
+        "{pool: {size: 3, stride: 2, pad: 1}}, {conv: {filters: 6, size: 2, stride: 2}}, "
+        "batchnorm, sigmoid, {affine: 40}, {dropout: 0.2}, relu, {affine: 10}, {dropout: 0.5}]",
+        "model.weight_init=he",
+        "train.optimizer=adam",
+        "train.lr=0.002",
+        "train.dtype=float64",
+    ],
 }
 
 
@@ -99,6 +116,10 @@ def test_the_model_matches_bpnet_on_all_10000_test_images(
         assert {"BatchNormalization", "Sigmoid", "Mul"} <= ops and "Relu" not in ops
     if kind == "unnormalized-float64":
         assert "Cast" in ops and "input_scale" not in {i.name for i in model.graph.initializer}
+    if kind == "convolutional":
+        assert {"Conv", "MaxPool", "Flatten", "Gemm", "Relu"} <= ops and "Pad" not in ops
+    if kind == "convolutional-every-layer":  # bpnet's pooling pads zeros: an explicit Pad
+        assert {"Conv", "Pad", "MaxPool", "BatchNormalization", "Reshape", "Mul"} <= ops
 
 
 def test_images_input_and_any_batch_size(tmp_path, mnist_session_dir, mnist_test):

@@ -37,7 +37,7 @@ def test_all_checks_pass_and_table_lists_every_layer(tmp_path):
         assert name in r.output
     assert "FAIL" not in r.output
     assert "synthetic" in r.output
-    assert "all 19 checks passed" in r.output
+    assert "all 27 checks passed" in r.output
 
 
 def test_json_output_is_machine_readable(tmp_path):
@@ -132,7 +132,7 @@ def test_installed_command_runs_as_subprocess(bpnet_exe, tmp_path):
         timeout=120,
     )
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "all 19 checks passed" in p.stdout
+    assert "all 27 checks passed" in p.stdout
     p = subprocess.run([bpnet_exe, "gradcheck", "--samples", "0"], capture_output=True, text=True)
     assert p.returncode == 2 and "Traceback" not in p.stderr
 

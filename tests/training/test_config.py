@@ -26,6 +26,8 @@ SHIPPED = (
     "mnist-augment-fast",
     "mnist-best",
     "mnist-bn",
+    "mnist-cnn",
+    "mnist-deep",
     "mnist-fast",
     "quick",
 )
@@ -63,6 +65,7 @@ def test_every_shipped_config_loads_with_every_key(name):
 def test_mnist_config_is_the_lessons_run():
     cfg = load_config("mnist")
     assert cfg["model"] == {
+        "layers": None,
         "hidden": [50],
         "activation": "relu",
         "weight_init": 0.01,
@@ -125,7 +128,7 @@ def test_missing_config_lists_the_shipped_names(tmp_path):
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
     assert (
         "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, "
-        "mnist-bn, mnist-fast, quick" in message
+        "mnist-bn, mnist-cnn, mnist-deep, mnist-fast, quick" in message
     )
     assert "no such file" in config_error("mnist-worst")
 
@@ -229,7 +232,7 @@ BAD_FILES = [
     ("name: runs/x", "name: expected a name (no slashes) or null, got runs/x"),
     (
         "model: [50]",
-        "model: expected a mapping of hidden, activation, weight_init, batchnorm, dropout, "
+        "model: expected a mapping of layers, hidden, activation, weight_init, batchnorm, dropout, "
         "got [50]",
     ),
     # out of range
@@ -422,10 +425,12 @@ def test_command_line_shortcuts_are_keys_spelled_with_underscores():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_dump_then_load_gives_the_same_config(tmp_path, name):
-    cfg = load_config(name, ["model.hidden=[30, 20]", "train.weight_decay=1.0e-4"])
+    conv = load_config(name)["model"]["layers"] is not None
+    sets = [] if conv else ["model.hidden=[30, 20]"]
+    cfg = load_config(name, [*sets, "train.weight_decay=1.0e-4"])
     text = dump_config(cfg)
     assert list(yaml.safe_load(text)) == list(SCHEMA)
-    assert "hidden: [30, 20]\n" in text
+    assert ("{conv: {filters: " if conv else "hidden: [30, 20]\n") in text
     again = load_config(write(tmp_path, text, "config.yaml"))
     assert again == cfg and again["name"] == name  # the saved name, not the file's stem
 
@@ -520,7 +525,7 @@ def test_installed_gradcheck_with_config(bpnet_exe, tmp_path):
         cwd=tmp_path,
     )
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "(config mnist)" in p.stdout and "all 19 checks passed" in p.stdout
+    assert "(config mnist)" in p.stdout and "all 27 checks passed" in p.stdout
     bad = write(tmp_path, "train:\n  lr: -1\n", "bad.yaml")
     p = subprocess.run(
         [bpnet_exe, "gradcheck", "--config", str(bad)], capture_output=True, text=True, timeout=120
