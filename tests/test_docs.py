@@ -274,7 +274,7 @@ def shown_commands():
     `&&` chain) and `$ ...bpnet ...` lines of plain blocks."""
     found = []
     for b in blocks("sh"):
-        for line in b.text.splitlines():
+        for line in b.text.replace("\\\n", " ").splitlines():  # continued lines joined
             for part in line.split("#")[0].split("&&"):
                 args = bpnet_args(shlex.split(part))
                 if args is not None:
