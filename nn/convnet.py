@@ -191,20 +191,10 @@ class ConvNet(MultiLayerNet):
         self.weight_decay = float(weight_decay)
         self.dtype = np.dtype(dtype)
         self.training = True
-        shapes = param_shapes(self.input_shape, self.layer_specs, self.classes)
-        total = sum(int(np.prod(s)) for s in shapes.values())
-        self.flat_params = np.zeros(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads, start = {}, {}, 0
-        for key, shape in shapes.items():
-            stop = start + int(np.prod(shape))
-            self.params[key] = self.flat_params[start:stop].reshape(shape)
-            self.grads[key] = self.flat_grads[start:stop].reshape(shape)
-            start = stop
-        self.buffers = {
-            k: np.zeros(s, dtype=self.dtype)
-            for k, s in buffer_shapes(self.input_shape, self.layer_specs).items()
-        }
+        self._allocate(
+            param_shapes(self.input_shape, self.layer_specs, self.classes),
+            buffer_shapes(self.input_shape, self.layer_specs),
+        )
         activation = next((k for k, _ in self.layer_specs if k in ("relu", "sigmoid")), "relu")
         # what MultiLayerNet's users read: the first activation, whether any layer normalizes,
         # the first dropout ratio

@@ -111,20 +111,9 @@ class MultiLayerNet:
         self.batchnorm, self.dropout = bool(batchnorm), float(dropout)
         self.dtype = np.dtype(dtype)
         self.training = True
-        shapes = param_shapes(self.sizes, self.batchnorm)
-        total = sum(int(np.prod(s)) for s in shapes.values())
-        self.flat_params = np.zeros(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads, start = {}, {}, 0
-        for key, shape in shapes.items():
-            stop = start + int(np.prod(shape))
-            self.params[key] = self.flat_params[start:stop].reshape(shape)
-            self.grads[key] = self.flat_grads[start:stop].reshape(shape)
-            start = stop
-        self.buffers = {
-            k: np.zeros(s, dtype=self.dtype)
-            for k, s in buffer_shapes(self.sizes, self.batchnorm).items()
-        }
+        self._allocate(
+            param_shapes(self.sizes, self.batchnorm), buffer_shapes(self.sizes, self.batchnorm)
+        )
         for i in range(1, self.depth + 1):
             W = self.params[f"W{i}"]
             W[...] = init_std(weight_init_std, W.shape[0], activation) * rng.standard_normal(
@@ -134,6 +123,20 @@ class MultiLayerNet:
             if key.startswith("gamma"):
                 self.params[key][...] = 1.0
         self._build(dropout_rng)
+
+    def _allocate(self, shapes, buffer_shapes):
+        """``params`` and ``grads`` of ``shapes`` ({key: shape}) as views into one flat array
+        each (zeros, in ``dtype``), and zeroed ``buffers`` of ``buffer_shapes``."""
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        self.flat_params = np.zeros(total, dtype=self.dtype)
+        self.flat_grads = np.zeros(total, dtype=self.dtype)
+        self.params, self.grads, start = {}, {}, 0
+        for key, shape in shapes.items():
+            stop = start + int(np.prod(shape))
+            self.params[key] = self.flat_params[start:stop].reshape(shape)
+            self.grads[key] = self.flat_grads[start:stop].reshape(shape)
+            start = stop
+        self.buffers = {k: np.zeros(s, dtype=self.dtype) for k, s in buffer_shapes.items()}
 
     def _build(self, dropout_rng=None):
         p, g, buf = self.params, self.grads, self.buffers
