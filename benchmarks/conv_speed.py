@@ -2,6 +2,7 @@
 on bpnet.nn, on the book's own code and on PyTorch, all measured in the same run.
 
     python benchmarks/conv_speed.py --book DIR --torch-python PATH [--iters 40] [--data-dir D]
+                                    [--layers] [--nets simple deep]
 
 DIR is a checkout of oreilly-japan/deep-learning-from-scratch (its ch07/, ch08/ and common/ are
 imported, unchanged, in a subprocess); PATH a Python that has torch (never the project's). Each
@@ -10,7 +11,8 @@ float64 weights), batch 100, Adam lr 0.001, the book's weight initialisation. Pr
 the median time of one training iteration (a random batch gathered, forward, backward, Adam
 step), the median time of inference over the 10,000 test images (batches of 100), and the
 process's peak memory (VmHWM). bpnet and PyTorch run on 2 threads (bpnet.nn.threads's policy,
-``torch.set_num_threads``) and on 1; the book's code on NumPy's defaults.
+``torch.set_num_threads``) and on 1; the book's code on NumPy's defaults. With --layers, bpnet's iteration is also timed layer by
+layer (forward and backward of each, the loss and Adam's update) on 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -214,6 +216,66 @@ def bpnet_worker(net_name, data, iters, reps, n_threads):
         scope["run"](step, infer, iters, reps)
 
 
+def layer_worker(net_name, data, iters, n_threads):
+    """Prints one JSON line: {layer: [forward, backward] median seconds} of bpnet's training
+    iteration, layer by layer, plus the loss and Adam's update."""
+    from bpnet.nn import threads
+    from bpnet.nn.layers import SoftmaxWithLoss
+    from bpnet.nn.optim import Adam
+
+    layers, params, grads = bpnet_net(net_name, np.random.default_rng(0))
+    loss, opt = SoftmaxWithLoss(), Adam(lr=0.001)
+    names = [f"{i + 1:2d} {type(layer).__name__}" for i, layer in enumerate(layers)]
+    a = np.load(data)
+    x_all, t_all = a["x_train"], a["t_train"]
+    rng = np.random.default_rng(0)
+    times = {name: ([], []) for name in [*names, "loss", "Adam update"]}
+    with threads.use(n_threads):
+        for it in range(3 + iters):
+            idx = rng.choice(len(x_all), 100)
+            x, t, marks = x_all[idx], t_all[idx], []
+            for layer in layers:
+                start = time.perf_counter()
+                x = layer.forward(x, train_flg=True)
+                marks.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            loss.forward(x, t)
+            d = loss.backward()
+            marks.append(time.perf_counter() - start)
+            back = []
+            for i, layer in enumerate(reversed(layers)):
+                start = time.perf_counter()
+                first = i == len(layers) - 1
+                d = layer.backward(d, need_dx=False) if first else layer.backward(d)
+                back.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            opt.update(params, grads)
+            marks.append(time.perf_counter() - start)
+            if it < 3:
+                continue
+            for name, f, b in zip(names, marks, back[::-1]):
+                times[name][0].append(f)
+                times[name][1].append(b)
+            times["loss"][0].append(marks[-2])
+            times["Adam update"][0].append(marks[-1])
+    print(
+        json.dumps({k: [statistics.median(v) if v else 0.0 for v in fb] for k, fb in times.items()})
+    )
+
+
+def report_layers(net, n, result):
+    if "error" in result:
+        print(f"layers: failed: {result['error']}")
+        return
+    total = sum(f + b for f, b in result.values())
+    print(
+        f"\nbpnet's {net} iteration by layer, {n} thread{'s' * (n > 1)} (medians; share of the sum)"
+    )
+    for name, (f, b) in result.items():
+        print(f"  {name:<22}{f * 1e3:8.2f} ms fwd{b * 1e3:8.2f} ms bwd{(f + b) / total:7.1%}")
+    print(f"  {'sum':<22}{total * 1e3:8.2f} ms")
+
+
 def worker(cmd, timeout=3600):
     """The JSON line a worker printed, or {"error": its last line of stderr}."""
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -297,6 +359,9 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         net, data, iters, reps, n = sys.argv[2:7]
         return bpnet_worker(net, data, int(iters), int(reps), int(n))
+    if len(sys.argv) > 1 and sys.argv[1] == "--layer-worker":
+        net, data, iters, n = sys.argv[2:6]
+        return layer_worker(net, data, int(iters), int(n))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--book", metavar="DIR", help="a checkout of the book's repository")
     ap.add_argument("--torch-python", metavar="PATH", help="a Python that has torch")
@@ -305,6 +370,9 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timed 10k-image inferences [3]")
     ap.add_argument("--book-reps", type=int, default=1, help="the book's 10k inferences [1]")
     ap.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    ap.add_argument(
+        "--layers", action="store_true", help="also time bpnet's iteration layer by layer"
+    )
     args = ap.parse_args()
     x, t, xt, tt = load_mnist(args.data_dir)
     print(
@@ -317,7 +385,15 @@ def main():
             data, x_train=x.reshape(-1, 1, 28, 28), t_train=t, x_test=xt.reshape(-1, 1, 28, 28)
         )
         results = measure(args, data)
+        layers = {}
+        if args.layers:
+            me = [sys.executable, str(Path(__file__).resolve()), "--layer-worker"]
+            for net in args.nets:
+                for n in (1, 2):
+                    layers[net, n] = worker([*me, net, str(data), str(args.iters), str(n)])
     report(results, args)
+    for (net, n), result in layers.items():
+        report_layers(net, n, result)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 
