@@ -167,9 +167,11 @@ def draw_filters(weights, out_path):
     Returns the :class:`Filters` drawn, its ``path`` the PNG written."""
     f = filter_arrays(weights)
     shape = "x".join(map(str, f.after.shape[1:]))
-    panels = [_panel(f.after, FILTER_COLUMNS, f"after training ({f.layer}, {shape})")]
+    what = f"{f.layer}: {len(f.after)} filters {shape}"
+    panels = [_panel(f.after, FILTER_COLUMNS, f"after training ({what})")]
     if f.before is not None:
-        panels.insert(0, _panel(f.before, FILTER_COLUMNS, f"before training ({f.key} as drawn)"))
+        first = f"before training ({f.key} as the run drew it)"
+        panels.insert(0, _panel(f.before, FILTER_COLUMNS, first))
     width = sum(w for (w, _), _ in panels) + MARGIN * (len(panels) + 1)
     height = max(h for (_, h), _ in panels) + 2 * MARGIN
     fig = _figure((width, height))

@@ -4,6 +4,9 @@ preprocessing like MNIST digits (full intensity, MNIST's stroke widths and ink) 
 labels from a network trained on MNIST."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +17,8 @@ from mnist import train_mnist_net
 from bpnet.cli.main import main
 from bpnet.data.idx import load_split
 from bpnet.data.images import load_digit, stroke_width
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -66,39 +71,60 @@ def test_a_thin_stroke_is_thickened_to_mnist_width_and_a_bold_one_left_alone(tmp
     assert np.abs(bold - plain).max() < 1e-6 and stroke_width(bold) > 1.5
 
 
-def test_the_scoring_benchmark_prints_what_predict_gives(mnist_net, mnist_session_dir, tmp_path):
-    """benchmarks/drawn_digits.py (the docs' table of networks on these drawings), run as a real
-    process on this module's network: one row per combination, each count the number of the 24
-    redrawn digits whose top class, computed here from the same drawings, is their label; the
-    total; and the network's MNIST test accuracy from bpnet eval."""
-    import subprocess
-    import sys
-    from pathlib import Path
+def docs_table():
+    """{column: [figures]} of the drawn-digits table in docs/training.md."""
+    text = (ROOT / "docs" / "training.md").read_text()
+    text = text[text.index("### Drawn digits: the convolutional network and the lesson's") :]
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]]
+    return {name: [row[j] for row in rows] for j, name in enumerate(header)}
 
+
+def test_the_docs_drawn_digits_table_is_what_the_benchmark_prints(
+    bpnet_exe, mnist_session_dir, mnist_net, tmp_path
+):
+    """benchmarks/drawn_digits.py, run as a real process on a real `bpnet train --config
+    mnist` run (the README's main job): one row per combination, each count the number of the
+    24 redrawn digits whose top class, computed here from the same drawings, is their label;
+    and its table is the docs' mnist column (mnist-cnn's, 17 minutes of training, is measured
+    there with its date)."""
     from bpnet.nn.evaluate import top_classes
     from bpnet.training.weights import network_from_weights
 
     pytest.importorskip("PIL.Image")
-    weights, digits, labels, _, _ = mnist_net
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "drawn_digits.py"
+    _, digits, labels, _, _ = mnist_net
+    run = tmp_path / "mnist"
     r = subprocess.run(
-        [sys.executable, str(script), str(weights), "--data-dir", str(mnist_session_dir)],
+        [bpnet_exe, "train", "--config", "mnist", "--out", str(run), "-q", "--offline"]
+        + ["--data-dir", str(mnist_session_dir)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "drawn_digits.py"), str(run)]
+        + ["--data-dir", str(mnist_session_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    table = [line for line in r.stdout.splitlines() if line.startswith("| ")]
     rows = {}
-    for line in r.stdout.splitlines():
+    for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and cells[0] in ("thin", "medium", "thick"):
+        if cells[0] in ("thin", "medium", "thick"):
             rows[(cells[0], int(cells[1]), int(cells[2]))] = int(cells[3])
     assert list(rows) == COMBINATIONS
-    net, meta = network_from_weights(weights)
+    net, _ = network_from_weights(run / "weights.npz")
     for kind, canvas, pen in COMBINATIONS:
         seen = np.stack([load_digit(f) for f in draw_files(digits, tmp_path, kind, canvas, pen)])
         top = [c[0]["label"] for c in top_classes(net, seen, 1 / 255, 1)]
         assert rows[(kind, canvas, pen)] == int(np.sum(np.array(top) == labels))
     assert f"| all | | | **{sum(rows.values())}/240** |" in r.stdout
-    _, acc = next(line for line in r.stdout.splitlines() if "MNIST test set" in line).split("| | |")
-    assert 90 < float(acc.strip(" |%")) <= 100
+    shown = docs_table()
+    printed = [[c.strip() for c in line.strip("|").split("|")] for line in table[1:]]
+    assert [row[0] for row in printed] == shown["pen"]
+    assert [row[3] for row in printed] == shown["mnist"]
