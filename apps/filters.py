@@ -109,10 +109,8 @@ def filter_arrays(weights):
     if start is None:
         note = f"{name} keeps no meta.config to rebuild the initial filters from"
         return Filters(None, layer, key, after, None, note)
-    shapes = {k: v.shape for k, v in net.params.items()}
-    if {
-        k: v.shape for k, v in start.params.items()
-    } != shapes or start.describe() != net.describe():
+    shapes = [{k: v.shape for k, v in n.params.items()} for n in (start, net)]
+    if shapes[0] != shapes[1] or start.describe() != net.describe():
         raise InputError(
             f"{name}: meta.config describes another network ({start.describe()}) than the "
             f"file holds ({net.describe()}); expected the config it was trained with"
