@@ -1,9 +1,21 @@
 """Digits as people draw them: real MNIST digits reduced to their centre lines and drawn again
-with a round pen of any width on a canvas of any size (Pillow)."""
+with a round pen of any width on a canvas of any size (Pillow); the 24 test digits and the 10
+pen/canvas combinations that tests/apps/test_drawings.py and benchmarks/drawn_digits.py score."""
 
 from __future__ import annotations
 
 import numpy as np
+
+DIGITS = slice(1000, 1024)  # 24 MNIST test digits, every class among them
+
+# (canvas pixels, pen pixels): the digit's 20-pixel box fills 70% of the canvas, so a pen of
+# about canvas/12 draws MNIST's median stroke (2.5 pixels); thin pens draw a tenth of that
+PENS = {
+    "thin": [(600, 4), (1200, 6), (300, 3), (120, 1)],
+    "medium": [(600, 12), (300, 8), (120, 3)],
+    "thick": [(600, 40), (300, 20), (120, 8)],
+}
+COMBINATIONS = [(kind, canvas, pen) for kind, v in PENS.items() for canvas, pen in v]
 
 
 def skeleton(mask):
@@ -60,3 +72,15 @@ def redraw(digit, canvas, pen, dark_on_light=True, fill=0.7, up=4):
                     width=max(1, round(pen)),
                 )
     return np.asarray(im)
+
+
+def draw_files(digits, folder, kind, canvas, pen):
+    """``digits`` (N, 28, 28) redrawn with a ``pen``-pixel pen on a ``canvas``-pixel canvas as
+    PNG files in ``folder`` (every other one dark on light, the rest light on dark)."""
+    from PIL import Image
+
+    files = []
+    for i, d in enumerate(digits):
+        files.append(folder / f"{kind}-{canvas}-{pen}-{i}.png")
+        Image.fromarray(redraw(d, canvas, pen, dark_on_light=i % 2 == 0)).save(files[-1])
+    return files
