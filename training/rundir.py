@@ -30,7 +30,7 @@ from bpnet.training.config import FIELDS, get
 from bpnet.training.weights import WeightsError, read_meta
 
 RUN_FILES = ("weights.npz", "best.npz", "checkpoint.npz", "metrics.csv", "config.yaml")
-DERIVED_FILES = ("metrics.png",)  # drawn from a run's files by `bpnet plot`
+DERIVED_FILES = ("metrics.png", "filters.png", "feature-maps.png")  # drawn by `bpnet plot`
 # Config keys that do not make another run: where its data and files are, its name, and the
 # threads of the products (which give the same weights).
 NOT_THE_RUN = ("name", "data_dir", "output.dir", "train.threads")
