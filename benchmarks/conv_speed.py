@@ -11,8 +11,9 @@ float64 weights), batch 100, Adam lr 0.001, the book's weight initialisation. Pr
 the median time of one training iteration (a random batch gathered, forward, backward, Adam
 step), the median time of inference over the 10,000 test images (batches of 100), and the
 process's peak memory (VmHWM). bpnet and PyTorch run on 2 threads (bpnet.nn.threads's policy,
-``torch.set_num_threads``) and on 1; the book's code on NumPy's defaults. With --layers, bpnet's iteration is also timed layer by
-layer (forward and backward of each, the loss and Adam's update) on 1 and 2 threads.
+``torch.set_num_threads``) and on 1; the book's code on NumPy's defaults. With --layers,
+bpnet's iteration is also timed layer by layer (forward and backward of each, the loss and
+Adam's update) on 1 and 2 threads.
 """
 
 from __future__ import annotations
