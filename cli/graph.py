@@ -1,0 +1,201 @@
+"""``bpnet graph``: computational graphs drawn with the numbers of their own forward and
+backward pass (PNG or SVG, and the numbers as JSON beside the picture)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import click
+
+from bpnet.cli.common import debug_option, echo_json, handle_errors
+
+
+def _finite(_ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param=param)
+    return value
+
+
+def _drawing(subject):
+    """Options every drawing takes (-o, --json) and what it does with them: check the output
+    name first, draw, then print what was written (or the numbers, with --json)."""
+
+    def decorate(fn):
+        @click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path(f"graph-{subject}.png"),
+            show_default=True,
+            help="Picture to write, PNG or SVG by its suffix; the numbers it shows go to the "
+            "same name with .json.",
+        )
+        @click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print the numbers (what the .json beside the picture holds) instead of a "
+            "summary.",
+        )
+        @debug_option
+        @handle_errors
+        @functools.wraps(fn)
+        def command(output, as_json, **options):
+            from bpnet.apps.graph.draw import check_output
+
+            check_output(output)
+            summary, numbers, written = fn(output, **options)
+            if as_json:
+                echo_json(numbers)
+                return
+            from bpnet.base.text import printable
+
+            click.echo(summary)
+            click.echo(f"wrote {printable(written[0])} and {printable(written[1])}")
+
+        return command
+
+    return decorate
+
+
+@click.group(short_help="Computational graphs drawn with their own numbers (PNG or SVG).")
+def graph():
+    """Draw a computational graph with the numbers of a real forward and backward pass through
+    bpnet's layers: each edge's value going forward above it, the derivative coming back below
+    it in red. The picture is a PNG or an SVG (by the suffix of -o; an SVG keeps its numbers as
+    text), and the numbers it was drawn from are written beside it as JSON.
+
+    \b
+      bpnet graph apples                      the lesson's apple, orange and tax graph
+      bpnet graph relu --x 1.0,-0.5           one node: relu, sigmoid, affine, softmax-loss
+      bpnet graph net WEIGHTS.npz --index 0   a trained network, one MNIST test image
+
+    Needs matplotlib: pip install 'bpnet[plot]'.
+    """
+
+
+@graph.command(short_help="The lesson's apple, orange and tax graph.")
+@click.option("--apple", type=float, default=100.0, show_default=True, callback=_finite,
+              help="Price of one apple.")  # fmt: skip
+@click.option("--apples", type=float, default=2.0, show_default=True, callback=_finite,
+              help="Number of apples.")  # fmt: skip
+@click.option("--orange", type=float, default=150.0, show_default=True, callback=_finite,
+              help="Price of one orange.")  # fmt: skip
+@click.option("--oranges", type=float, default=3.0, show_default=True, callback=_finite,
+              help="Number of oranges.")  # fmt: skip
+@click.option("--tax", type=float, default=1.1, show_default=True, callback=_finite,
+              help="Tax factor.")  # fmt: skip
+@_drawing("apples")
+def apples(output, apple, apples, orange, oranges, tax):
+    """price = (apple x apples + orange x oranges) x tax, through MulLayer and AddLayer nodes
+    forward, then backward from d price / d price = 1."""
+    from bpnet.apps.graph.draw import draw, number
+    from bpnet.apps.graph.small import apple_graph
+
+    g = apple_graph(apple, apples, orange, oranges, tax)
+    e = {edge["name"]: edge for edge in g["edges"]}
+    names = ("apple", "apple_num", "orange", "orange_num", "tax")
+    summary = f"price {number(e['price']['forward'], 6)}; d price / d " + ", ".join(
+        f"{n} {number(e[n]['backward'], 6)}" for n in names
+    )
+    return summary, g, draw(g, output)
+
+
+def _array_option(name, default, what):
+    return click.option(
+        name, default=default, show_default=default is not None, metavar="1,2;3,4", help=what
+    )
+
+
+DOUT_HELP = "dL/dy arriving at the output, its shape [default: all ones: L = the sum of y]."
+
+
+def _elementwise(kind):
+    def command(output, x, dout):
+        from bpnet.apps.graph.draw import draw
+        from bpnet.apps.graph.small import elementwise_graph, parse_array
+
+        g = elementwise_graph(
+            kind, parse_array(x, "--x"), None if dout is None else parse_array(dout, "--dout")
+        )
+        return _node_summary(g), g, draw(g, output)
+
+    command.__name__ = kind
+    command.__doc__ = (
+        f"One {kind} node on the numbers of --x: forward through bpnet.nn's own layer, then "
+        f"backward from --dout."
+    )
+    x_help = "Input: numbers by commas, rows by ';' (a vector or a matrix of up to 4 rows of 10)."
+    command = _drawing(kind)(command)
+    command = _array_option("--dout", None, DOUT_HELP)(command)
+    command = _array_option("--x", "1.0,-0.5", x_help)(command)
+    return graph.command(kind, short_help=f"One {kind} node, forward and backward.")(command)
+
+
+relu = _elementwise("relu")
+sigmoid = _elementwise("sigmoid")
+
+
+def _node_summary(g):
+    from bpnet.apps.graph.draw import value_lines
+
+    parts = []
+    for e in g["edges"]:
+        if e["backward"] is not None:
+            for prefix, key in (("", "forward"), ("d", "backward")):
+                rows = "; ".join(" ".join(row.split()) for row in value_lines(e[key]))
+                parts.append(f"{prefix}{e['name']} [{rows}]")
+    return "  ".join(parts)
+
+
+@graph.command(short_help="One Affine node, Y = X·W + b, forward and backward.")
+@_array_option("--x", None, "X (N, D) [default: drawn with --seed].")
+@_array_option("--w", None, "W (D, M) [default: drawn with --seed].")
+@_array_option("--b", None, "b (M,) [default: drawn with --seed].")
+@_array_option("--dout", None, "dL/dY (N, M) [default: all ones: L = the sum of Y].")
+@click.option("--shape", default="2,3,2", show_default=True, metavar="N,D,M",
+              help="Sizes of the arrays drawn at random (a given array sets its own).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the arrays not given (uniform in [-1, 1], one decimal).")  # fmt: skip
+@_drawing("affine")
+def affine(output, x, w, b, dout, shape, seed):
+    """One Affine node: Y = X·W + b forward, then dX = dY·Wᵀ, dW = Xᵀ·dY and db = Σ dY back
+    from --dout; numbers by commas, rows by ';' (at most 4 rows of 10)."""
+    from bpnet.apps.graph.draw import draw
+    from bpnet.apps.graph.small import affine_graph, parse_array
+    from bpnet.errors import InputError
+
+    try:
+        sizes = tuple(int(s) for s in shape.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise InputError(f"--shape {shape!r}: expected three sizes N,D,M such as 2,3,2")
+    arrays = {
+        name: None if text is None else parse_array(text, option)
+        for name, option, text in (
+            ("x", "--x", x),
+            ("W", "--w", w),
+            ("b", "--b", b),
+            ("dout", "--dout", dout),
+        )
+    }
+    g = affine_graph(arrays["x"], arrays["W"], arrays["b"], arrays["dout"], sizes, seed)
+    return _node_summary(g), g, draw(g, output)
+
+
+@graph.command("softmax-loss", short_help="One Softmax-with-Loss node, forward and backward.")
+@_array_option("--scores", "0.3,2.9,4.0", "Scores a, one row per example.")
+@click.option("--label", default="2", show_default=True, metavar="CLASS[,CLASS...]",
+              help="True class of each row of scores.")  # fmt: skip
+@_drawing("softmax-loss")
+def softmax_loss(output, scores, label):
+    """One Softmax-with-Loss node: the scores' softmax y and the mean cross-entropy L against
+    the labels forward, then da = (y - t) / N back from dL/dL = 1."""
+    from bpnet.apps.graph.draw import draw
+    from bpnet.apps.graph.small import softmax_loss_graph
+
+    g = softmax_loss_graph(scores, label)
+    return _node_summary(g), g, draw(g, output)
