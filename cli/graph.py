@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bpnet.cli.common import debug_option, echo_json, handle_errors
+from bpnet.cli.common import data_dir_option, debug_option, echo_json, handle_errors
 
 
 def _finite(_ctx, param, value):
@@ -199,3 +199,80 @@ def softmax_loss(output, scores, label):
 
     g = softmax_loss_graph(scores, label)
     return _node_summary(g), g, draw(g, output)
+
+
+@graph.command(short_help="A trained network's chain of layers, one image forward and back.")
+@click.argument("weights", type=click.Path())
+@click.option("--index", type=click.IntRange(min=0), default=None,
+              help="Trace this image of the dataset's test split.")  # fmt: skip
+@click.option("--image", type=click.Path(dir_okay=False), default=None,
+              help="Trace this digit image instead (PNG, JPEG, PGM or NPY, read as bpnet "
+              "predict reads it).")  # fmt: skip
+@click.option("--target", type=click.IntRange(min=0), default=None,
+              help="Class the loss is taken against [default: the image's label with --index, "
+              "the predicted class with --image].")  # fmt: skip
+@click.option("--offline", is_flag=True, help="Never download missing data.")
+@data_dir_option
+@_drawing("net")
+def net(output, weights, index, image, target, offline, data_dir):
+    """Trace one image through the network in WEIGHTS.npz (a run directory's weights.npz will
+    do) and draw its chain X -> layers -> Softmax-with-Loss <- t: what each node computed above
+    it, the gradient of the loss that reached it below it, each edge's shape and gradient norm,
+    each parameter's gradient size, and the gradient on the input for the target class."""
+    from bpnet.apps.graph.draw_net import draw_net
+    from bpnet.apps.graph.trace import network_trace
+    from bpnet.base.files import same_file
+    from bpnet.base.text import printable
+    from bpnet.errors import InputError
+    from bpnet.nn.evaluate import input_scale
+    from bpnet.training.rundir import weights_path
+    from bpnet.training.weights import network_from_weights
+
+    if (index is None) == (image is None):
+        raise InputError("expected one of --index N (a test image) or --image FILE")
+    weights = weights_path(weights)
+    for given in (weights, image):
+        for written in (output, output.with_suffix(".json")):
+            if given is not None and same_file(written, given):
+                raise InputError(
+                    f"-o {printable(output)}: would replace the input {printable(given)}; "
+                    f"draw into another file"
+                )
+    network, meta = network_from_weights(weights)
+    scale = input_scale(meta["normalize"])
+    if image is not None:
+        from bpnet.data.images import load_digit
+        from bpnet.nn.evaluate import check_digit_input
+
+        check_digit_input(network, printable(weights))
+        x, label, source = load_digit(image) * scale, None, f"image {printable(image)}"
+    else:
+        from bpnet.cli.common import ensure_data
+        from bpnet.data.idx import load_split
+
+        dataset = meta["dataset"]
+        ensure_data(dataset, data_dir, offline, quiet=True, splits=("test",))
+        images, labels = load_split(data_dir, dataset, "test")
+        if index >= len(images):
+            raise InputError(
+                f"--index {index}: the {dataset} test split has {len(images)} images "
+                f"(0 to {len(images) - 1})"
+            )
+        x, label = images[index] * scale, int(labels[index])
+        source = f"{dataset} test image {index} (label {label})"
+        target = label if target is None else target
+    trace = network_trace(network, x, target)
+    about = {
+        "weights": str(weights),
+        "network": network.describe(),
+        "image": source,
+        "label": label,
+        "title": f"{network.describe()}: {source}",
+    }
+    written = draw_net(trace, output, about)
+    summary = (
+        f"{source}: predicted {trace['predicted']} "
+        f"(p = {trace['probabilities'][trace['predicted']]:.4g}), target {trace['target']}, "
+        f"loss {trace['loss']:.4g}, |dL/dX| {trace['input']['grad_norm']:.4g}"
+    )
+    return summary, {**about, **trace}, written
