@@ -51,6 +51,7 @@ import numpy as np
 
 from bpnet.errors import InputError
 from bpnet.nn.conv import Convolution, Pooling, _Buffers
+from bpnet.nn.convnet import image_values
 from bpnet.nn.layers import (
     Affine,
     BatchNormalization,
@@ -76,6 +77,20 @@ KINDS = {
     Dropout: "dropout",
 }
 PARAM_NAMES = ("W", "b", "gamma", "beta")  # a layer's trained arrays, as the layers name them
+
+
+def trace_memory(net):
+    """Bytes one trace of ``net`` may take at its peak beyond the network (an estimate with a
+    margin): each layer's output, input gradient and cache in float64 for one image, the
+    im2col columns of its convolutions and pools, and the trace's MAX_NUMBERS numbers as Python
+    objects and as JSON text (about 100 bytes each). The float64 copy of the weights that a
+    :class:`Tracer` keeps is not in it: that is made once."""
+    specs = getattr(net, "layer_specs", None)
+    if specs is not None:
+        values, cols = image_values(net.input_shape, specs)
+    else:  # a fully connected chain: no layer is wider than the widest Affine
+        values, cols = len(net.layers) * max(net.sizes), 0
+    return 8 * (4 * values + 2 * cols) + 100 * MAX_NUMBERS
 
 
 def network_trace(net, x, target=None):
