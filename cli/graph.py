@@ -77,16 +77,41 @@ def graph():
 
 
 @graph.command(short_help="The lesson's apple, orange and tax graph.")
-@click.option("--apple", type=float, default=100.0, show_default=True, callback=_finite,
-              help="Price of one apple.")  # fmt: skip
-@click.option("--apples", type=float, default=2.0, show_default=True, callback=_finite,
-              help="Number of apples.")  # fmt: skip
-@click.option("--orange", type=float, default=150.0, show_default=True, callback=_finite,
-              help="Price of one orange.")  # fmt: skip
-@click.option("--oranges", type=float, default=3.0, show_default=True, callback=_finite,
-              help="Number of oranges.")  # fmt: skip
-@click.option("--tax", type=float, default=1.1, show_default=True, callback=_finite,
-              help="Tax factor.")  # fmt: skip
+@click.option(
+    "--apple",
+    type=float,
+    default=100.0,
+    show_default=True,
+    callback=_finite,
+    help="Price of one apple.",
+)
+@click.option(
+    "--apples",
+    type=float,
+    default=2.0,
+    show_default=True,
+    callback=_finite,
+    help="Number of apples.",
+)
+@click.option(
+    "--orange",
+    type=float,
+    default=150.0,
+    show_default=True,
+    callback=_finite,
+    help="Price of one orange.",
+)
+@click.option(
+    "--oranges",
+    type=float,
+    default=3.0,
+    show_default=True,
+    callback=_finite,
+    help="Number of oranges.",
+)
+@click.option(
+    "--tax", type=float, default=1.1, show_default=True, callback=_finite, help="Tax factor."
+)
 @_drawing("apples")
 def apples(output, apple, apples, orange, oranges, tax):
     """price = (apple x apples + orange x oranges) x tax, through MulLayer and AddLayer nodes
@@ -155,10 +180,20 @@ def _node_summary(g):
 @_array_option("--w", None, "W (D, M) [default: drawn with --seed].")
 @_array_option("--b", None, "b (M,) [default: drawn with --seed].")
 @_array_option("--dout", None, "dL/dY (N, M) [default: all ones: L = the sum of Y].")
-@click.option("--shape", default="2,3,2", show_default=True, metavar="N,D,M",
-              help="Sizes of the arrays drawn at random (a given array sets its own).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the arrays not given (uniform in [-1, 1], one decimal).")  # fmt: skip
+@click.option(
+    "--shape",
+    default="2,3,2",
+    show_default=True,
+    metavar="N,D,M",
+    help="Sizes of the arrays drawn at random (a given array sets its own).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the arrays not given (uniform in [-1, 1], one decimal).",
+)
 @_drawing("affine")
 def affine(output, x, w, b, dout, shape, seed):
     """One Affine node: Y = X·W + b forward, then dX = dY·Wᵀ, dW = Xᵀ·dY and db = Σ dY back
@@ -188,8 +223,13 @@ def affine(output, x, w, b, dout, shape, seed):
 
 @graph.command("softmax-loss", short_help="One Softmax-with-Loss node, forward and backward.")
 @_array_option("--scores", "0.3,2.9,4.0", "Scores a, one row per example.")
-@click.option("--label", default="2", show_default=True, metavar="CLASS[,CLASS...]",
-              help="True class of each row of scores.")  # fmt: skip
+@click.option(
+    "--label",
+    default="2",
+    show_default=True,
+    metavar="CLASS[,CLASS...]",
+    help="True class of each row of scores.",
+)
 @_drawing("softmax-loss")
 def softmax_loss(output, scores, label):
     """One Softmax-with-Loss node: the scores' softmax y and the mean cross-entropy L against
@@ -203,14 +243,25 @@ def softmax_loss(output, scores, label):
 
 @graph.command(short_help="A trained network's chain of layers, one image forward and back.")
 @click.argument("weights", type=click.Path())
-@click.option("--index", type=click.IntRange(min=0), default=None,
-              help="Trace this image of the dataset's test split.")  # fmt: skip
-@click.option("--image", type=click.Path(dir_okay=False), default=None,
-              help="Trace this digit image instead (PNG, JPEG, PGM or NPY, read as bpnet "
-              "predict reads it).")  # fmt: skip
-@click.option("--target", type=click.IntRange(min=0), default=None,
-              help="Class the loss is taken against [default: the image's label with --index, "
-              "the predicted class with --image].")  # fmt: skip
+@click.option(
+    "--index",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Trace this image of the dataset's test split.",
+)
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Trace this digit image instead (PNG, JPEG, PGM or NPY, read as bpnet predict reads it).",
+)
+@click.option(
+    "--target",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Class the loss is taken against [default: the image's label with --index, "
+    "the predicted class with --image].",
+)
 @click.option("--offline", is_flag=True, help="Never download missing data.")
 @data_dir_option
 @_drawing("net")

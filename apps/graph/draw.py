@@ -121,8 +121,14 @@ def values(ax, x0, x1, y, forward, backward):
 def legend(ax, x, y, subject="the output"):
     """Two lines saying what the black and the red numbers are, from (x, y) downwards."""
     for i, (colour, words) in enumerate(LEGEND):
-        ax.text(x, y - i * 1.3 * SMALL / 72, words.replace("the output", subject),
-                color=colour, fontsize=SMALL, va="top")  # fmt: skip
+        ax.text(
+            x,
+            y - i * 1.3 * SMALL / 72,
+            words.replace("the output", subject),
+            color=colour,
+            fontsize=SMALL,
+            va="top",
+        )
 
 
 # --- the apple, orange and tax graph ---------------------------------------------------------
@@ -167,8 +173,15 @@ def draw_apples(graph, path):
         centre = APPLE_NODES[node["name"]]
         ax.add_patch(_circle(centre))
         ax.text(*centre, node["op"], ha="center", va="center_baseline", fontsize=16)
-        ax.text(centre[0], centre[1] + RADIUS + 0.05, node["layer"], ha="center", va="bottom",
-                fontsize=SMALL - 1, color=NAME)  # fmt: skip
+        ax.text(
+            centre[0],
+            centre[1] + RADIUS + 0.05,
+            node["layer"],
+            ha="center",
+            va="bottom",
+            fontsize=SMALL - 1,
+            color=NAME,
+        )
     for name, (start, end) in APPLE_RUNS.items():
         e = edges[name]
         src = APPLE_NODES.get(e["from"])
@@ -253,10 +266,25 @@ def draw_node(graph, path):
     if box_top - box_bottom < 1.0:
         box_top, box_bottom = y_out + 0.5, y_out - 0.5
     _box(ax, x_box, box_bottom, box_w, box_top - box_bottom)
-    ax.text(x_box + box_w / 2, y_out + 0.12, node["op"], ha="center", va="bottom",
-            fontsize=FONT + 2, weight="bold")  # fmt: skip
-    ax.text(x_box + box_w / 2, y_out - 0.02, node["layer"], ha="center", va="top",
-            fontsize=SMALL, color=NAME, family=MONO)  # fmt: skip
+    ax.text(
+        x_box + box_w / 2,
+        y_out + 0.12,
+        node["op"],
+        ha="center",
+        va="bottom",
+        fontsize=FONT + 2,
+        weight="bold",
+    )
+    ax.text(
+        x_box + box_w / 2,
+        y_out - 0.02,
+        node["layer"],
+        ha="center",
+        va="top",
+        fontsize=SMALL,
+        color=NAME,
+        family=MONO,
+    )
     for e, y in zip(inputs, ys):
         arrow(ax, [(NAME_WIDTH, y), (x_box, y)])
         values(ax, NAME_WIDTH, x_box, y, *blocks[e["name"]])
@@ -265,14 +293,34 @@ def draw_node(graph, path):
     arrow(ax, [(x_out, y_out), (x_out + run, y_out)])
     values(ax, x_out, x_out + run, y_out, *blocks[output["name"]])
     ax.text(x_out + run + 0.08, y_out, _label(output), ha="left", va="center", fontsize=FONT)
-    ax.text(0.2, height - 0.15, f"{node['op']}:  {rules[0]};  backward {rules[1]}",
-            fontsize=FONT + 1, va="top")  # fmt: skip
+    ax.text(
+        0.2,
+        height - 0.15,
+        f"{node['op']}:  {rules[0]};  backward {rules[1]}",
+        fontsize=FONT + 1,
+        va="top",
+    )
     legend(ax, 0.2, height - 0.42, "L")
     if under:
-        ax.text(x_box + box_w / 2, box_bottom - 0.08, "y = softmax(a)", ha="center", va="top",
-                fontsize=SMALL, color=NAME)  # fmt: skip
-        ax.text(x_box + box_w / 2, box_bottom - 0.08 - 1.4 * SMALL / 72, "\n".join(under),
-                ha="center", va="top", fontsize=SMALL, color=NAME, family=MONO)  # fmt: skip
+        ax.text(
+            x_box + box_w / 2,
+            box_bottom - 0.08,
+            "y = softmax(a)",
+            ha="center",
+            va="top",
+            fontsize=SMALL,
+            color=NAME,
+        )
+        ax.text(
+            x_box + box_w / 2,
+            box_bottom - 0.08 - 1.4 * SMALL / 72,
+            "\n".join(under),
+            ha="center",
+            va="top",
+            fontsize=SMALL,
+            color=NAME,
+            family=MONO,
+        )
     ax.text(0.2, 0.15, _gradient_note(graph, output), fontsize=SMALL, color=NAME)
     return save(fig, path, graph)
 
@@ -289,7 +337,7 @@ def _box(ax, x, y, w, h):
             facecolor=NODE,
             edgecolor=FORWARD,
             lw=1.3,
-        )  # fmt: skip
+        )
     )
 
 

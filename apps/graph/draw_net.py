@@ -70,18 +70,26 @@ def draw_net(trace, path, about):
     _picture(at(BWD_TOP, PANEL, 0, PANEL), grad, "RdBu_r", *_symmetric(grad))
     _caption(ax, x_of[0], FWD_TOP + PANEL, [f"input {shape_text(trace['input']['shape'])}"])
     _caption(
-        ax, x_of[0], BWD_TOP + PANEL,
+        ax,
+        x_of[0],
+        BWD_TOP + PANEL,
         [f"dL/dX for class {target}", f"norm {number(trace['input']['grad_norm'])}"],
         BACKWARD,
-    )  # fmt: skip
+    )
     _node_box(ax, x_of[0], y_box, "X", "")
     for i, node in enumerate(nodes, start=1):
         kind = node["kind"]
         title = TITLES.get(kind, node["name"])
         _node_box(ax, x_of[i], y_box, title, node["name"] if kind != "softmax-loss" else "")
         prev = nodes[i - 2]["backward"]["norm"] if i > 1 else trace["input"]["grad_norm"]
-        _edge(ax, x_of[i - 1] + BOX[0] / 2, x_of[i] - BOX[0] / 2, y_box,
-              shape_text(node["in_shape"]), number(prev))  # fmt: skip
+        _edge(
+            ax,
+            x_of[i - 1] + BOX[0] / 2,
+            x_of[i] - BOX[0] / 2,
+            y_box,
+            shape_text(node["in_shape"]),
+            number(prev),
+        )
         if kind == "softmax-loss":
             _loss(ax, at, i, x_of[i], y_box, trace)
             continue
@@ -89,12 +97,14 @@ def draw_net(trace, path, about):
         _output(at, ax, i, x_of[i], node)
     ax.text(0.15, HEIGHT - 0.12, about["title"], fontsize=SMALL + 2, va="top")
     ax.text(
-        0.15, HEIGHT - 0.42,
+        0.15,
+        HEIGHT - 0.42,
         f"predicted {predicted} (p = {number(trace['probabilities'][predicted])}),  "
         f"target t = {target},  loss {number(trace['loss'])};   arrows: the shape going forward "
         f"above, the norm of the gradient coming back below (red)",
-        fontsize=SMALL + 1, va="top",
-    )  # fmt: skip
+        fontsize=SMALL + 1,
+        va="top",
+    )
     _rows(ax, y_box)
     return save(fig, path, {**about, **trace})
 
@@ -105,8 +115,16 @@ def _rows(ax, y_box):
         (FWD_TOP, "forward: each node's output", FORWARD),
         (BWD_TOP, "backward: dL/d(that output)", BACKWARD),
     ):
-        ax.text(0.2, HEIGHT - top - PANEL / 2, text, rotation=90, ha="center", va="center",
-                fontsize=TINY, color=colour)  # fmt: skip
+        ax.text(
+            0.2,
+            HEIGHT - top - PANEL / 2,
+            text,
+            rotation=90,
+            ha="center",
+            va="center",
+            fontsize=TINY,
+            color=colour,
+        )
 
 
 def _node_box(ax, x, y, title, name):
@@ -122,11 +140,19 @@ def _node_box(ax, x, y, title, name):
             facecolor=NODE,
             edgecolor=FORWARD,
             lw=1.1,
-        )  # fmt: skip
+        )
     )
     lines = title.count("\n") + 1
-    ax.text(x, y + (0.06 if name else 0), title, ha="center", va="center", weight="bold",
-            fontsize=SMALL if lines == 1 else TINY, linespacing=1.0)  # fmt: skip
+    ax.text(
+        x,
+        y + (0.06 if name else 0),
+        title,
+        ha="center",
+        va="center",
+        weight="bold",
+        fontsize=SMALL if lines == 1 else TINY,
+        linespacing=1.0,
+    )
     if name:
         ax.text(x, y - 0.1, name, ha="center", va="center", fontsize=TINY - 1, color=NAME)
 
@@ -149,8 +175,16 @@ def _params(ax, x, y, params):
         lines.append(f"d{p['key']} {shape_text(p['shape'])}")
         lines.append(f"norm {number(p['grad_norm'])}  max {number(p['grad_max_abs'])}")
     if lines:
-        ax.text(x, y, "\n".join(lines), ha="center", va="top", fontsize=TINY,
-                color=BACKWARD, linespacing=1.15)  # fmt: skip
+        ax.text(
+            x,
+            y,
+            "\n".join(lines),
+            ha="center",
+            va="top",
+            fontsize=TINY,
+            color=BACKWARD,
+            linespacing=1.15,
+        )
 
 
 def _output(at, ax, i, x, node):
@@ -195,8 +229,7 @@ def _loss(ax, at, i, x, y_box, trace):
     x1 = x + BOX[0] / 2
     arrow(ax, [(x1, y_box), (x1 + 0.75, y_box)])
     ax.text(x1 + 0.8, y_box, "L", va="center", fontsize=SMALL)
-    ax.text(x1 + 0.37, y_box + 0.05, number(trace["loss"]), ha="center", va="bottom",
-            fontsize=TINY)  # fmt: skip
+    ax.text(x1 + 0.37, y_box + 0.05, number(trace["loss"]), ha="center", va="bottom", fontsize=TINY)
     ax.text(x1 + 0.37, y_box - 0.07, "1", ha="center", va="top", fontsize=TINY, color=BACKWARD)
     y_t = y_box - BOX[1] / 2 - 0.55
     arrow(ax, [(x, y_t), (x, y_box - BOX[1] / 2)])
@@ -204,8 +237,16 @@ def _loss(ax, at, i, x, y_box, trace):
 
 
 def _caption(ax, x, top, lines, colour=FORWARD):
-    ax.text(x, HEIGHT - top - 0.04, "\n".join(lines), ha="center", va="top", fontsize=TINY,
-            color=colour, linespacing=1.1)  # fmt: skip
+    ax.text(
+        x,
+        HEIGHT - top - 0.04,
+        "\n".join(lines),
+        ha="center",
+        va="top",
+        fontsize=TINY,
+        color=colour,
+        linespacing=1.1,
+    )
 
 
 def _picture(sub, a, cmap, lo, hi):
