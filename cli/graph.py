@@ -130,7 +130,7 @@ def apples(output, apple, apples, orange, oranges, tax):
 
 def _array_option(name, default, what):
     return click.option(
-        name, default=default, show_default=default is not None, metavar="1,2;3,4", help=what
+        name, default=default, show_default=default is not None, metavar="NUMBERS", help=what
     )
 
 
@@ -246,6 +246,7 @@ def softmax_loss(output, scores, label):
 @click.option(
     "--index",
     type=click.IntRange(min=0),
+    metavar="N",
     default=None,
     help="Trace this image of the dataset's test split.",
 )
@@ -258,6 +259,7 @@ def softmax_loss(output, scores, label):
 @click.option(
     "--target",
     type=click.IntRange(min=0),
+    metavar="CLASS",
     default=None,
     help="Class the loss is taken against [default: the image's label with --index, "
     "the predicted class with --image].",

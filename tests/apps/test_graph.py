@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,3 +290,54 @@ def test_without_matplotlib_one_line_exit_1_and_good_files_kept(tmp_path, monkey
     )
     assert (tmp_path / "graph-apples.png").read_bytes() == b"an older picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph-apples.png"]
+
+
+# --- the page docs/graph.md ---------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+PAGE = (REPO / "docs" / "graph.md").read_text()
+
+
+def plain_blocks():
+    return [m[1] for m in re.findall(r"^```(\w*)\n(.*?)^```$", PAGE, re.S | re.M) if not m[0]]
+
+
+def shown_examples(prefix):
+    """(command words, shown output lines) of each plain block of the page starting `$ PREFIX`."""
+    found = []
+    for block in plain_blocks():
+        lines = block.splitlines()
+        if lines and lines[0].startswith(f"$ {prefix}"):
+            found.append((shlex.split(lines[0][2:]), lines[1:]))
+    return found
+
+
+def test_the_page_lists_every_option_of_every_drawing():
+    synopsis = next(b for b in plain_blocks() if b.startswith("bpnet graph apples"))
+    group = main.get_command(None, "graph")
+    assert set(group.commands) == {"apples", "relu", "sigmoid", "affine", "softmax-loss", "net"}
+    for name, command in group.commands.items():
+        line = next(
+            part
+            for part in re.split(r"\n(?=bpnet graph )", synopsis)
+            if name in part.split()[2].split("|")
+        )
+        options = {o for p in command.params for o in p.opts if o.startswith("-")}
+        missing = options - set(re.findall(r"--?[\w-]+", line)) - {"--help", "--debug"}
+        assert not missing, (name, sorted(missing))
+
+
+def test_the_pages_small_examples_print_what_they_show(bpnet_exe, tmp_path):
+    """Each `$ bpnet graph ...` example of the page but the network's, run from a folder with a
+    docs/ of its own, prints what the page shows and draws a picture of the committed one's size."""
+    (tmp_path / "docs").mkdir()
+    examples = [e for e in shown_examples("bpnet graph ") if e[0][2] != "net"]
+    assert [words[2] for words, _ in examples] == ["apples", "relu", "affine"]
+    for words, shown in examples:
+        out = graph(bpnet_exe, tmp_path, *words[2:])
+        assert out.splitlines() == shown, words
+        if "-o" in words:
+            picture = words[words.index("-o") + 1]
+            assert png_size(tmp_path / picture) == png_size(REPO / picture)
+    for picture in (REPO / "docs").glob("graph-*.png"):
+        assert picture.stat().st_size < 150_000, picture

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from bpnet.nn.evaluate import input_scale
 from bpnet.nn.layers import softmax
 from bpnet.training.weights import network_from_weights
 
+REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
 CONV = "[{conv: {filters: 6, size: 5}}, relu, {pool: 2}, {affine: 30}, relu, {affine: 10}]"
 TRAIN = {
@@ -253,3 +256,42 @@ def test_refusals_are_one_line_exit_2(runs, mnist_session_dir, tmp_path, monkeyp
         assert needle in r.output, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digit.png"]
     assert (tmp_path / "digit.png").read_bytes() == b"a picture"
+
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def agree(shown, actual):
+    """The same words, and numbers equal to one unit of their last digit (another machine's
+    rounding of the same run)."""
+    if NUMBER.sub("#", shown) != NUMBER.sub("#", actual):
+        return False
+    for s, a in zip(NUMBER.findall(shown), NUMBER.findall(actual)):
+        unit = 10.0 ** -len(s.split(".")[1]) if "." in s else 0
+        if abs(float(s) - float(a)) > 1.0001 * unit:
+            return False
+    return True
+
+
+def test_the_pages_network_example_is_as_shown(bpnet_exe, mnist_session_dir, tmp_path):
+    """docs/graph.md's `bpnet graph net runs/mnist/weights.npz ...` on the README's main job's
+    network prints what the page shows and draws a picture of the committed one's size."""
+    page = (REPO / "docs" / "graph.md").read_text()
+    block = re.search(r"^```\n(\$ bpnet graph net runs/mnist/.*?)^```$", page, re.S | re.M)
+    command, *shown = block.group(1).splitlines()
+    r = subprocess.run(
+        [bpnet_exe, "train", "--config", "mnist.yaml", "--data-dir", str(mnist_session_dir)]
+        + ["--offline", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "docs").mkdir()
+    out = graph_net(bpnet_exe, mnist_session_dir, tmp_path, *shlex.split(command)[4:])
+    assert len(out.splitlines()) == len(shown)
+    for line, actual in zip(shown, out.splitlines()):
+        assert agree(line, actual), (line, actual)
+    picture = shlex.split(command)[-1]
+    assert png_size(tmp_path / picture) == png_size(REPO / picture)
