@@ -189,7 +189,7 @@ def _node_summary(g):
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Seed of the arrays not given (uniform in [-1, 1], one decimal).",

@@ -195,8 +195,9 @@ def _output(at, ax, i, x, node):
         maps, back = np.array(fwd["maps"], float), np.array(bwd["maps"], float)
         shown = f"{len(maps)} of {fwd['channels']} maps" if len(maps) < fwd["channels"] else ""
         lo, hi = np.nanmin(maps), np.nanmax(maps)
-        _picture(at(FWD_TOP, PANEL, i, PANEL), _mosaic(maps), "viridis", lo, hi)
-        _picture(at(BWD_TOP, PANEL, i, PANEL), _mosaic(back), "RdBu_r", *_symmetric(back))
+        _picture(at(FWD_TOP, PANEL, i, PANEL), _mosaic(maps), "viridis", lo, hi, "equal")
+        back = _mosaic(back)
+        _picture(at(BWD_TOP, PANEL, i, PANEL), back, "RdBu_r", *_symmetric(back), "equal")
     else:
         values, back = np.array(fwd["values"], float), np.array(bwd["values"], float)
         shown = f"first {len(values)} of {fwd['size']}" if len(values) < fwd["size"] else ""
@@ -249,12 +250,12 @@ def _caption(ax, x, top, lines, colour=FORWARD):
     )
 
 
-def _picture(sub, a, cmap, lo, hi):
+def _picture(sub, a, cmap, lo, hi, aspect="auto"):
     from matplotlib import colormaps
 
     cm = colormaps[cmap].with_extremes(bad="white")
     hi = hi if hi > lo else lo + 1e-12
-    sub.imshow(a, cmap=cm, vmin=lo, vmax=hi, interpolation="nearest", aspect="auto")
+    sub.imshow(a, cmap=cm, vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
     for side in sub.spines.values():
         side.set_linewidth(0.5)
 

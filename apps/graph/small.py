@@ -200,6 +200,11 @@ def affine_graph(x=None, W=None, b=None, dout=None, shape=AFFINE_SHAPE, seed=0):
         if b.ndim != 1:
             raise InputError(f"b: shape {tuple(b.shape)}; expected a vector")
         m = len(b) if W is None else m
+    if not (0 < n <= MAX_ROWS and 0 < d <= min(MAX_ROWS, MAX_COLS) and 0 < m <= MAX_COLS):
+        raise InputError(
+            f"shape (N, D, M) = ({n}, {d}, {m}); a one-node graph draws N and D up to "
+            f"{MAX_ROWS} (the rows of X and of W) and M up to {MAX_COLS}"
+        )
     x = random_values((n, d), rng) if x is None else x
     W = random_values((d, m), rng) if W is None else W
     b = random_values((m,), rng) if b is None else b

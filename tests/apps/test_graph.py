@@ -257,6 +257,8 @@ def run(*args):
         (["sigmoid", "--x", "1,2", "--dout", "1,2,3"], "dout: shape (3,); expected the output's"),
         (["affine", "--x", "1,2,3", "--w", "1,0;0,1"], "W: shape (2, 2); expected (D, M) = (3,"),
         (["affine", "--shape", "2,3"], "--shape '2,3': expected three sizes N,D,M"),
+        (["affine", "--shape", "100000,100000,9"], "shape (N, D, M) = (100000, 100000, 9); a"),
+        (["affine", "--x", "1,2,3,4,5"], "draws N and D up to 4 (the rows of X and of W)"),
         (["softmax-loss", "--label", "3"], "label '3': expected classes 0 to 2 (3 scores)"),
         (["softmax-loss", "--label", "1,2"], "expected 1 class number(s), one per row"),
         (["softmax-loss", "--label", "x"], "expected class numbers separated by commas"),
