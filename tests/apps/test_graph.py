@@ -343,3 +343,34 @@ def test_the_pages_small_examples_print_what_they_show(bpnet_exe, tmp_path):
             assert png_size(tmp_path / picture) == png_size(REPO / picture)
     for picture in (REPO / "docs").glob("graph-*.png"):
         assert picture.stat().st_size < 150_000, picture
+
+
+def test_the_apple_graphs_numbers_come_from_the_layers(monkeypatch):
+    """apple_graph runs MulLayer and AddLayer forward and backward (three and one of them): a
+    layer that computed otherwise would change every number downstream of it."""
+    from bpnet.apps.graph import small
+    from bpnet.nn.layers import AddLayer, MulLayer
+
+    calls = []
+
+    class Mul(MulLayer):
+        def forward(self, x, y):
+            calls.append(("mul forward", x, y))
+            return super().forward(x, y)
+
+        def backward(self, dout):
+            calls.append(("mul backward", dout))
+            return super().backward(dout)
+
+    class OffByOne(AddLayer):  # a wrong + node: its output one too high
+        def forward(self, x, y):
+            return super().forward(x, y) + 1
+
+    monkeypatch.setattr(small, "MulLayer", Mul)
+    e = edges(small.apple_graph())
+    assert [c[0] for c in calls] == ["mul forward"] * 3 + ["mul backward"] * 3
+    assert e["price"]["forward"] == pytest.approx(715)
+    monkeypatch.setattr(small, "AddLayer", OffByOne)
+    e = edges(small.apple_graph())
+    assert e["all_price"]["forward"] == 651 and e["tax"]["backward"] == 651
+    assert e["price"]["forward"] == pytest.approx(651 * 1.1)
