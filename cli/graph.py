@@ -60,7 +60,16 @@ def _drawing(subject):
     return decorate
 
 
-@click.group(short_help="Computational graphs drawn with their own numbers (PNG or SVG).")
+class InOrder(click.Group):
+    """Subcommands listed in the order they are defined: the lesson's order."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(
+    cls=InOrder, short_help="Computational graphs drawn with their own numbers (PNG or SVG)."
+)
 def graph():
     """Draw a computational graph with the numbers of a real forward and backward pass through
     bpnet's layers: each edge's value going forward above it, the derivative coming back below
@@ -138,6 +147,8 @@ DOUT_HELP = "dL/dy arriving at the output, its shape [default: all ones: L = the
 
 
 def _elementwise(kind):
+    title = {"relu": "ReLU", "sigmoid": "Sigmoid"}[kind]
+
     def command(output, x, dout):
         from bpnet.apps.graph.draw import draw
         from bpnet.apps.graph.small import elementwise_graph, parse_array
@@ -149,14 +160,14 @@ def _elementwise(kind):
 
     command.__name__ = kind
     command.__doc__ = (
-        f"One {kind} node on the numbers of --x: forward through bpnet.nn's own layer, then "
+        f"One {title} node on the numbers of --x: forward through bpnet.nn's own layer, then "
         f"backward from --dout."
     )
     x_help = "Input: numbers by commas, rows by ';' (a vector or a matrix of up to 4 rows of 10)."
     command = _drawing(kind)(command)
     command = _array_option("--dout", None, DOUT_HELP)(command)
     command = _array_option("--x", "1.0,-0.5", x_help)(command)
-    return graph.command(kind, short_help=f"One {kind} node, forward and backward.")(command)
+    return graph.command(kind, short_help=f"One {title} node, forward and backward.")(command)
 
 
 relu = _elementwise("relu")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bpnet.apps.plots import DPI, _figure
-from bpnet.base.files import atomic_write, atomic_write_text
+from bpnet.base.files import atomic_write, atomic_write_text, replaceable
 from bpnet.base.text import printable
 from bpnet.errors import InputError
 
@@ -52,13 +52,16 @@ def value_lines(a, digits=DIGITS):
 
 
 def check_output(path):
-    """``path`` as a Path when it names a .png or .svg file in an existing folder; otherwise
-    an InputError (exit status 2) saying what was expected."""
+    """``path`` as a Path when it names a .png or .svg file in an existing folder, where it and
+    its ``sidecar`` may be written (each missing or a regular file); otherwise an InputError
+    (exit status 2) saying what was expected."""
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise InputError(f"{printable(path)}: expected a .png or .svg file name")
     if not path.parent.is_dir():
         raise InputError(f"{printable(path)}: folder {printable(path.parent)} does not exist")
+    replaceable(path)  # a folder, FIFO or device there is refused before anything is drawn
+    replaceable(sidecar(path))
     return path
 
 

@@ -250,6 +250,7 @@ def run(*args):
     [
         (["apples", "-o", "{tmp}/a.jpg"], "a.jpg: expected a .png or .svg file name"),
         (["apples", "-o", "{tmp}/no/a.png"], "does not exist"),
+        (["apples", "-o", "{tmp}/dir.svg"], "dir.json: a folder, not a regular file"),
         (["relu", "--x", "1,a"], "--x '1,a': expected numbers separated by commas"),
         (["relu", "--x", "1,2;3"], "rows of [1, 2] numbers; expected equal rows"),
         (["relu", "--x", ",".join(["1"] * 11)], "at most 4 rows of 10 numbers"),
@@ -266,11 +267,13 @@ def run(*args):
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, needle):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "dir.json").mkdir()
     r = run(*(a.replace("{tmp}", str(tmp_path)) for a in args))
     assert r.exit_code == 2, r.output
     assert r.output.startswith("bpnet: error: ") and r.output.count("\n") == 1, r.output
     assert needle in r.output
-    assert list(tmp_path.rglob("*.*")) == []
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dir.json", "dir.png"]
 
 
 def test_a_number_that_is_not_finite_is_a_usage_error(tmp_path, monkeypatch):
