@@ -110,6 +110,8 @@ def test_the_apple_graph_shows_the_lessons_numbers(bpnet_exe, tmp_path, args, pr
     if not args:  # the book's figure, to the digit
         for figure in ("715", "2.2", "110", "3.3", "165", "650", "200", "450", "1.1"):
             assert figure in shown, figure
+        graph(bpnet_exe, tmp_path, "apples", "-o", "again.svg")  # same numbers, same file
+        assert (tmp_path / "again.svg").read_bytes() == (tmp_path / "apples.svg").read_bytes()
     else:
         assert "715" not in shown
     words = texts(tmp_path / "apples.svg")
