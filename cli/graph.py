@@ -292,8 +292,10 @@ def net(output, weights, index, image, target, offline, data_dir):
     from bpnet.training.rundir import weights_path
     from bpnet.training.weights import network_from_weights
 
-    if (index is None) == (image is None):
+    if index is None and image is None:
         raise InputError("expected one of --index N (a test image) or --image FILE")
+    if index is not None and image is not None:
+        raise InputError("--index and --image: expected one of them, not both")
     weights = weights_path(weights)
     for given in (weights, image):
         for written in (output, output.with_suffix(".json")):

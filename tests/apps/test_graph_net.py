@@ -239,7 +239,10 @@ def test_refusals_are_one_line_exit_2(runs, mnist_session_dir, tmp_path, monkeyp
     (tmp_path / "digit.png").write_bytes(b"a picture")
     cases = [
         ([runs["mlp"], *data], "expected one of --index N (a test image) or --image FILE"),
-        ([runs["mlp"], "--index", 1, "--image", "x.npy"], "expected one of --index N"),
+        (
+            [runs["mlp"], "--index", 1, "--image", "x.npy"],
+            "--index and --image: expected one of them, not both",
+        ),
         (
             [runs["mlp"], "--index", 10000, *data],
             "--index 10000: the mnist test split has 10000 images (0 to 9999)",
