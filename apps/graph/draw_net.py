@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from bpnet.apps.graph.draw import BACKWARD, FORWARD, NAME, NODE, SMALL, canvas, number, save
+from bpnet.apps.graph.draw import BACKWARD, FORWARD, NAME, NODE, SMALL, arrow, canvas, number, save
 
 COL, GAP = 1.3, 0.55  # inches: a node's column, the space between two columns
 PANEL = 1.2  # inches: height of a forward or backward picture
@@ -25,10 +25,10 @@ BOX = (0.95, 0.42)  # inches: a node's box
 STRIP = 50  # values per row of a strip
 LEFT, RIGHT = 0.45, 1.0  # inches: margin for the rows' names, room for the loss's arrow
 TINY = SMALL - 1
-# from the top, inches: the title's band, the forward pictures, the boxes' row (centre), the
-# parameters' lines, the backward pictures, the bottom margin
-TITLE, FWD_TOP, BOX_Y = 0.75, 0.8, 2.75
-BWD_TOP, HEIGHT = 3.85, 5.45
+TITLE = 0.75  # inches: the title's band at the top
+PER_BAND, BAND = 9, 4.7  # columns of one band, its height (inches); a longer chain goes on below
+# from a band's top, inches: the forward pictures, the boxes' row (centre), the backward pictures
+FWD_TOP, BOX_Y, BWD_TOP = 0.05, 2.0, 3.1
 TITLES = {
     "affine": "Affine",
     "conv": "Convolution",
@@ -45,79 +45,124 @@ def shape_text(shape):
     return "×".join(map(str, shape)) if shape else "1"
 
 
+TITLE_CHAR, TITLE_LINE = 0.08, 0.18  # inches: a character and a line of the title (at most)
+
+
+def picture_size(columns, title_lines=1):
+    """(width, height) in inches of the drawing of a chain of ``columns`` columns (X, the
+    layers, the loss): bands of at most PER_BAND columns under the title."""
+    across = min(columns, PER_BAND)
+    width = max(8.6, LEFT + across * COL + (across - 1) * GAP + RIGHT)  # 8.6: the titles' room
+    top = TITLE + TITLE_LINE * (title_lines - 1)
+    return width, top + math.ceil(columns / PER_BAND) * BAND
+
+
+def title_lines(title, columns):
+    """The title wrapped to the width of the drawing of ``columns`` columns."""
+    import textwrap
+
+    width = picture_size(columns)[0]
+    return textwrap.wrap(title, int((width - 0.3) / TITLE_CHAR), break_on_hyphens=False)
+
+
+class _Page:
+    """The figure, and where column i of the chain is: its band, centre and heights."""
+
+    def __init__(self, columns, title):
+        self.title = title_lines(title, columns)
+        self.width, self.height = picture_size(columns, len(self.title))
+        self.top = TITLE + TITLE_LINE * (len(self.title) - 1)
+        self.fig, self.ax = canvas(self.width, self.height)
+
+    def x(self, i):
+        return LEFT + (i % PER_BAND) * (COL + GAP) + COL / 2
+
+    def y(self, i, down):
+        """Height (inches from the bottom) of the point ``down`` inches below column i's band
+        top."""
+        return self.height - self.top - (i // PER_BAND) * BAND - down
+
+    def axes(self, i, down, height, w=COL):
+        """Axes of ``w`` × ``height`` inches in column i, its top ``down`` inches down the
+        band."""
+        left, bottom = self.x(i) - w / 2, self.y(i, down) - height
+        fig, W, H = self.fig, self.width, self.height
+        sub = fig.add_axes((left / W, bottom / H, w / W, height / H))
+        sub.set_xticks([]), sub.set_yticks([])
+        return sub
+
+    def caption(self, i, down, lines, colour=FORWARD):
+        self.ax.text(
+            self.x(i),
+            self.y(i, down) - 0.04,
+            "\n".join(lines),
+            ha="center",
+            va="top",
+            fontsize=TINY,
+            color=colour,
+            linespacing=1.1,
+        )
+
+
 def draw_net(trace, path, about):
     """Draw ``trace`` (a network_trace dict) into ``path`` (.png or .svg) and write the trace
     with ``about`` (weights, network, image: what was traced) as JSON beside it."""
     nodes = trace["nodes"]
-    n = 1 + len(nodes)  # X, then every node (the loss last)
-    width = max(8.6, LEFT + n * COL + (n - 1) * GAP + RIGHT)  # 8.6: room for the titles
-    fig, ax = canvas(width, HEIGHT)
-    x_of = [LEFT + i * (COL + GAP) + COL / 2 for i in range(n)]  # column centres
-
-    def at(top, height, i, w=COL):
-        """Axes of ``w`` × ``height`` inches in column i, its top ``top`` inches down."""
-        left, bottom = x_of[i] - w / 2, HEIGHT - top - height
-        sub = fig.add_axes((left / width, bottom / HEIGHT, w / width, height / HEIGHT))
-        sub.set_xticks([]), sub.set_yticks([])
-        return sub
-
-    y_box = HEIGHT - BOX_Y
+    page = _Page(1 + len(nodes), about["title"])  # X, then every node (the loss last)
+    ax = page.ax
     target, predicted = trace["target"], trace["predicted"]
     # X: the input and the gradient on it
     image = np.array(trace["input"]["image"], dtype=float)
     grad = np.array(trace["input"]["grad"], dtype=float)
-    _picture(at(FWD_TOP, PANEL, 0, PANEL), image, "gray_r", 0.0, max(1.0, np.nanmax(image)))
-    _picture(at(BWD_TOP, PANEL, 0, PANEL), grad, "RdBu_r", *_symmetric(grad))
-    _caption(ax, x_of[0], FWD_TOP + PANEL, [f"input {shape_text(trace['input']['shape'])}"])
-    _caption(
-        ax,
-        x_of[0],
-        BWD_TOP + PANEL,
-        [f"dL/dX for class {target}", f"norm {number(trace['input']['grad_norm'])}"],
-        BACKWARD,
-    )
-    _node_box(ax, x_of[0], y_box, "X", "")
+    _picture(page.axes(0, FWD_TOP, PANEL, PANEL), image, "gray_r", 0, max(1, np.nanmax(image)))
+    _picture(page.axes(0, BWD_TOP, PANEL, PANEL), grad, "RdBu_r", *_symmetric(grad))
+    page.caption(0, FWD_TOP + PANEL, [f"input {shape_text(trace['input']['shape'])}"])
+    norm = number(trace["input"]["grad_norm"])
+    page.caption(0, BWD_TOP + PANEL, [f"dL/dX for class {target}", f"norm {norm}"], BACKWARD)
+    _node_box(ax, page.x(0), page.y(0, BOX_Y), "X", "")
     for i, node in enumerate(nodes, start=1):
         kind = node["kind"]
+        x, y = page.x(i), page.y(i, BOX_Y)
         title = TITLES.get(kind, node["name"])
-        _node_box(ax, x_of[i], y_box, title, node["name"] if kind != "softmax-loss" else "")
+        _node_box(ax, x, y, title, node["name"] if kind != "softmax-loss" else "")
         prev = nodes[i - 2]["backward"]["norm"] if i > 1 else trace["input"]["grad_norm"]
-        _edge(
-            ax,
-            x_of[i - 1] + BOX[0] / 2,
-            x_of[i] - BOX[0] / 2,
-            y_box,
-            shape_text(node["in_shape"]),
-            number(prev),
-        )
+        labels = shape_text(node["in_shape"]), number(prev)
+        if i % PER_BAND:  # from the node before, in the same band
+            _edge(ax, page.x(i - 1) + BOX[0] / 2, x - BOX[0] / 2, y, *labels)
+        else:  # out of the end of the band above, into the start of this one
+            x0, y0 = page.x(i - 1) + BOX[0] / 2, page.y(i - 1, BOX_Y)
+            _edge(ax, x0, x0 + GAP + 0.2, y0, *labels)
+            arrow(ax, [(LEFT - 0.15, y), (x - BOX[0] / 2, y)])
         if kind == "softmax-loss":
-            _loss(ax, at, i, x_of[i], y_box, trace)
+            _loss(page, i, trace)
             continue
-        _params(ax, x_of[i], y_box - BOX[1] / 2 - 0.05, node["params"])
-        _output(at, ax, i, x_of[i], node)
-    ax.text(0.15, HEIGHT - 0.12, about["title"], fontsize=SMALL + 2, va="top")
+        _params(ax, x, y - BOX[1] / 2 - 0.05, node["params"])
+        _output(page, i, node)
+    title = "\n".join(page.title)
+    ax.text(0.15, page.height - 0.12, title, fontsize=SMALL + 2, va="top", linespacing=1.3)
     ax.text(
         0.15,
-        HEIGHT - 0.42,
+        page.height - page.top + 0.33,
         f"predicted {predicted} (p = {number(trace['probabilities'][predicted])}),  "
         f"target t = {target},  loss {number(trace['loss'])};   arrows: the shape going forward "
         f"above, the norm of the gradient coming back below (red)",
         fontsize=SMALL + 1,
         va="top",
     )
-    _rows(ax, y_box)
-    return save(fig, path, {**about, **trace})
+    for band in range(0, 1 + len(nodes), PER_BAND):
+        _rows(page, band)
+    return save(page.fig, path, {**about, **trace})
 
 
-def _rows(ax, y_box):
-    """The names of the two rows of pictures and what the arrows' numbers are."""
-    for top, text, colour in (
+def _rows(page, i):
+    """The names of the two rows of pictures, at the left of column i's band."""
+    for down, text, colour in (
         (FWD_TOP, "forward: each node's output", FORWARD),
         (BWD_TOP, "backward: dL/d(that output)", BACKWARD),
     ):
-        ax.text(
+        page.ax.text(
             0.2,
-            HEIGHT - top - PANEL / 2,
+            page.y(i, down + PANEL / 2),
             text,
             rotation=90,
             ha="center",
@@ -158,8 +203,6 @@ def _node_box(ax, x, y, title, name):
 
 
 def _edge(ax, x0, x1, y, above, below):
-    from bpnet.apps.graph.draw import arrow
-
     arrow(ax, [(x0, y), (x1, y)])
     mid = (x0 + x1) / 2
     ax.text(mid, y + 0.05, above, ha="center", va="bottom", fontsize=TINY)
@@ -187,36 +230,35 @@ def _params(ax, x, y, params):
         )
 
 
-def _output(at, ax, i, x, node):
+def _output(page, i, node):
     """A node's output (above) and the gradient arriving at it (below), with captions."""
     fwd, bwd = node["forward"], node["backward"]
     shape = shape_text(node["out_shape"])
     if "maps" in fwd:
-        maps, back = np.array(fwd["maps"], float), np.array(bwd["maps"], float)
+        maps, back = np.array(fwd["maps"], float), _mosaic(np.array(bwd["maps"], float))
         shown = f"{len(maps)} of {fwd['channels']} maps" if len(maps) < fwd["channels"] else ""
         lo, hi = np.nanmin(maps), np.nanmax(maps)
-        _picture(at(FWD_TOP, PANEL, i, PANEL), _mosaic(maps), "viridis", lo, hi, "equal")
-        back = _mosaic(back)
-        _picture(at(BWD_TOP, PANEL, i, PANEL), back, "RdBu_r", *_symmetric(back), "equal")
+        _picture(page.axes(i, FWD_TOP, PANEL, PANEL), _mosaic(maps), "viridis", lo, hi, "equal")
+        _picture(page.axes(i, BWD_TOP, PANEL, PANEL), back, "RdBu_r", *_symmetric(back), "equal")
     else:
         values, back = np.array(fwd["values"], float), np.array(bwd["values"], float)
         shown = f"first {len(values)} of {fwd['size']}" if len(values) < fwd["size"] else ""
         lo, hi = np.nanmin(values), np.nanmax(values)
         strip, h = _strip(values)
-        _picture(at(FWD_TOP + (PANEL - h) / 2, h, i), strip, "viridis", lo, hi)
-        _picture(at(BWD_TOP + (PANEL - h) / 2, h, i), _strip(back)[0], "RdBu_r", *_symmetric(back))
+        _picture(page.axes(i, FWD_TOP + (PANEL - h) / 2, h), strip, "viridis", lo, hi)
+        sub = page.axes(i, BWD_TOP + (PANEL - h) / 2, h)
+        _picture(sub, _strip(back)[0], "RdBu_r", *_symmetric(back))
     lines = [shape] + ([shown] if shown else []) + [f"{number(lo)} to {number(hi)}"]
-    _caption(ax, x, FWD_TOP + PANEL, lines)
-    _caption(ax, x, BWD_TOP + PANEL, [f"norm {number(bwd['norm'])}"], BACKWARD)
+    page.caption(i, FWD_TOP + PANEL, lines)
+    page.caption(i, BWD_TOP + PANEL, [f"norm {number(bwd['norm'])}"], BACKWARD)
 
 
-def _loss(ax, at, i, x, y_box, trace):
+def _loss(page, i, trace):
     """The loss node's column: class probabilities as bars above, the label t coming in from
     below, the loss leaving to the right."""
-    from bpnet.apps.graph.draw import arrow
-
+    ax, x, y = page.ax, page.x(i), page.y(i, BOX_Y)
     p = np.array(trace["probabilities"], dtype=float)
-    bars = at(FWD_TOP, PANEL - 0.15, i)
+    bars = page.axes(i, FWD_TOP, PANEL - 0.15)
     colours = ["#888888"] * len(p)
     colours[trace["predicted"]] = "#2c7fb8"
     bars.bar(range(len(p)), p, color=colours, width=0.8)
@@ -226,28 +268,15 @@ def _loss(ax, at, i, x, y_box, trace):
     if len(p) <= 10:
         bars.set_xticks(range(len(p)))
         bars.tick_params(axis="x", labelsize=TINY - 1, length=0, pad=1)
-    _caption(ax, x, FWD_TOP + PANEL, ["probabilities", "(red frame: t)"])
+    page.caption(i, FWD_TOP + PANEL, ["probabilities", "(red frame: t)"])
     x1 = x + BOX[0] / 2
-    arrow(ax, [(x1, y_box), (x1 + 0.75, y_box)])
-    ax.text(x1 + 0.8, y_box, "L", va="center", fontsize=SMALL)
-    ax.text(x1 + 0.37, y_box + 0.05, number(trace["loss"]), ha="center", va="bottom", fontsize=TINY)
-    ax.text(x1 + 0.37, y_box - 0.07, "1", ha="center", va="top", fontsize=TINY, color=BACKWARD)
-    y_t = y_box - BOX[1] / 2 - 0.55
-    arrow(ax, [(x, y_t), (x, y_box - BOX[1] / 2)])
+    arrow(ax, [(x1, y), (x1 + 0.75, y)])
+    ax.text(x1 + 0.8, y, "L", va="center", fontsize=SMALL)
+    ax.text(x1 + 0.37, y + 0.05, number(trace["loss"]), ha="center", va="bottom", fontsize=TINY)
+    ax.text(x1 + 0.37, y - 0.07, "1", ha="center", va="top", fontsize=TINY, color=BACKWARD)
+    y_t = y - BOX[1] / 2 - 0.55
+    arrow(ax, [(x, y_t), (x, y - BOX[1] / 2)])
     ax.text(x, y_t - 0.04, f"t = {trace['target']}", ha="center", va="top", fontsize=SMALL)
-
-
-def _caption(ax, x, top, lines, colour=FORWARD):
-    ax.text(
-        x,
-        HEIGHT - top - 0.04,
-        "\n".join(lines),
-        ha="center",
-        va="top",
-        fontsize=TINY,
-        color=colour,
-        linespacing=1.1,
-    )
 
 
 def _picture(sub, a, cmap, lo, hi, aspect="auto"):

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from pngs import png_size
 
-from bpnet.apps.graph.draw_net import COL, GAP, HEIGHT, LEFT, RIGHT
+from bpnet.apps.graph.draw_net import BAND, COL, GAP, LEFT, RIGHT, TITLE
 from bpnet.cli.main import main
 from bpnet.nn.evaluate import input_scale
 from bpnet.nn.layers import softmax
@@ -225,7 +225,8 @@ def test_target_image_png_and_json(bpnet_exe, mnist_session_dir, runs, test_spli
     assert numbers["loss"] == pytest.approx(own["loss"], rel=6e-6)
     columns = 1 + len(net.layers) + 1  # X, the layers, the loss
     width = LEFT + columns * COL + (columns - 1) * GAP + RIGHT
-    assert png_size(tmp_path / "graph-net.png") == (round(100 * width), round(100 * HEIGHT))
+    height = TITLE + BAND  # one band of nodes under the title
+    assert png_size(tmp_path / "graph-net.png") == (round(100 * width), round(100 * height))
     assert (tmp_path / "graph-net.png").stat().st_size < 150_000
 
 
@@ -298,3 +299,23 @@ def test_the_pages_network_example_is_as_shown(bpnet_exe, mnist_session_dir, tmp
         assert agree(line, actual), (line, actual)
     picture = shlex.split(command)[-1]
     assert png_size(tmp_path / picture) == png_size(REPO / picture)
+
+
+def test_a_long_chain_goes_on_in_bands_below(tmp_path):
+    """From Python: a 784-20-…-20-10 sigmoid network of 15 columns (X, 14 nodes) is drawn in
+    two bands of at most PER_BAND columns, every node named, the numbers beside it."""
+    from bpnet.apps.graph.draw_net import PER_BAND, draw_net
+    from bpnet.apps.graph.trace import network_trace
+    from bpnet.nn.network import MultiLayerNet
+
+    net = MultiLayerNet(784, [20] * 6, 10, activation="sigmoid", weight_init_std=0.5, rng=3)
+    x = np.random.default_rng(4).random(784)
+    trace = network_trace(net, x, target=4)
+    about = {"title": "a long chain", "image": "random pixels"}
+    picture, numbers = draw_net(trace, tmp_path / "long.svg", about)
+    assert 1 + len(trace["nodes"]) == 15 and PER_BAND < 15 <= 2 * PER_BAND
+    root = ET.parse(picture).getroot()
+    assert root.get("height") == f"{72 * (TITLE + 2 * BAND):g}pt"
+    words = texts(picture)
+    assert [w for w in words if w in net.layers] == list(net.layers)  # Affine1, Sigmoid1, ...
+    assert json.loads(numbers.read_text()) == {**about, **json.loads(json.dumps(trace))}
