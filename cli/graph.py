@@ -317,7 +317,7 @@ def net(output, weights, index, image, target, offline, data_dir):
         from bpnet.data.idx import load_split
 
         dataset = meta["dataset"]
-        ensure_data(dataset, data_dir, offline, quiet=True, splits=("test",))
+        ensure_data(dataset, data_dir, offline, splits=("test",))  # notes on stderr
         images, labels = load_split(data_dir, dataset, "test")
         if index >= len(images):
             raise InputError(
