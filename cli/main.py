@@ -17,6 +17,7 @@ COMMANDS = {
     "eval": "eval:eval_cmd",
     "gradcheck": "gradcheck:gradcheck",
     "plot": "plot:plot",
+    "graph": "graph:graph",
     "predict": "predict:predict",
     "export": "export:export",
     "serve": "serve:serve",
@@ -70,6 +71,7 @@ def main():
       bpnet train --config mnist.yaml         train; writes runs/mnist/
       bpnet eval runs/mnist/weights.npz       accuracy, per-class table, confusion matrix
       bpnet plot runs/mnist                   loss and accuracy curves as a PNG
+      bpnet graph apples                      a computational graph with its own numbers
       bpnet predict weights.npz digit.png     classify your own digit images
       bpnet export weights.npz -o model.onnx  the network as an ONNX model
       bpnet serve weights.npz                 a page to draw digits on, at 127.0.0.1:8000

@@ -13,8 +13,11 @@ NPY, told by their first bytes as ``bpnet predict`` tells a file's format; with 
 (``curl -F file=@digit.png``), or as JSON ``{"pixels": 28×28 grey levels 0..255}``, read and
 preprocessed as ``bpnet predict`` reads a file (``bpnet.data.images``, which changes no
 process-wide state). The answer is ``{"top": [{"label", "probability"}, …], "input": 28×28
-grey levels the network saw}``, ``top`` being what ``predict --json`` prints. The memory the
-uploads in hand may take at once is bounded (``budget.py``). Every refused request is a 4xx
+grey levels the network saw}``, ``top`` being what ``predict --json`` prints; ``POST
+/predict?trace=1`` adds ``"trace"``, the digit's forward and backward pass through the network
+(``bpnet.apps.graph.trace``; ``&target=C``: the loss against class C instead of the predicted
+one), which the page draws beside the pad. The memory the uploads in hand may take at once,
+traces included, is bounded (``budget.py``). Every refused request is a 4xx
 (503 when busy) with ``{"error": "one line"}``, and the server goes on.
 """
 

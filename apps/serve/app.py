@@ -22,6 +22,7 @@ from bpnet.errors import BpnetError, InputError
 PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/trace.js": ("trace.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 METHODS = {**dict.fromkeys(PAGES, ("GET", "HEAD")), "/predict": ("POST",)}
@@ -97,6 +98,15 @@ def form_file(body, content_type):
     return clip(name or "form file", 60), body[start:end]
 
 
+def once(values, key, default):
+    """The value of ``key`` given once in parsed query ``values`` (``default`` when absent),
+    else 400 ``{key} given N times: expected it once``."""
+    found = values.get(key, [default])
+    if len(found) > 1:
+        raise RequestError(f"{key} given {len(found)} times: expected it once")
+    return found[0]
+
+
 def access_line(address, line, status, size):
     """A log line as http.server writes them, with the request line made printable."""
     line = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in clip(line, 200))
@@ -126,8 +136,9 @@ class App:
 
     def check_head(self, method, path, query, content_type, length, chunked):
         """Refuse (RequestError) a request from its line and headers alone: another path (404),
-        another method (405, with Allow), a bad ``?top=``, a body without a Content-Length or
-        chunked (411), of a type not read (415), or longer than that type may be (413)."""
+        another method (405, with Allow), a bad ``?top=``, ``?trace=`` or ``?target=``, a body
+        without a Content-Length or chunked (411), of a type not read (415), or longer than that
+        type may be (413)."""
         allowed = METHODS.get(path)
         if allowed is None:
             raise RequestError(
@@ -142,7 +153,7 @@ class App:
             )
         if method != "POST":
             return
-        self.top(query)
+        self.options(query)
         if chunked:
             raise RequestError(
                 "chunked bodies are not accepted: send a Content-Length", HTTPStatus.LENGTH_REQUIRED
@@ -157,15 +168,29 @@ class App:
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             )
 
-    def top(self, query):
-        """How many classes ``?top=K`` asks for (default 3)."""
-        classes, values = self.classifier.classes, parse_qs(query).get("top", ["3"])
-        if len(values) > 1:
-            raise RequestError(f"top given {len(values)} times: expected it once")
-        top = number(values[0], "top=", f"a whole number 1..{classes}")
+    def options(self, query):
+        """(top, trace) that the query asks for: ``?top=K`` classes (default 3), and with
+        ``&trace=1`` a trace, ``{"target": C}`` (``&target=C``: the class the loss is taken
+        against; without it None, the predicted class), else None."""
+        values, classes = parse_qs(query), self.classifier.classes
+        top = number(once(values, "top", "3"), "top=", f"a whole number 1..{classes}")
         if not 1 <= top <= classes:
             raise RequestError(f"top={clip(str(top), 40)}: expected a whole number 1..{classes}")
-        return top
+        trace = once(values, "trace", "0")
+        if trace not in ("0", "1"):
+            raise RequestError(f"trace={clip(trace, 40)!r}: expected 1 (or 0)")
+        target = once(values, "target", None)
+        if target is None:
+            return top, {"target": None} if trace == "1" else None
+        if trace != "1":
+            raise RequestError(
+                f"target={clip(target, 40)!r} without trace=1: the target is the class a "
+                f"trace's loss is taken against"
+            )
+        target = number(target, "target=", f"a class 0..{classes - 1}")
+        if not 0 <= target < classes:
+            raise RequestError(f"target={clip(str(target), 40)}: expected a class 0..{classes - 1}")
+        return top, {"target": target}
 
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
@@ -195,23 +220,30 @@ class App:
         return [b""] if method == "HEAD" else [body]
 
     def predict(self, environ):
-        """The JSON answer to ``POST /predict``, the body read within the memory budget."""
+        """The JSON answer to ``POST /predict``, the body read, decoded and traced within the
+        memory budget."""
         kind = body_kind(environ.get("CONTENT_TYPE", ""))
-        top, length = self.top(environ.get("QUERY_STRING", "")), int(environ["CONTENT_LENGTH"])
+        top, trace = self.options(environ.get("QUERY_STRING", ""))
+        length = int(environ["CONTENT_LENGTH"])
+        tracing = self.classifier.trace_bytes if trace is not None else 0
         with self.budget.reserve() as held:
             held.need(length * {"json": JSON_BYTES, "form": 2}.get(kind, 1), "the body")
             raw = environ["wsgi.input"].read(length)
             if len(raw) < length:
                 raise RequestError(f"body ended after {len(raw)} of {length} bytes")
             if kind == "json":
-                answer = self.classifier.from_json(raw, top)
+                held.need(held.held + tracing, "tracing the digit")
+                answer = self.classifier.from_json(raw, top, trace)
             else:
                 name = "image body"
                 if kind == "form":
                     name, raw = form_file(raw, environ["CONTENT_TYPE"])
-                held.need(decode_bytes(raw), f"reading {name}")
-                answer = self.classifier.from_bytes(raw, top, name)
-        return json.dumps(answer).encode()
+                held.need(
+                    decode_bytes(raw) + tracing,
+                    f"reading {name}" + (" and tracing it" if trace else ""),
+                )
+                answer = self.classifier.from_bytes(raw, top, name, trace)
+        return json.dumps(answer, allow_nan=False).encode()
 
 
 def error_response(e):

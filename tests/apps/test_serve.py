@@ -105,8 +105,12 @@ def test_json_pixels_answer_like_predict_of_the_same_array(
 def test_the_page_and_its_assets_are_served_from_the_package(server):
     status, headers, body = server.get("/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert b'<canvas id="pad"' in body and b'src="app.js"' in body
-    for path, kind in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    assert b'<canvas id="pad"' in body and b'src="app.js"' in body and b'src="trace.js"' in body
+    for path, kind in (
+        ("/app.js", "text/javascript"),
+        ("/trace.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ):
         status, headers, asset = server.get(path)
         assert status == 200 and headers["Content-Type"].startswith(kind)
         assert b"http://" not in asset and b"https://" not in asset  # nothing from the internet
@@ -345,7 +349,7 @@ def test_the_served_files_are_in_the_package():
     from importlib import resources
 
     static = resources.files("bpnet.apps.serve").joinpath("static")
-    assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
+    assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "trace.js", "style.css"}
     repo = Path(__file__).resolve().parents[2]
     assert repo.joinpath("apps", "serve", "static", "app.js").exists()
 

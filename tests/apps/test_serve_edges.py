@@ -153,7 +153,7 @@ def test_the_methods_of_each_path(server):
 
 
 def test_head_answers_the_headers_of_get_without_a_body(server):
-    for path in ("/", "/app.js", "/style.css"):
+    for path in ("/", "/app.js", "/trace.js", "/style.css"):
         _, get_headers, page = server.get(path)
         raw = exchange(server.address, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         status, headers, body = parse_response(raw)

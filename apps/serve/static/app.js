@@ -1,6 +1,8 @@
 // The drawing pad: pointer events (mouse, pen, finger) draw white strokes on black, as MNIST
-// digits are; a PNG of the pad goes to POST /predict at most every 150 ms while drawing and
-// once when a stroke ends; the answer fills the bars and the 28x28 picture.
+// digits are; a PNG of the pad goes to POST /predict?trace=1 at most every 150 ms while drawing
+// and once when a stroke ends; the answer fills the bars and the 28x28 picture, and its trace
+// the forward and backward panel (trace.js). Clicking a class there sends the drawing again
+// with &target=that class.
 "use strict";
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
@@ -10,6 +12,7 @@ const bars = document.getElementById("bars");
 const status = document.getElementById("status");
 const TOP = 5, DEBOUNCE_MS = 150;
 let drawing = false, last = null, inked = false, timer = null, sent = 0, shown = 0;
+let target = null;  // the class the trace's loss is taken against (null: the predicted one)
 
 function clearPad() {
   ctx.fillStyle = "#000";
@@ -22,6 +25,8 @@ function clearPad() {
   seen.fillStyle = "#000";
   seen.fillRect(0, 0, 140, 140);
   status.textContent = "";
+  target = null;
+  clearTrace();
 }
 
 function point(e) {
@@ -74,7 +79,8 @@ function send() {
   const id = ++sent;
   pad.toBlob(async png => {
     try {
-      const res = await fetch("predict?top=" + TOP, {method: "POST", body: png,
+      const query = "predict?top=" + TOP + "&trace=1" + (target === null ? "" : "&target=" + target);
+      const res = await fetch(query, {method: "POST", body: png,
                                                      headers: {"Content-Type": "image/png"}});
       const body = await res.json();
       if (id < shown) return;
@@ -110,6 +116,10 @@ function show(body) {
   small.getContext("2d").putImageData(img, 0, 0);
   seen.imageSmoothingEnabled = false;
   seen.drawImage(small, 0, 0, 140, 140);
+  if (body.trace) showTrace(body.trace, cls => {
+    target = cls;
+    send();
+  });
 }
 
 clearPad();
