@@ -204,3 +204,20 @@ def test_the_maths_and_the_book_load_no_other_wing(statement):
     assert not others, f"{statement} loads {others}"
     for heavy in ("yaml", "requests", "pydantic", "click", "optuna"):
         assert heavy not in modules, f"{statement} loads {heavy}"
+
+
+def test_every_package_folder_is_installed():
+    """pyproject.toml lists every folder of the library that is a package (an editable install
+    finds a folder left out; `pip install .`, the README's main job, would not)."""
+    import re
+
+    text = (REPO / "pyproject.toml").read_text()
+    listed = set(
+        re.findall(r'"(bpnet(?:\.[\w.]+)?)"', text.split("packages = [", 1)[1].split("]")[0])
+    )
+    found = {
+        ".".join(["bpnet", *p.parent.relative_to(REPO).parts])
+        for p in REPO.rglob("__init__.py")
+        if not {"tests", ".venv", "site", "build"} & set(p.relative_to(REPO).parts)
+    }
+    assert found - listed == set(), f"pyproject.toml's packages lack {sorted(found - listed)}"
