@@ -15,7 +15,8 @@ server's accept and maintenance hooks), bpnet adds:
   HEAD_SECONDS (BODY_SECONDS) however it trickles, is answered 408; one whose client ends its
   side early is answered 400 (a truncated body); a reset mid-request is one log line;
 - ``Server``: beyond ``max_connections`` open connections a new one is answered 503 at once,
-  before anything of it is read, and closed.
+  before anything of it is read, and what it sends on is read and dropped until it ends
+  (``Draining``, at most ``max_connections`` of them, each for at most LINGER_SECONDS).
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ class Server(TcpWSGIServer):
         dispatcher = Dispatcher()
         dispatcher.set_thread_count(adj.threads)
         self.app, self.max_connections = app, max_connections
+        self.draining = []  # refused connections read until they end (Draining)
         self._running = False
         try:
             sockinfo = (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, address)
@@ -290,13 +292,20 @@ class Server(TcpWSGIServer):
             conn, _ = self.accept() or (None, None)
         except OSError:
             return
-        if conn is not None:
-            busy(conn, self.max_connections)
+        if conn is not None and busy(conn, self.max_connections):
+            if len(self.draining) < self.max_connections:
+                self.draining.append(Draining(conn, self._map))
+            else:  # a flood: no more sockets kept for it
+                conn.close()
 
     def maintenance(self, now):
         """Every second: close connections idle for TIMEOUT seconds between requests, and
         answer 408 to requests that stall or trickle past their deadlines."""
         clock = time.monotonic()
+        for d in self.draining:
+            if clock - d.since > LINGER_SECONDS:
+                d.close()
+        self.draining = [d for d in self.draining if d.connected]
         for channel in list(self.active_channels.values()):
             if channel.lingering is not None:
                 channel.will_close = clock - channel.lingering > LINGER_SECONDS
@@ -329,7 +338,9 @@ class Server(TcpWSGIServer):
 
 def busy(conn, most):
     """Answer a connection beyond the most served at once: 503 and one line of JSON, sent at
-    once without waiting on the client, then closed."""
+    once without waiting on the client, and our side ended. True when the client's side is
+    still open: the caller reads what it sends on (``Draining``), as closing with its request
+    unread would reset the connection, and a reset can reach the client before the answer."""
     body = json.dumps(
         {"error": f"busy: {most} connections are open, the most served at once; try again"}
     ).encode()
@@ -341,8 +352,33 @@ def busy(conn, most):
         conn.setblocking(False)  # never wait on a client that does not read
         conn.send(head.encode() + body)
         conn.shutdown(socket.SHUT_WR)
-        while conn.recv(1 << 16):  # what has come of its request: unread, it would reset
+        while conn.recv(1 << 16):  # what has come of its request so far
             pass
+    except BlockingIOError:
+        return True  # more may come
     except OSError:
         pass
     conn.close()
+    return False
+
+
+class Draining(wasyncore.dispatcher):
+    """A refused connection, answered and ended on our side: what the client still sends is
+    read and dropped until it ends its side too, or LINGER_SECONDS pass (``maintenance``)."""
+
+    def __init__(self, conn, map):
+        super().__init__(conn, map)
+        self.since = time.monotonic()
+
+    def writable(self):
+        return False
+
+    def handle_read(self):
+        try:
+            if not self.recv(1 << 16):  # the client's end (recv has closed us then)
+                self.close()
+        except OSError:
+            self.close()
+
+    def handle_close(self):
+        self.close()

@@ -345,6 +345,33 @@ def test_the_33rd_connection_is_answered_503_at_once_and_the_32_are_served(serve
         time.sleep(0.2)
 
 
+def test_a_refused_clients_late_request_does_not_reset_its_503(server):
+    """The 503 is sent at once; what the client sends after it is read and dropped until the
+    client ends its side, not met with a reset (which can reach a client before the answer and
+    lose it, and fails the client's next send)."""
+    time.sleep(0.5)  # connections of earlier tests closed
+    idle = [socket.create_connection(server.address, timeout=20) for _ in range(32)]
+    try:
+        time.sleep(0.5)  # all accepted
+        with socket.create_connection(server.address, timeout=20) as late:
+            time.sleep(0.5)  # answered and ended on the server's side before we send
+            late.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.5)  # a reset, if the server had closed, arrives meanwhile
+            late.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # after a reset: EPIPE
+            late.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := late.recv(65536):
+                reply += chunk
+        assert parse_response(reply)[0] == 503, reply
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.monotonic() + 10
+    while server.get("/")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def reset(address, raw):
     """Send ``raw``, then reset the connection (RST, not an orderly end)."""
     s = socket.create_connection(address, timeout=10)
