@@ -277,6 +277,31 @@ def report_layers(net, n, result):
     print(f"  {'sum':<22}{total * 1e3:8.2f} ms")
 
 
+def report_products():
+    """What float32 products reach on one thread here: a large square one, and one as thin as
+    DeepConvNet's second convolution's (16 filters by 145 patch values, 16 images' columns)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    print("\nfloat32 products on 1 thread (best of repeats):")
+    for label, (m, k, n), reps in (
+        ("2048 x 2048 by 2048 x 2048", (2048, 2048, 2048), 5),
+        ("16 x 145 by 145 x 12544 (conv 2 of DeepConvNet)", (16, 145, 12544), 50),
+    ):
+        a, b = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+        out = np.empty((m, n), np.float32)
+        with threadpool_limits(1, user_api="blas"):
+            np.matmul(a, b, out=out)
+            best = min(timed_once(np.matmul, a, b, out) for _ in range(reps))
+        print(f"  {label:<48}{2 * m * k * n / best / 1e9:6.0f} GFLOP/s")
+
+
+def timed_once(matmul, a, b, out):
+    start = time.perf_counter()
+    matmul(a, b, out=out)
+    return time.perf_counter() - start
+
+
 def worker(cmd, timeout=3600):
     """The JSON line a worker printed, or {"error": its last line of stderr}."""
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -395,6 +420,8 @@ def main():
     report(results, args)
     for (net, n), result in layers.items():
         report_layers(net, n, result)
+    if args.layers:
+        report_products()
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 
