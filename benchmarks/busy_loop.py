@@ -11,7 +11,8 @@ thread, the file writer, the product threads), the peak memory (VmHWM), the fina
 and busy / quiet. Work done off the training thread runs on the second core when the machine is
 quiet and competes with the training thread for the one free core when it is busy: the CPU
 columns show how much of it each run has. The configs (default): the lesson (mnist.yaml), one
-epoch of mnist-cnn, mnist-cnn-fast and mnist-augment-fast.
+epoch of mnist-cnn, each also on 1 thread (``--threads 1``), then mnist-cnn-fast and
+mnist-augment-fast.
 """
 
 from __future__ import annotations
@@ -55,17 +56,27 @@ except SystemExit as e:
 report()
 """
 
-DEFAULT_CONFIGS = ["mnist.yaml", "mnist-cnn:600", "mnist-cnn-fast", "mnist-augment-fast"]
+DEFAULT_CONFIGS = [
+    "mnist.yaml",
+    "mnist.yaml@1",
+    "mnist-cnn:600",
+    "mnist-cnn:600@1",
+    "mnist-cnn-fast",
+    "mnist-augment-fast",
+]
 
 
 def run(config, data_dir, out):
     """(wall s, {process, main, vmhwm}, final test accuracy) of one whole command. ``config``
-    may end in ``:N``, N training iterations."""
+    may end in ``:N``, N training iterations, and then in ``@T``, T threads."""
+    config, _, threads = config.partition("@")
     name, _, iterations = config.partition(":")
     cmd = [sys.executable, "-c", WRAPPER, "train", "--config", name, "--data-dir", str(data_dir)]
     cmd += ["--out", str(out), "--offline", "--quiet", "--force"]
     if iterations:
         cmd += ["--iterations", iterations]
+    if threads:
+        cmd += ["--threads", threads]
     stats = Path(out).with_suffix(".json")
     start = time.perf_counter()
     done = subprocess.run(
@@ -84,7 +95,7 @@ def measure(configs, data_dir, repeats, tmp):
     best = {}
     for _ in range(repeats):
         for config in configs:
-            result = run(config, data_dir, tmp / config.replace(":", "-"))
+            result = run(config, data_dir, tmp / config.replace(":", "-").replace("@", "-t"))
             if config not in best or result[0] < best[config][0]:
                 best[config] = result
     return best
@@ -92,13 +103,16 @@ def measure(configs, data_dir, repeats, tmp):
 
 def report(label, results, quiet=None):
     print(f"-- {label}: load average {os.getloadavg()[0]:.2f} at the end")
-    head = f"{'bpnet train --config':<32}{'wall':>9}{'train thr':>11}{'others':>9}{'VmHWM':>9}"
+    head = f"{'bpnet train --config':<36}{'wall':>9}{'train thr':>11}{'others':>9}{'VmHWM':>9}"
     print(head + f"{'test acc':>10}" + ("   busy / quiet" if quiet else ""))
     for config, (wall, s, acc) in results.items():
-        name, _, iters = config.partition(":")
-        label = f"{name} ({iters} iterations)" if iters else name
+        spec, _, threads = config.partition("@")
+        name, _, iters = spec.partition(":")
+        label = name + "".join(
+            f", {v} {unit}" for v, unit in ((iters, "iterations"), (threads, "thread")) if v
+        )
         others = s["process"] - s["main"]
-        line = f"{label:<32}{wall:8.2f}s{s['main']:10.2f}s{others:8.2f}s"
+        line = f"{label:<36}{wall:8.2f}s{s['main']:10.2f}s{others:8.2f}s"
         line += f"{s['vmhwm'] / 1024:6.0f} MB{acc:10.4f}"
         if quiet:
             line += f"   {wall / quiet[config][0]:.2f}  [goal <= 1.10]"
@@ -113,7 +127,7 @@ def main():
         "--configs",
         nargs="+",
         default=DEFAULT_CONFIGS,
-        help="shipped configs or files, each optionally :N for N iterations",
+        help="shipped configs or files, each optionally :N for N iterations, then @T threads",
     )
     args = ap.parse_args()
     print(
