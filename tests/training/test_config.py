@@ -27,6 +27,7 @@ SHIPPED = (
     "mnist-best",
     "mnist-bn",
     "mnist-cnn",
+    "mnist-cnn-fast",
     "mnist-deep",
     "mnist-fast",
     "quick",
@@ -128,7 +129,7 @@ def test_missing_config_lists_the_shipped_names(tmp_path):
     assert message.startswith(f"{tmp_path / 'nope.yaml'}: no such file")
     assert (
         "shipped: fashion-mnist, mnist, mnist-augment, mnist-augment-fast, mnist-best, "
-        "mnist-bn, mnist-cnn, mnist-deep, mnist-fast, quick" in message
+        "mnist-bn, mnist-cnn, mnist-cnn-fast, mnist-deep, mnist-fast, quick" in message
     )
     assert "no such file" in config_error("mnist-worst")
 
