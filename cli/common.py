@@ -266,3 +266,19 @@ def ensure_data(dataset, data_dir, offline, quiet=False, splits=("train", "test"
         report=None if quiet else report,
         splits=splits,
     )
+
+
+def image_of_test_split(dataset, data_dir, offline, index):
+    """(uint8 pixels, label) of image ``index`` of ``dataset``'s test split (``--index``),
+    the split downloaded first when missing (unless ``offline``)."""
+    from bpnet.data.idx import load_split
+    from bpnet.errors import InputError
+
+    ensure_data(dataset, data_dir, offline, splits=("test",))
+    images, labels = load_split(data_dir, dataset, "test")
+    if index >= len(images):
+        raise InputError(
+            f"--index {index}: the {dataset} test split has {len(images)} images, "
+            f"expected 0 to {len(images) - 1}"
+        )
+    return images[index], int(labels[index])

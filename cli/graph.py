@@ -313,18 +313,11 @@ def net(output, weights, index, image, target, offline, data_dir):
         check_digit_input(network, printable(weights))
         x, label, source = load_digit(image) * scale, None, f"image {printable(image)}"
     else:
-        from bpnet.cli.common import ensure_data
-        from bpnet.data.idx import load_split
+        from bpnet.cli.common import image_of_test_split
 
         dataset = meta["dataset"]
-        ensure_data(dataset, data_dir, offline, splits=("test",))  # notes on stderr
-        images, labels = load_split(data_dir, dataset, "test")
-        if index >= len(images):
-            raise InputError(
-                f"--index {index}: the {dataset} test split has {len(images)} images "
-                f"(0 to {len(images) - 1})"
-            )
-        x, label = images[index] * scale, int(labels[index])
+        pixels, label = image_of_test_split(dataset, data_dir, offline, index)  # notes on stderr
+        x = pixels * scale
         source = f"{dataset} test image {index} (label {label})"
         target = label if target is None else target
     trace = network_trace(network, x, target)

@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from bpnet.base.text import printable
-from bpnet.cli.common import data_dir_option, debug_option, ensure_data, handle_errors
+from bpnet.cli.common import (
+    data_dir_option,
+    debug_option,
+    handle_errors,
+    image_of_test_split,
+)
 
 
 @click.command(short_help="Loss and accuracy curves of a run (or its filters) as a PNG.")
@@ -118,18 +123,9 @@ def _feature_maps(run_dir, output, index, image, offline, data_dir):
 
         pixels, title = load_digit(image), f"{printable(image.name)}\n"
     else:
-        from bpnet.data.idx import load_split
-
-        index = index or 0
-        dataset = meta["dataset"]
-        ensure_data(dataset, data_dir, offline, splits=("test",))
-        images, labels = load_split(data_dir, dataset, "test")
-        if index >= len(images):
-            raise InputError(
-                f"--index {index}: the {dataset} test split has {len(images)} images, "
-                f"expected 0 to {len(images) - 1}"
-            )
-        pixels, title = images[index], f"{dataset} test image {index}\nlabel {labels[index]}, "
+        index, dataset = index or 0, meta["dataset"]
+        pixels, label = image_of_test_split(dataset, data_dir, offline, index)
+        title = f"{dataset} test image {index}\nlabel {label}, "
     scale = input_scale(meta["normalize"])
     best = top_classes(net, pixels[None], scale, 1)[0][0]
     title += f"predicted {best['label']} ({best['probability']:.1%})"

@@ -246,7 +246,7 @@ def test_refusals_are_one_line_exit_2(runs, mnist_session_dir, tmp_path, monkeyp
         ),
         (
             [runs["mlp"], "--index", 10000, *data],
-            "--index 10000: the mnist test split has 10000 images (0 to 9999)",
+            "--index 10000: the mnist test split has 10000 images, expected 0 to 9999",
         ),
         ([runs["mlp"], "--index", 1, "--target", 10, *data], "target 10: expected a class 0..9"),
         ([runs["mlp"], "--image", "digit.png", "-o", "digit.png"], "would replace the input"),
