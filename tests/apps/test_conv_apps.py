@@ -9,6 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from mnist import write_test_digits
 from servers import Server
 
 from bpnet.training.batches import load_data
@@ -41,15 +42,8 @@ def conv_weights(tmp_path_factory, mnist_session_dir):
 
 @pytest.fixture(scope="module")
 def digits(mnist_session_dir, tmp_path_factory):
-    from bpnet.data.idx import load_split
-
-    x, t = load_split(mnist_session_dir, "mnist", "test")
-    folder = tmp_path_factory.mktemp("digits")
-    paths = []
-    for i in range(10):
-        paths.append(folder / f"{i}-{t[i]}.png")
-        Image.fromarray(x[i]).save(paths[-1])
-    return paths, t[:10]
+    paths, labels, _ = write_test_digits(mnist_session_dir, tmp_path_factory.mktemp("digits"), 10)
+    return paths, labels
 
 
 def test_serve_answers_as_predict_for_a_convolutional_network(bpnet_exe, conv_weights, digits):

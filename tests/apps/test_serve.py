@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist import write_test_digits
 from servers import InProcess, Server, trickle_until_answered
 
 Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
@@ -43,15 +44,7 @@ def server(bpnet_exe, weights):
 @pytest.fixture(scope="module")
 def digits(mnist_session_dir, tmp_path_factory):
     """Eight real MNIST test digits as PNG files, with their labels."""
-    from bpnet.data.idx import load_split
-
-    x, t = load_split(mnist_session_dir, "mnist", "test")
-    folder = tmp_path_factory.mktemp("digits")
-    paths = []
-    for i in range(8):
-        paths.append(folder / f"{i}-{t[i]}.png")
-        Image.fromarray(x[i]).save(paths[-1])
-    return paths, t[:8], x[:8]
+    return write_test_digits(mnist_session_dir, tmp_path_factory.mktemp("digits"), 8)
 
 
 def predict_json(exe, weights, path, top=3):

@@ -97,3 +97,17 @@ def train_mnist_net(data_dir, hidden, steps, path):
         },
     )
     return net
+
+
+def write_test_digits(data_dir, folder, n):
+    """The first ``n`` real MNIST test digits saved as PNG files named ``{i}-{label}.png`` in
+    ``folder``: (paths, labels, uint8 images)."""
+    from PIL import Image
+
+    from bpnet.data.idx import load_split
+
+    x, t = load_split(data_dir, "mnist", "test")
+    paths = [Path(folder) / f"{i}-{t[i]}.png" for i in range(n)]
+    for path, image in zip(paths, x[:n]):
+        Image.fromarray(image).save(path)
+    return paths, t[:n], x[:n]
