@@ -85,42 +85,19 @@ def graph():
     """
 
 
+def _finite_option(name, default, what):
+    """A number option of the apple graph: any finite float."""
+    return click.option(
+        name, type=float, default=default, show_default=True, callback=_finite, help=what
+    )
+
+
 @graph.command(short_help="The lesson's apple, orange and tax graph.")
-@click.option(
-    "--apple",
-    type=float,
-    default=100.0,
-    show_default=True,
-    callback=_finite,
-    help="Price of one apple.",
-)
-@click.option(
-    "--apples",
-    type=float,
-    default=2.0,
-    show_default=True,
-    callback=_finite,
-    help="Number of apples.",
-)
-@click.option(
-    "--orange",
-    type=float,
-    default=150.0,
-    show_default=True,
-    callback=_finite,
-    help="Price of one orange.",
-)
-@click.option(
-    "--oranges",
-    type=float,
-    default=3.0,
-    show_default=True,
-    callback=_finite,
-    help="Number of oranges.",
-)
-@click.option(
-    "--tax", type=float, default=1.1, show_default=True, callback=_finite, help="Tax factor."
-)
+@_finite_option("--apple", 100.0, "Price of one apple.")
+@_finite_option("--apples", 2.0, "Number of apples.")
+@_finite_option("--orange", 150.0, "Price of one orange.")
+@_finite_option("--oranges", 3.0, "Number of oranges.")
+@_finite_option("--tax", 1.1, "Tax factor.")
 @_drawing("apples")
 def apples(output, apple, apples, orange, oranges, tax):
     """price = (apple x apples + orange x oranges) x tax, through MulLayer and AddLayer nodes
