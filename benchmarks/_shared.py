@@ -1,8 +1,12 @@
-"""What the benchmark scripts share: finding real MNIST."""
+"""What the benchmark scripts share: finding real MNIST, running a whole `bpnet train` command
+and reading its final test accuracy, and reading CPU time from /proc (Linux)."""
 
 from __future__ import annotations
 
+import csv
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,3 +27,24 @@ def data_dir_default():
 def load_mnist(data_dir, dtype=np.float32):
     """(x_train, t_train, x_test, t_test), pixels scaled to [0, 1]."""
     return load_dataset("mnist", data_dir, normalize=True, dtype=dtype)
+
+
+def cpu_ticks(stat_path):
+    """(user, system) clock ticks of the process or thread whose /proc stat file this is
+    (``/proc/self/stat``, ``/proc/self/task/TID/stat``); divide by SC_CLK_TCK for seconds."""
+    with open(stat_path) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()  # the name in () may hold spaces
+    return int(fields[11]), int(fields[12])
+
+
+def train_command(cmd, out, env=None, label=None):
+    """(wall seconds, final test accuracy) of one whole ``bpnet train … --out OUT`` command
+    ``cmd`` (a list); a failing command ends the benchmark with its stderr, named by ``label``
+    (default: the command)."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{label or ' '.join(map(str, cmd))} failed:\n{done.stderr}")
+    with open(Path(out) / "metrics.csv") as fh:
+        return seconds, float(list(csv.DictReader(fh))[-1]["test_acc"])

@@ -18,35 +18,33 @@ mnist-augment-fast.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import data_dir_default  # noqa: E402
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _shared import data_dir_default, train_command  # noqa: E402
 
-# Runs `bpnet train ...` in this process, then prints one JSON line to fd 3's file: the CPU
+# Runs `bpnet train ...` in this process, then writes one JSON object to $BUSY_LOOP_OUT: the CPU
 # seconds of the whole process and of its main (training) thread, and VmHWM in kB.
 WRAPPER = r"""
 import json, os, sys
+sys.path.insert(0, os.environ["BUSY_LOOP_BENCHMARKS"])
+from _shared import cpu_ticks
 from bpnet.cli.main import main
 
-def cpu(path):
-    with open(path) as fh:
-        f = fh.read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
 def report():
+    hz = os.sysconf("SC_CLK_TCK")
     with open("/proc/self/status") as fh:
         hwm = int(next(l for l in fh if l.startswith("VmHWM")).split()[1])
     with open(os.environ["BUSY_LOOP_OUT"], "w") as fh:
-        json.dump({"process": cpu("/proc/self/stat"),
-                   "main": cpu(f"/proc/self/task/{os.getpid()}/stat"), "vmhwm": hwm}, fh)
+        json.dump({"process": sum(cpu_ticks("/proc/self/stat")) / hz,
+                   "main": sum(cpu_ticks(f"/proc/self/task/{os.getpid()}/stat")) / hz,
+                   "vmhwm": hwm}, fh)
 
 try:
     main(sys.argv[1:], prog_name="bpnet")
@@ -78,15 +76,8 @@ def run(config, data_dir, out):
     if threads:
         cmd += ["--threads", threads]
     stats = Path(out).with_suffix(".json")
-    start = time.perf_counter()
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, env={**os.environ, "BUSY_LOOP_OUT": str(stats)}
-    )
-    wall = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd[3:])} failed:\n{done.stderr}")
-    with open(Path(out) / "metrics.csv") as fh:
-        acc = float(list(csv.DictReader(fh))[-1]["test_acc"])
+    env = {**os.environ, "BUSY_LOOP_OUT": str(stats), "BUSY_LOOP_BENCHMARKS": str(HERE)}
+    wall, acc = train_command(cmd, out, env, label=" ".join(cmd[3:]))
     return wall, json.loads(stats.read_text()), acc
 
 

@@ -15,6 +15,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shared import cpu_ticks  # noqa: E402
 
 seen = {}  # tid -> (name, user ticks, system ticks)
 names = {}  # native thread id -> Python thread name
@@ -28,11 +32,10 @@ def sample():
                 names[t.native_id] = t.name
         for tid in os.listdir("/proc/self/task"):
             try:
-                with open(f"/proc/self/task/{tid}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
+                user, system = cpu_ticks(f"/proc/self/task/{tid}/stat")
             except OSError:
                 continue
-            seen[tid] = (names.get(int(tid), "(no Python name)"), int(fields[11]), int(fields[12]))
+            seen[tid] = (names.get(int(tid), "(no Python name)"), user, system)
         done.wait(0.1)
 
 

@@ -17,7 +17,6 @@ Every timing is the best of --repeats interleaved repeats. Usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared import data_dir_default  # noqa: E402
+from _shared import data_dir_default, train_command  # noqa: E402
 
 from bpnet.nn import threads  # noqa: E402
 from bpnet.training.trainer import Progress  # noqa: E402
@@ -123,27 +122,8 @@ def train_iterations(data, hidden, iterations, n, tmp):
 def command(config, data_dir, out, *extra, env=None):
     """(whole-command seconds, final test accuracy) of `bpnet train --config CONFIG`."""
     exe = Path(sys.executable).with_name("bpnet")
-    cmd = [
-        str(exe),
-        "train",
-        "--config",
-        config,
-        "--data-dir",
-        str(data_dir),
-        "--out",
-        str(out),
-        "--offline",
-        "--quiet",
-        "--force",
-        *extra,
-    ]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    with open(Path(out) / "metrics.csv") as fh:
-        return seconds, float(list(csv.DictReader(fh))[-1]["test_acc"])
+    cmd = [str(exe), "train", "--config", config, "--data-dir", str(data_dir), "--out", str(out)]
+    return train_command([*cmd, "--offline", "--quiet", "--force", *extra], out, env)
 
 
 def torch_time(python, arrays):
