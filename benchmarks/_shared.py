@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,10 +20,22 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def data_dir_default():
-    """$BPNET_DATA_DIR, else ../shared (holding mnist/) when present, else data/."""
+    """$BPNET_DATA_DIR, else, when ../shared/mnist is present, a folder of the benchmarks' own
+    holding a copy of its four files (bpnet writes its cache.npz beside the files it loads, and
+    ../shared is only ever read), else the per-user data home."""
     if os.environ.get("BPNET_DATA_DIR"):
         return Path(os.environ["BPNET_DATA_DIR"])
-    return SHARED if (SHARED / "mnist").is_dir() else default_data_dir()
+    if not (SHARED / "mnist").is_dir():
+        return default_data_dir()
+    own = Path(tempfile.gettempdir()) / f"bpnet-benchmarks-{os.getuid()}"
+    (own / "mnist").mkdir(parents=True, exist_ok=True)
+    for f in (SHARED / "mnist").glob("*.gz"):
+        copy = own / "mnist" / f.name
+        if not copy.exists() or copy.stat().st_size != f.stat().st_size:
+            part = copy.with_suffix(".part")
+            shutil.copyfile(f, part)
+            os.replace(part, copy)  # a half-copied file never takes the name
+    return own
 
 
 def load_mnist(data_dir, dtype=np.float32):
