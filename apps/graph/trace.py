@@ -59,7 +59,6 @@ from bpnet.nn.layers import (
     Relu,
     Sigmoid,
     SoftmaxWithLoss,
-    softmax,
 )
 
 MAX_NUMBERS = 100_000  # numbers in the arrays of one trace, at most
@@ -154,7 +153,7 @@ class Tracer:
         target = predicted if target is None else int(target)
         loss_layer = SoftmaxWithLoss()
         loss = loss_layer.forward(scores, np.array([target]))
-        probabilities = softmax(scores)[0]
+        probabilities = loss_layer.y[0]  # the softmax the loss and its backward use
         outputs = [*inputs[1:], out]
         dout, arriving, params = loss_layer.backward(1.0).reshape(out.shape), [], []
         for (_, layer), x_in, keys in zip(
