@@ -92,16 +92,21 @@ class _Page:
         return sub
 
     def caption(self, i, down, lines, colour=FORWARD):
-        self.ax.text(
-            self.x(i),
-            self.y(i, down) - 0.04,
-            "\n".join(lines),
-            ha="center",
-            va="top",
-            fontsize=TINY,
-            color=colour,
-            linespacing=1.1,
-        )
+        _lines(self.ax, self.x(i), self.y(i, down) - 0.04, lines, colour, 1.1)
+
+
+def _lines(ax, x, y, lines, colour, spacing):
+    """Small lines of text centred under (x, y)."""
+    ax.text(
+        x,
+        y,
+        "\n".join(lines),
+        ha="center",
+        va="top",
+        fontsize=TINY,
+        color=colour,
+        linespacing=spacing,
+    )
 
 
 def draw_net(trace, path, about):
@@ -218,16 +223,7 @@ def _params(ax, x, y, params):
         lines.append(f"d{p['key']} {shape_text(p['shape'])}")
         lines.append(f"norm {number(p['grad_norm'])}  max {number(p['grad_max_abs'])}")
     if lines:
-        ax.text(
-            x,
-            y,
-            "\n".join(lines),
-            ha="center",
-            va="top",
-            fontsize=TINY,
-            color=BACKWARD,
-            linespacing=1.15,
-        )
+        _lines(ax, x, y, lines, BACKWARD, 1.15)
 
 
 def _output(page, i, node):
