@@ -15,24 +15,11 @@ import time
 
 import numpy as np
 import pytest
-from hostile import write_good_weights
 from servers import Server, exchange, parse_response
 
 Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
 
 POST = "POST /predict HTTP/1.1\r\nHost: x\r\n"
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_good_weights(tmp_path_factory.mktemp("edges") / "weights.npz")
-
-
-@pytest.fixture(scope="module")
-def server(bpnet_exe, weights):
-    srv = Server(bpnet_exe, weights)
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

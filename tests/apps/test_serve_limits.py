@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hostile import write_good_weights
 from peak import run_measured
 from servers import InProcess, Server, exchange, hostile_png, parse_response, peak_rss_mb
 
@@ -26,11 +25,6 @@ from bpnet.data.images import declared_size
 
 Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
 MB = 1024**2
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_good_weights(tmp_path_factory.mktemp("limits") / "weights.npz")
 
 
 def png_request(body, extra=""):

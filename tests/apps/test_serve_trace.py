@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from hostile import write_good_weights
-from servers import InProcess, Server, exchange, parse_response
+from servers import InProcess, exchange, parse_response
 
 from bpnet.apps.graph.trace import network_trace
 from bpnet.base.text import human
@@ -25,18 +24,6 @@ from bpnet.training.weights import network_from_weights
 
 Image = pytest.importorskip("PIL.Image", reason="pip install 'bpnet[image]'")
 MB = 1024**2
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_good_weights(tmp_path_factory.mktemp("trace") / "weights.npz")
-
-
-@pytest.fixture(scope="module")
-def server(bpnet_exe, weights):
-    srv = Server(bpnet_exe, weights)
-    yield srv
-    srv.stop()
 
 
 def png_of(digit):
